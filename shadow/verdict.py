@@ -1,0 +1,164 @@
+"""The records that carry one exchange through the verifier.
+
+Every record here is frozen and holds plain Python values only (no library types), so it
+can be compared, stored, logged after redaction, and tested without I/O.
+
+    Exchange      one client request as received
+    Reply         what one backend answered (or the error instead of an answer)
+    RowChange     one row one backend's database changed while serving one exchange
+    Observation   what one backend did for one exchange: its Reply and its RowChanges
+    Difference    one place where the two observations disagree
+    Comparison    the record of one exchange: both observations, differences, verdict
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class Verdict(StrEnum):
+    """The outcome of one exchange."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    SHADOW_ERROR = "shadow_error"
+    PRIMARY_ERROR = "primary_error"
+    SKIPPED = "skipped"
+
+
+class Kind(StrEnum):
+    """Where a Difference was found."""
+
+    STATUS = "status"
+    HEADER = "header"
+    BODY = "body"
+    ROW_MISSING = "row_missing"
+    ROW_EXTRA = "row_extra"
+    ROW_CHANGED = "row_changed"
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    SHADOW = "shadow"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One client request as received.
+
+    `target` is the raw request target (path and query, still percent-encoded); `route`
+    is its bounded template (`/api/mood/{id}`), the only form used in metric labels.
+    """
+
+    id: str
+    method: str
+    target: str
+    route: str
+    headers: Headers
+    body: bytes
+    received_at: float
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one backend answered. `error` is set (and status is 0) when there was no
+    usable answer: 'connect', 'timeout', 'protocol', 'too_large' or 'cancelled'."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    elapsed: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One row changed by one backend while serving one exchange.
+
+    `key` is the primary key as a tuple of column values; `before` / `after` are the row
+    images (column -> value), None for the side an insert or delete does not have.
+    """
+
+    table: str
+    key: tuple[Any, ...]
+    op: str  # 'insert' | 'update' | 'delete'
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one backend did for one exchange."""
+
+    backend: str
+    role: Role
+    reply: Reply
+    rows: tuple[RowChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One place where the primary's and the shadow's observations disagree.
+
+    `path` is a JSON path into the body (`$.entries[3].score`), a header name, `status`,
+    or `table[key].column` for rows.
+    """
+
+    kind: Kind
+    path: str
+    primary: Any
+    shadow: Any
+    detail: str = ""
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def signature_path(path: str) -> str:
+    """The path of a difference with array indices folded (`$.a[3].b` -> `$.a[*].b`),
+    so that the same cause in every element groups under one signature."""
+    return _INDEX.sub("[*]", path)
+
+
+def signature(method: str, route: str, kind: Kind | str, path: str) -> str:
+    """The grouping key of a mismatch: method + route template + kind + folded path."""
+    return f"{method} {route} {kind} {signature_path(path)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The record of one exchange after both observations are in.
+
+    `normalised` counts the differences the dialect bridge removed (0/1 vs true/false,
+    timestamp renderings...), so a user can see what the bridge is hiding.
+    `reason` says why an exchange was skipped or why a side errored.
+    """
+
+    exchange: Exchange
+    primary: Observation
+    shadow: Observation | None
+    differences: tuple[Difference, ...]
+    verdict: Verdict
+    normalised: int = 0
+    reason: str = ""
+    signatures: tuple[str, ...] = field(default=())

@@ -1,0 +1,29 @@
+"""Shared fixtures: one PostgreSQL server for the whole session, a fresh database per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadow.pgserver import PostgresServer, PostgresUnavailable
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server: SHADOW_POSTGRES_DSN if set, else an embedded one."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def pg_dsn(pg_server):
+    """The DSN of a new, empty database on the session's server; dropped afterwards."""
+    dsn = await pg_server.create_database()
+    yield dsn
+    if pg_server.external:
+        await pg_server.drop_databases()
