@@ -1,0 +1,105 @@
+"""Every Prometheus metric of the proxy, declared once against an injectable registry.
+
+Labels are bounded: route templates (never raw paths), backend labels, role names, and
+the enums of shadow.verdict (verdict, kind) and of drop/skip/error reasons. Never ids,
+raw paths or error text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shadow import __version__
+
+# Sub-millisecond to tens of seconds: a loopback hop is ~0.2 ms, a slow app several seconds.
+LATENCY_BUCKETS = (
+    0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+)
+COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                   0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """The proxy's metrics. Tests build one on a fresh CollectorRegistry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Gauge("shadow_build_info", "Version of the running proxy (always 1).",
+                                ["version"], registry=r)
+        self.build_info.labels(__version__).set(1)
+        self.requests = Counter(
+            "shadow_requests_total",
+            "Client exchanges by route template, method and verdict.",
+            ["route", "method", "verdict"], registry=r)
+        self.mismatches = Counter(
+            "shadow_mismatches_total",
+            "Differences found between primary and shadow, by route, method and kind.",
+            ["route", "method", "kind"], registry=r)
+        self.normalised = Counter(
+            "shadow_normalised_total",
+            "Differences the dialect bridge normalised away (hidden, but counted).",
+            ["route", "method"], registry=r)
+        self.upstream_duration = Histogram(
+            "shadow_upstream_duration_seconds",
+            "Time from sending a request to a backend to having its whole reply.",
+            ["backend", "role", "route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.upstream_errors = Counter(
+            "shadow_upstream_errors_total",
+            "Requests to a backend that gave no usable reply, by error class.",
+            ["backend", "role", "error"], registry=r)
+        self.skipped = Counter(
+            "shadow_skipped_total",
+            "Exchanges not compared, by reason (policy, sampled_out, body_too_large, mode...).",
+            ["route", "reason"], registry=r)
+        self.queue_depth = Gauge(
+            "shadow_mirror_queue_depth", "Shadow requests waiting in the mirror lane.",
+            registry=r)
+        self.inflight = Gauge(
+            "shadow_mirror_inflight", "Shadow requests being sent right now.", registry=r)
+        self.dropped = Counter(
+            "shadow_mirror_dropped_total",
+            "Shadow work dropped to protect the primary path, by reason.",
+            ["reason"], registry=r)
+        self.compare_duration = Histogram(
+            "shadow_compare_duration_seconds", "Time to compare one exchange's observations.",
+            buckets=COMPARE_BUCKETS, registry=r)
+        self.internal_errors = Counter(
+            "shadow_internal_errors_total",
+            "Failures inside the verifier itself (never the backends'), by operation.",
+            ["operation"], registry=r)
+        self.samples_stored = Counter(
+            "shadow_samples_stored_total", "Redacted mismatch samples written to the store.",
+            registry=r)
+        # Row state
+        self.row_mismatches = Counter(
+            "shadow_row_mismatches_total", "Row differences by table and kind.",
+            ["table", "kind"], registry=r)
+        self.keymap_size = Gauge(
+            "shadow_keymap_size", "Key pairs (legacy key <-> candidate key) remembered.",
+            registry=r)
+        self.diverged = Gauge(
+            "shadow_diverged",
+            "1 when the shadow's rows can no longer be compared (a write was dropped).",
+            registry=r)
+        self.write_lane_depth = Gauge(
+            "shadow_write_lane_depth", "Writes waiting in a backend's ordered write lane.",
+            ["role"], registry=r)
+        # Cutover
+        self.mode = Gauge("shadow_mode", "1 for the current mode, 0 for the others.", ["mode"],
+                          registry=r)
+        self.gate_passed = Gauge("shadow_gate_passed",
+                                 "1 when the cutover gate holds, 0 when it refuses.", registry=r)
+        self.gate_samples_needed = Gauge(
+            "shadow_gate_samples_needed",
+            "Clean compared exchanges a route still needs for the gate to hold.",
+            ["route"], registry=r)
+        self.rollback_unsafe_writes = Counter(
+            "shadow_rollback_unsafe_writes_total",
+            "Writes that failed on the legacy build while it was the shadow (cutover).",
+            ["route"], registry=r)
+
+    def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
+        for name in modes:
+            self.mode.labels(name).set(1 if name == mode else 0)

@@ -1,0 +1,254 @@
+"""The state store: an embedded SQLite file (aiosqlite) for everything that must outlive a
+restart — the mode, the audit log, mismatch signatures with their redacted samples, and
+key-value state of other modules (gate window, key map, divergence).
+
+Mismatches arrive on the verifier's path, so `record()` never waits: counts are folded in
+memory and written by a background flusher in one transaction every `flush_interval`
+seconds. Samples are kept per signature up to a cap (newest kept, at most one new sample
+per signature every `sample_interval` seconds once the cap is reached) and dropped after
+the retention period. Everything given to the store is already redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+import orjson
+
+log = logging.getLogger("shadow.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signatures (
+    signature TEXT PRIMARY KEY, method TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL,
+    path TEXT NOT NULL, count INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signature_hours (
+    signature TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (signature, hour));
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, signature TEXT NOT NULL, exchange_id TEXT NOT NULL,
+    route TEXT NOT NULL, method TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_by_signature ON samples (signature, id);
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (created_at);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL,
+    from_mode TEXT, to_mode TEXT, forced INTEGER NOT NULL, reason TEXT NOT NULL,
+    who TEXT NOT NULL, gate TEXT NOT NULL);
+"""
+
+
+@dataclass(slots=True)
+class _Pending:
+    counts: dict[str, list[Any]] = field(default_factory=dict)  # sig -> [method, route, kind, path, n, first, last]
+    hours: dict[tuple[str, int], int] = field(default_factory=dict)
+    samples: list[tuple] = field(default_factory=list)
+
+
+class Store:
+    """The state store. Open with `await Store.open(...)`, close with `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, *, samples_per_signature: int,
+                 max_signatures: int, retention_hours: float, flush_interval: float,
+                 sample_interval: float) -> None:
+        self._db = db
+        self.samples_per_signature = samples_per_signature
+        self.max_signatures = max_signatures
+        self.retention = retention_hours * 3600
+        self.flush_interval = flush_interval
+        self.sample_interval = sample_interval
+        self._pending = _Pending()
+        self._sample_counts: dict[str, int] = {}
+        self._last_sample: dict[str, float] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str, *, samples_per_signature: int = 5, max_signatures: int = 2000,
+                   retention_hours: float = 72.0, flush_interval: float = 0.5,
+                   sample_interval: float = 10.0) -> Store:
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.executescript(SCHEMA)
+        await db.commit()
+        store = cls(db, samples_per_signature=samples_per_signature,
+                    max_signatures=max_signatures, retention_hours=retention_hours,
+                    flush_interval=flush_interval, sample_interval=sample_interval)
+        async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as cur:
+            store._sample_counts = {sig: n async for sig, n in cur}
+        store._flusher = asyncio.get_running_loop().create_task(store._flush_forever(),
+                                                                name="shadow-store-flush")
+        return store
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+        await self._db.close()
+
+    # --- mismatches -----------------------------------------------------------------
+
+    def wants_sample(self, signature: str, now: float | None = None) -> bool:
+        """True when a new sample of this signature would be kept (check before redacting)."""
+        now = time.time() if now is None else now
+        held = self._sample_counts.get(signature, 0)
+        if held == 0 and len(self._sample_counts) >= self.max_signatures:
+            return False
+        if held < self.samples_per_signature:
+            return True
+        return now - self._last_sample.get(signature, 0.0) >= self.sample_interval
+
+    def record(self, *, signatures: list[tuple[str, str, str, str, str]], exchange_id: str,
+               method: str, route: str, sample: dict | None, now: float | None = None) -> None:
+        """Count one mismatching exchange under each of its signatures
+        (signature, method, route, kind, path); keep `sample` (already redacted) under the
+        first signature that wants one. Never waits."""
+        now = time.time() if now is None else now
+        hour = int(now // 3600)
+        pending = self._pending
+        for sig, m, r, kind, path in signatures:
+            entry = pending.counts.get(sig)
+            if entry is None:
+                pending.counts[sig] = [m, r, kind, path, 1, now, now]
+            else:
+                entry[4] += 1
+                entry[6] = now
+            pending.hours[(sig, hour)] = pending.hours.get((sig, hour), 0) + 1
+        if sample is None:
+            return
+        for sig, *_ in signatures:
+            if self.wants_sample(sig, now):
+                body = orjson.dumps(sample).decode()
+                pending.samples.append((sig, exchange_id, route, method, now, body))
+                self._sample_counts[sig] = self._sample_counts.get(sig, 0) + 1
+                self._last_sample[sig] = now
+                break
+
+    async def _flush_forever(self) -> None:
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+                if time.time() - last_prune > 60:
+                    await self.prune()
+                    last_prune = time.time()
+            except Exception:  # logged; the next round tries again
+                log.exception("state store flush failed")
+
+    async def flush(self) -> None:
+        """Write what `record()` folded since the last flush, in one transaction."""
+        async with self._lock:
+            pending, self._pending = self._pending, _Pending()
+            if not (pending.counts or pending.samples):
+                return
+            db = self._db
+            await db.executemany(
+                """INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (signature) DO UPDATE SET count = count + excluded.count,
+                   last_seen = excluded.last_seen""",
+                [(sig, *entry) for sig, entry in pending.counts.items()])
+            await db.executemany(
+                """INSERT INTO signature_hours VALUES (?, ?, ?) ON CONFLICT (signature, hour)
+                   DO UPDATE SET count = count + excluded.count""",
+                [(sig, hour, n) for (sig, hour), n in pending.hours.items()])
+            await db.executemany(
+                "INSERT INTO samples (signature, exchange_id, route, method, created_at, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)", pending.samples)
+            for sig in {s[0] for s in pending.samples}:
+                await db.execute(
+                    """DELETE FROM samples WHERE signature = ? AND id NOT IN (
+                       SELECT id FROM samples WHERE signature = ? ORDER BY id DESC LIMIT ?)""",
+                    (sig, sig, self.samples_per_signature))
+            await db.commit()
+
+    async def prune(self, now: float | None = None) -> int:
+        """Delete samples and hourly counts older than the retention period."""
+        cutoff = (time.time() if now is None else now) - self.retention
+        async with self._lock:
+            cur = await self._db.execute("DELETE FROM samples WHERE created_at < ?", (cutoff,))
+            await self._db.execute("DELETE FROM signature_hours WHERE hour < ?",
+                                   (int(cutoff // 3600),))
+            await self._db.commit()
+            async with self._db.execute(
+                    "SELECT signature, count(*) FROM samples GROUP BY signature") as rows:
+                self._sample_counts = {sig: n async for sig, n in rows}
+            return cur.rowcount
+
+    async def signatures(self, *, route: str | None = None, kind: str | None = None,
+                         limit: int = 200) -> list[dict]:
+        """Signatures, most frequent first, with their hourly trend (last 24 hours)."""
+        query = "SELECT * FROM signatures WHERE (? IS NULL OR route = ?) AND (? IS NULL OR kind = ?)" \
+                " ORDER BY count DESC, signature LIMIT ?"
+        out = await self._rows(query, (route, route, kind, kind, limit))
+        now_hour = int(time.time() // 3600)
+        for row in out:
+            hours = await self._rows(
+                "SELECT hour, count FROM signature_hours WHERE signature = ? AND hour > ?",
+                (row["signature"], now_hour - 24))
+            by_hour = {h["hour"]: h["count"] for h in hours}
+            row["trend"] = [by_hour.get(now_hour - 23 + i, 0) for i in range(24)]
+            row["samples"] = self._sample_counts.get(row["signature"], 0)
+        return out
+
+    async def samples(self, *, signature: str | None = None, route: str | None = None,
+                      limit: int = 50) -> list[dict]:
+        """Samples, newest first, each with its decoded redacted body."""
+        rows = await self._rows(
+            "SELECT * FROM samples WHERE (? IS NULL OR signature = ?) AND (? IS NULL OR route = ?)"
+            " ORDER BY id DESC LIMIT ?", (signature, signature, route, route, limit))
+        for row in rows:
+            row["sample"] = orjson.loads(row.pop("body"))
+        return rows
+
+    async def sample(self, sample_id: int) -> dict | None:
+        rows = await self._rows("SELECT * FROM samples WHERE id = ?", (sample_id,))
+        if not rows:
+            return None
+        rows[0]["sample"] = orjson.loads(rows[0].pop("body"))
+        return rows[0]
+
+    # --- meta and audit -------------------------------------------------------------------
+
+    async def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = await self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return orjson.loads(rows[0]["value"]) if rows else default
+
+    async def set_meta(self, key: str, value: Any) -> None:
+        async with self._lock:
+            await self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, orjson.dumps(value).decode()))
+            await self._db.commit()
+
+    async def add_audit(self, *, action: str, from_mode: str | None, to_mode: str | None,
+                        forced: bool, reason: str, who: str, gate: Any) -> int:
+        async with self._lock:
+            cur = await self._db.execute(
+                "INSERT INTO audit (at, action, from_mode, to_mode, forced, reason, who, gate)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), action, from_mode, to_mode, int(forced), reason, who,
+                 orjson.dumps(gate).decode()))
+            await self._db.commit()
+            return cur.lastrowid or 0
+
+    async def audit(self, limit: int = 100) -> list[dict]:
+        rows = await self._rows("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        for row in rows:
+            row["forced"] = bool(row["forced"])
+            row["gate"] = orjson.loads(row["gate"])
+        return rows
+
+    async def _rows(self, query: str, params: tuple) -> list[dict]:
+        async with self._db.execute(query, params) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) async for row in cur]
