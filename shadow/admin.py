@@ -1,0 +1,81 @@
+"""The admin listener's read-only JSON API and the Prometheus endpoint.
+
+    GET /healthz                 liveness and the current mode
+    GET /metrics                 Prometheus exposition
+    GET /api/mismatches          redacted samples, newest first (?route= ?signature= ?limit=)
+    GET /api/signatures          mismatch signatures, most frequent first (?route= ?kind=)
+    GET /api/samples/{id}        one redacted sample
+
+Mutating routes (mode changes, gate resets) live in shadow.admin_cutover and need the token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shadow import admin_cutover
+
+if TYPE_CHECKING:
+    from shadow.app import Runtime
+
+
+def json_response(data, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
+                        content_type="application/json")
+
+
+def _limit(request: web.Request, default: int, most: int) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise web.HTTPBadRequest(text=f'{{"error": "limit must be 1..{most}"}}',
+                                 content_type="application/json")
+    return int(raw)
+
+
+def build(runtime: Runtime) -> web.Application:
+    """The admin application for one runtime."""
+    app = web.Application(client_max_size=64 * 1024)
+
+    async def healthz(request: web.Request) -> web.Response:
+        roles = runtime.modes.current
+        return json_response({"status": "ok", "mode": str(roles.mode),
+                              "primary": roles.primary, "shadow": roles.shadow})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(runtime.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def mismatches(request: web.Request) -> web.Response:
+        await runtime.store.flush()
+        rows = await runtime.store.samples(
+            signature=request.query.get("signature"), route=request.query.get("route"),
+            limit=_limit(request, 50, 500))
+        return json_response({"mismatches": rows})
+
+    async def signatures(request: web.Request) -> web.Response:
+        await runtime.store.flush()
+        rows = await runtime.store.signatures(
+            route=request.query.get("route"), kind=request.query.get("kind"),
+            limit=_limit(request, 200, 2000))
+        return json_response({"signatures": rows})
+
+    async def sample(request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not raw.isdigit():
+            return json_response({"error": "sample ids are integers"}, 400)
+        row = await runtime.store.sample(int(raw))
+        if row is None:
+            return json_response({"error": "no such sample"}, 404)
+        return json_response(row)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/mismatches", mismatches)
+    app.router.add_get("/api/signatures", signatures)
+    app.router.add_get("/api/samples/{id}", sample)
+    admin_cutover.add_routes(app, runtime)
+    return app

@@ -1,0 +1,178 @@
+"""Builds a running proxy from a Config: the proxy and admin listeners and everything
+behind them, started in order and stopped in reverse.
+
+`Runtime.start()` opens the state store, restores the mode, opens one pooled session per
+backend, starts the mirror lane and binds both listeners. `Runtime.stop()` stops accepting,
+lets in-flight client requests finish, drains shadow work up to a deadline, flushes the
+store and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from shadow import admin
+from shadow.compare.rules import BridgeRules, build_rules
+from shadow.config import BACKENDS, Config
+from shadow.cutover import Cutover
+from shadow.metrics import Metrics
+from shadow.mirror import MirrorLane
+from shadow.modes import MODES, ModeState
+from shadow.proxy import Proxy
+from shadow.redact import Redactor
+from shadow.routes import RouteTable
+from shadow.store import Store
+from shadow.upstream import Upstream
+from shadow.verifier import Verifier
+from shadow.writes import WriteOrder
+
+log = logging.getLogger("shadow.app")
+RUNTIME = web.AppKey("runtime", "Runtime")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Runtime:
+    """One proxy instance and all it owns."""
+
+    config: Config
+    metrics: Metrics = field(default_factory=Metrics)
+    store: Store | None = None
+    modes: ModeState | None = None
+    routes: RouteTable | None = None
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+    lane: MirrorLane | None = None
+    write_lane: MirrorLane | None = None
+    writes: WriteOrder | None = None
+    verifier: Verifier | None = None
+    proxy: Proxy | None = None
+    runners: list[web.AppRunner] = field(default_factory=list)
+    proxy_port: int = 0
+    admin_port: int = 0
+    admin_token: str | None = None
+    cutover: Cutover | None = None
+
+    def raised(self, operation: str, exc: BaseException) -> None:
+        """The one place the verifier's own failures go: counted and logged, never raised."""
+        self.metrics.internal_errors.labels(operation).inc()
+        log.error("internal error", exc_info=exc, extra={"operation": operation})
+
+    async def start(self) -> None:
+        cfg = self.config
+        Path(cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(
+            cfg.store.path, samples_per_signature=cfg.store.samples_per_signature,
+            max_signatures=cfg.store.max_signatures, retention_hours=cfg.store.retention_hours)
+        mode = await self.store.get_meta("mode")
+        if mode is None:
+            mode = cfg.mode
+            await self.store.set_meta("mode", mode)
+        self.modes = ModeState(mode)
+        self.metrics.set_mode(mode, MODES)
+        self.modes.subscribe(lambda roles: self.metrics.set_mode(roles.mode, MODES))
+        self.routes = RouteTable.from_config(cfg)
+        for name in BACKENDS:
+            upstream = Upstream(name=name, url=cfg.backends[name].url,
+                                pool_size=cfg.proxy.pool_size,
+                                connect_timeout=cfg.proxy.connect_timeout)
+            await upstream.start()
+            self.upstreams[name] = upstream
+        metrics = self.metrics
+        self.lane = MirrorLane(
+            name="shadow", queue_size=cfg.mirror.queue_size, workers=cfg.mirror.concurrency,
+            timeout=cfg.mirror.timeout + 1.0, raised=self.raised,
+            on_depth=metrics.queue_depth.set,
+            on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
+        self.lane.start()
+        if cfg.proxy.ordered_writes:
+            self.writes = WriteOrder(catch_up_timeout=cfg.mirror.timeout)
+            self.write_lane = MirrorLane(
+                name="shadow_writes", queue_size=cfg.mirror.write_queue_size, workers=1,
+                timeout=cfg.mirror.timeout + 1.0, raised=self.raised,
+                on_depth=metrics.write_lane_depth.labels("shadow").set,
+                on_dropped=lambda reason: metrics.dropped.labels(f"write_{reason}").inc())
+            self.write_lane.start()
+        compare = cfg.compare
+        rules = build_rules(
+            headers=compare.headers, ignore_paths=compare.ignore_paths,
+            unordered_paths=compare.unordered_paths,
+            numeric_tolerance=compare.numeric_tolerance, time_tolerance=compare.time_tolerance,
+            scrubbers=[(s.pattern, s.replacement) for s in compare.scrubbers],
+            bridge=BridgeRules(**compare.bridge.model_dump()))
+        self.verifier = Verifier(
+            metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
+            labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
+            max_body_chars=cfg.store.max_body_chars)
+        self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,
+                           upstreams=self.upstreams, lane=self.lane, verifier=self.verifier,
+                           writes=self.writes, write_lane=self.write_lane)
+        self.admin_token = os.environ.get(cfg.admin_token_env) or None
+        self.cutover = await Cutover.attach(self)
+        await self._listen()
+        log.info("proxy started", extra={"mode": str(mode), "listen": f"{self.proxy_port}",
+                                         "admin": f"{self.admin_port}"})
+
+    async def _listen(self) -> None:
+        cfg = self.config
+        proxy_app = web.Application(client_max_size=cfg.proxy.max_body_bytes)
+        proxy_app[RUNTIME] = self
+        proxy_app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
+        admin_app = admin.build(self)
+        admin_app[RUNTIME] = self
+        limits = {"max_line_size": cfg.proxy.max_header_bytes,
+                  "max_field_size": cfg.proxy.max_header_bytes}
+        for app, address, attr in ((proxy_app, cfg.listen, "proxy_port"),
+                                   (admin_app, cfg.admin_listen, "admin_port")):
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True, **limits)
+            await runner.setup()
+            self.runners.append(runner)
+            host, port = _split(address)
+            site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+            await site.start()
+            setattr(self, attr, site._server.sockets[0].getsockname()[1])  # port 0 -> real port
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Stop accepting, finish in-flight requests, drain shadow work, flush, close."""
+        for runner in self.runners[:1]:  # the proxy listener: in-flight requests finish
+            await runner.shutdown()
+            await runner.cleanup()
+        for lane in (self.write_lane, self.lane):
+            if lane is not None and not await lane.drain(deadline):
+                log.warning("shadow work left undone at shutdown", extra={"lane": lane.name})
+        await asyncio.sleep(0)  # let the last comparisons conclude
+        for runner in self.runners[1:]:
+            await runner.cleanup()
+        self.runners.clear()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+        if self.cutover is not None:
+            await self.cutover.stop()
+        if self.store is not None:
+            await self.store.close()
+        log.info("proxy stopped")
+
+
+async def run_forever(config: Config) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    import signal
+
+    runtime = Runtime(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()

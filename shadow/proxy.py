@@ -1,0 +1,279 @@
+"""The hot path: exchange in, the primary's reply out, shadow work scheduled.
+
+    request -> read body (up to the limit; larger bodies are streamed, not mirrored)
+            -> route match -> roles snapshot (the mode at the request's start)
+            -> shadow job queued on the mirror lane (never awaited here)
+            -> primary forwarded exactly once -> its reply returned byte for byte
+            -> the primary's reply handed to the verifier's Pair
+
+Only the primary is awaited. A failure to reach the primary is a 502 (or 504 on timeout)
+with a short JSON body; nothing else the proxy does can fail a client request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from shadow.config import Config
+from shadow.mirror import MirrorLane
+from shadow.modes import ModeState
+from shadow.routes import RouteTable
+from shadow.upstream import Upstream, UpstreamError, end_to_end
+from shadow.verdict import Exchange, Reply
+from shadow.verifier import Pair, Verifier
+from shadow.writes import WriteOrder
+
+log = logging.getLogger("shadow.proxy")
+
+_NO_BODY_STATUS = frozenset({204, 304})
+_DROP_REQUEST = frozenset({"host", "content-length"})
+_STREAM_CHUNK = 65536
+
+
+def error_response(status: int, error: str, message: str) -> web.Response:
+    return web.Response(status=status, content_type="application/json",
+                        body=orjson.dumps({"error": error, "message": message}))
+
+
+class Proxy:
+    """The proxy's request handler. All collaborators are built by `shadow.app`."""
+
+    def __init__(self, *, config: Config, routes: RouteTable, modes: ModeState,
+                 upstreams: dict[str, Upstream], lane: MirrorLane, verifier: Verifier,
+                 writes: WriteOrder | None = None, write_lane: MirrorLane | None = None) -> None:
+        self.routes = routes
+        self.writes = writes
+        self.write_lane = write_lane
+        self.modes = modes
+        self.upstreams = upstreams
+        self.lane = lane
+        self.verifier = verifier
+        self.max_body = config.proxy.max_body_bytes
+        self.max_reply = config.mirror.max_reply_bytes
+        self.primary_timeout = config.proxy.primary_timeout
+        self.shadow_timeout = config.mirror.timeout
+        self.forwarded = config.proxy.forwarded_headers
+        self.marker = (config.mirror.marker_header, config.mirror.marker_value)
+        self._ids = itertools.count(1)
+        self._boot = os.urandom(4).hex()
+        self._random = random.random
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        roles = self.modes.current
+        method = request.method
+        target = request.raw_path
+        policy = self.routes.match(method, request.rel_url.raw_path)
+        headers = self._forward_headers(request)
+        body, stream = await _read_body(request, self.max_body)
+        ordered = (self.writes is not None and roles.shadow is not None
+                   and policy.may_write(method))
+        if ordered:
+            await self.writes.lock.acquire()
+        try:
+            return await self._exchange(request, roles, policy, method, target, headers,
+                                        body, stream, ordered)
+        finally:
+            if ordered:
+                self.writes.lock.release()
+
+    async def _exchange(self, request, roles, policy, method, target, headers, body, stream,
+                        ordered: bool) -> web.StreamResponse:
+        route = policy.template
+        pair: Pair | None = None
+        if roles.shadow is None:
+            self.verifier.skipped(route, method, "mode")
+        elif not policy.mirror:
+            self.verifier.skipped(route, method, "policy")
+        elif stream is not None:
+            self.verifier.skipped(route, method, "request_too_large")
+        elif policy.sample < 1.0 and self._random() >= policy.sample:
+            self.verifier.skipped(route, method, "sampled_out")
+        else:
+            exchange = Exchange(f"{self._boot}-{next(self._ids)}", method, target, route,
+                                tuple(request.headers.items()), body, time.time())
+            pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
+            self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
+
+        primary = self.upstreams[roles.primary]
+        try:
+            return await self._forward(request, primary, method, target, headers,
+                                       body if stream is None else stream, pair, route)
+        finally:
+            if pair is not None and pair.primary is None:
+                pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
+
+    def _forward_headers(self, request: web.Request) -> list[tuple[str, str]]:
+        headers = [
+            (k, v) for k, v in end_to_end(
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+            if k.lower() not in _DROP_REQUEST
+        ]
+        if self.forwarded:
+            peer = request.remote or ""
+            prior = request.headers.get("X-Forwarded-For")
+            headers = [(k, v) for k, v in headers if k.lower() not in (
+                "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")]
+            headers.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
+            headers.append(("X-Forwarded-Proto", request.scheme))
+            if request.host:
+                headers.append(("X-Forwarded-Host", request.host))
+        return headers
+
+    def _mirror(self, pair: Pair, backend: str, headers: list[tuple[str, str]],
+                ordered: bool) -> None:
+        """Hand the exchange to the shadow: writes to the ordered lane (numbered under the
+        write lock), reads to the concurrent lane behind the writes handed over before."""
+        upstream = self.upstreams[backend]
+        ex = pair.exchange
+        writes = self.writes
+
+        async def send() -> None:
+            reply = await upstream.fetch(ex.method, ex.target, headers, ex.body,
+                                         timeout=self.shadow_timeout, max_bytes=self.max_reply)
+            pair.set_shadow(reply)
+
+        if ordered:
+            seq = writes.next_write()
+
+            async def write_job() -> None:
+                try:
+                    await send()
+                finally:
+                    writes.finished(seq)
+
+            def write_dropped(reason: str) -> None:
+                writes.dropped(seq)
+                pair.drop(reason)
+
+            self.write_lane.submit(write_job, on_drop=write_dropped)
+            return
+        after = writes.submitted if writes is not None else 0
+
+        async def read_job() -> None:
+            if after and not await writes.caught_up(after):
+                pair.drop("behind")
+                return
+            await send()
+
+        self.lane.submit(read_job, on_drop=pair.drop)
+
+    async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,
+                       headers: list[tuple[str, str]], body: bytes | AsyncIterator[bytes],
+                       pair: Pair | None, route: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            upstream = await primary.open(method, target, headers, body,
+                                          timeout=self.primary_timeout)
+        except UpstreamError as exc:
+            return self._failed(pair, primary.name, route, exc.error, started)
+
+        no_body = method == "HEAD" or upstream.status in _NO_BODY_STATUS \
+            or 100 <= upstream.status < 200
+        length = upstream.content_length
+        if no_body or (length is not None and length <= self.max_reply):
+            try:
+                data = b"" if no_body else await upstream.read()
+            except UpstreamError as exc:
+                upstream.close()
+                return self._failed(pair, primary.name, route, exc.error, started)
+            upstream.release()
+            reply = Reply(upstream.status, upstream.headers, data, time.perf_counter() - started)
+            self._primary_done(pair, primary.name, route, reply)
+            response = web.Response(status=upstream.status, reason=upstream.reason,
+                                    headers=_response_headers(upstream.headers))
+            if no_body:
+                if length is not None and method == "HEAD":
+                    response.headers["Content-Length"] = str(length)
+                return response
+            response.body = data
+            return response
+        return await self._stream(request, upstream, pair, primary.name, route, started)
+
+    async def _stream(self, request: web.Request, upstream, pair: Pair | None, backend: str,
+                      route: str, started: float) -> web.StreamResponse:
+        """A large or unsized reply: streamed to the client, a copy kept up to the limit."""
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=_response_headers(upstream.headers))
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        kept = bytearray()
+        too_large = False
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.chunks(_STREAM_CHUNK):
+                if not too_large:
+                    kept += chunk
+                    if len(kept) > self.max_reply:
+                        too_large = True
+                        kept = bytearray()
+                await response.write(chunk)
+            await response.write_eof()
+        except UpstreamError:
+            upstream.close()
+            # The head is already sent: all that can be done is to cut the connection.
+            request.transport and request.transport.close()
+            if pair is not None:
+                pair.set_primary(Reply(0, (), b"", time.perf_counter() - started, "protocol"))
+            return response
+        except BaseException:
+            upstream.close()
+            raise
+        upstream.release()
+        reply = Reply(upstream.status, upstream.headers, bytes(kept), time.perf_counter() - started)
+        if too_large:
+            reply = Reply(upstream.status, upstream.headers, b"", reply.elapsed, "too_large")
+        self._primary_done(pair, backend, route, reply)
+        return response
+
+    def _primary_done(self, pair: Pair | None, backend: str, route: str, reply: Reply) -> None:
+        self.verifier.observe_primary(backend, route, reply)
+        if pair is not None:
+            pair.set_primary(reply)
+
+    def _failed(self, pair: Pair | None, backend: str, route: str, error: str,
+                started: float) -> web.Response:
+        reply = Reply(0, (), b"", time.perf_counter() - started, error=error)
+        self._primary_done(pair, backend, route, reply)
+        if error == "timeout":
+            return error_response(504, "primary_timeout",
+                                  f"the {backend} backend did not answer in time")
+        return error_response(502, f"primary_{error}", f"the {backend} backend could not be reached"
+                              if error == "connect" else f"the {backend} backend sent no valid reply")
+
+
+def _response_headers(headers) -> list[tuple[str, str]]:
+    """The primary's end-to-end headers minus Content-Length, which aiohttp recomputes
+    from the body (and which is set back for HEAD replies)."""
+    return [(k, v) for k, v in headers if k.lower() != "content-length"]
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The request body if it fits in `limit` bytes, else (b"", a stream of the whole body)."""
+    if not request.body_exists:
+        return b"", None
+    length = request.content_length
+    if length is not None and length > limit:
+        return b"", _chain(b"", request)
+    data = bytearray()
+    while True:
+        chunk = await request.content.read(_STREAM_CHUNK)
+        if not chunk:
+            return bytes(data), None
+        data += chunk
+        if len(data) > limit:
+            return b"", _chain(bytes(data), request)
+
+
+async def _chain(prefix: bytes, request: web.Request) -> AsyncIterator[bytes]:
+    if prefix:
+        yield prefix
+    async for chunk in request.content.iter_chunked(_STREAM_CHUNK):
+        yield chunk

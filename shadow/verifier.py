@@ -1,0 +1,238 @@
+"""From two observations to a published Comparison.
+
+A `Pair` joins the primary's and the shadow's replies of one exchange, whichever arrives
+last. When both are in, the pair is concluded on the next loop turn (never inside the
+client's request handler): the verdict is decided, the replies compared, and the result
+published to metrics, to the state store (a redacted sample) and to listeners such as the
+cutover gate's statistics. Any failure here is the verifier's own: it goes to `raised`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shadow.compare import compare_replies
+from shadow.compare.rules import ReplyRules
+from shadow.metrics import Metrics
+from shadow.redact import Redactor
+from shadow.routes import RoutePolicy
+from shadow.store import Store
+from shadow.verdict import (
+    Comparison, Difference, Exchange, Kind, Observation, Reply, Role, Verdict, signature,
+    signature_path,
+)
+
+log = logging.getLogger("shadow.verifier")
+_MAX_VALUE_CHARS = 2000
+
+
+class Pair:
+    """The two halves of one exchange on their way to a Comparison."""
+
+    __slots__ = ("exchange", "policy", "primary_backend", "shadow_backend", "primary",
+                 "shadow", "skip_reason", "_verifier", "_done")
+
+    def __init__(self, verifier: Verifier, exchange: Exchange, policy: RoutePolicy,
+                 primary_backend: str, shadow_backend: str) -> None:
+        self._verifier = verifier
+        self.exchange = exchange
+        self.policy = policy
+        self.primary_backend = primary_backend
+        self.shadow_backend = shadow_backend
+        self.primary: Reply | None = None
+        self.shadow: Reply | None = None
+        self.skip_reason = ""
+        self._done = False
+
+    def set_primary(self, reply: Reply, skip_reason: str = "") -> None:
+        if self.primary is None:
+            self.primary = reply
+            self.skip_reason = self.skip_reason or skip_reason
+            self._maybe_conclude()
+
+    def set_shadow(self, reply: Reply) -> None:
+        if self.shadow is None:
+            self.shadow = reply
+            self._maybe_conclude()
+
+    def drop(self, reason: str) -> None:
+        """The shadow work was dropped (lane full, timeout, shutdown)."""
+        if self.shadow is None:
+            self.skip_reason = self.skip_reason or f"dropped_{reason}"
+            self.shadow = Reply(0, (), b"", 0.0, error="dropped")
+            self._maybe_conclude()
+
+    def _maybe_conclude(self) -> None:
+        if self.primary is not None and self.shadow is not None and not self._done:
+            self._done = True
+            asyncio.get_running_loop().call_soon(self._verifier.conclude, self)
+
+
+class Verifier:
+    """Decides verdicts, compares replies and publishes comparisons."""
+
+    def __init__(self, *, metrics: Metrics, store: Store | None, redactor: Redactor,
+                 rules: ReplyRules, labels: dict[str, str],
+                 raised: Callable[[str, BaseException], None], max_body_chars: int = 16384) -> None:
+        self.metrics = metrics
+        self.store = store
+        self.redactor = redactor
+        self._rules = rules
+        self._route_rules: dict[str, ReplyRules] = {}
+        self.labels = labels
+        self.raised = raised
+        self.max_body_chars = max_body_chars
+        self.listeners: list[Callable[[Comparison], None]] = []
+        self.concluded = 0
+
+    def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
+             shadow_backend: str) -> Pair:
+        return Pair(self, exchange, policy, primary_backend, shadow_backend)
+
+    def rules_for(self, policy: RoutePolicy) -> ReplyRules:
+        rules = self._route_rules.get(policy.template)
+        if rules is None:
+            rules = self._rules
+            if policy.ignore_paths or policy.unordered_paths:
+                rules = rules.with_overrides(ignore_paths=policy.ignore_paths,
+                                             unordered_paths=policy.unordered_paths)
+            self._route_rules[policy.template] = rules
+        return rules
+
+    def skipped(self, route: str, method: str, reason: str) -> None:
+        """Count an exchange that is not compared at all (policy, sampling, size, mode)."""
+        self.metrics.requests.labels(route, method, Verdict.SKIPPED).inc()
+        self.metrics.skipped.labels(route, reason).inc()
+
+    def observe_primary(self, backend: str, route: str, reply: Reply) -> None:
+        label = self.labels.get(backend, backend)
+        if reply.ok:
+            self.metrics.upstream_duration.labels(label, Role.PRIMARY, route).observe(reply.elapsed)
+        else:
+            self.metrics.upstream_errors.labels(label, Role.PRIMARY, reply.error).inc()
+
+    def conclude(self, pair: Pair) -> Comparison | None:
+        try:
+            comparison = self.compare(pair)
+            self.publish(comparison, pair)
+            return comparison
+        except Exception as exc:
+            self.raised("conclude", exc)
+            return None
+        finally:
+            self.concluded += 1
+
+    def compare(self, pair: Pair) -> Comparison:
+        """The Comparison of a pair whose two replies are in. Pure but for the clock."""
+        primary, shadow = pair.primary, pair.shadow
+        assert primary is not None and shadow is not None
+        ex = pair.exchange
+        p_obs = Observation(pair.primary_backend, Role.PRIMARY, primary)
+        s_obs = Observation(pair.shadow_backend, Role.SHADOW, shadow)
+        if pair.skip_reason or shadow.error == "too_large" or primary.error == "too_large":
+            reason = pair.skip_reason or "body_too_large"
+            return Comparison(ex, p_obs, s_obs, (), Verdict.SKIPPED, reason=reason)
+        if not primary.ok:
+            return Comparison(ex, p_obs, s_obs, (), Verdict.PRIMARY_ERROR, reason=primary.error or "")
+        if not shadow.ok:
+            return Comparison(ex, p_obs, s_obs, (), Verdict.SHADOW_ERROR, reason=shadow.error or "")
+        started = time.perf_counter()
+        result = compare_replies(primary, shadow, self.rules_for(pair.policy))
+        self.metrics.compare_duration.observe(time.perf_counter() - started)
+        verdict = Verdict.MISMATCH if result.differences else Verdict.MATCH
+        sigs = tuple(dict.fromkeys(
+            signature(ex.method, ex.route, d.kind, d.path) for d in result.differences))
+        return Comparison(ex, p_obs, s_obs, result.differences, verdict,
+                          normalised=result.normalised, signatures=sigs)
+
+    def publish(self, c: Comparison, pair: Pair) -> None:
+        ex, m = c.exchange, self.metrics
+        route, method = ex.route, ex.method
+        if c.shadow is not None and c.shadow.reply.error != "dropped":
+            label = self.labels.get(c.shadow.backend, c.shadow.backend)
+            if c.shadow.reply.ok:
+                m.upstream_duration.labels(label, Role.SHADOW, route).observe(c.shadow.reply.elapsed)
+            else:
+                m.upstream_errors.labels(label, Role.SHADOW, c.shadow.reply.error).inc()
+        m.requests.labels(route, method, c.verdict).inc()
+        if c.verdict is Verdict.SKIPPED:
+            m.skipped.labels(route, c.reason).inc()
+        if c.normalised:
+            m.normalised.labels(route, method).inc(c.normalised)
+        if c.differences:
+            for kind in dict.fromkeys(d.kind for d in c.differences):
+                m.mismatches.labels(route, method, kind).inc()
+            self._store(c)
+        for listener in self.listeners:
+            try:
+                listener(c)
+            except Exception as exc:
+                self.raised("listener", exc)
+
+    def _store(self, c: Comparison) -> None:
+        if self.store is None:
+            return
+        ex = c.exchange
+        seen: dict[str, tuple[str, str, str, str, str]] = {}
+        for d in c.differences:
+            sig = signature(ex.method, ex.route, d.kind, d.path)
+            seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(d.path)))
+        sigs = list(seen.values())
+        sample = self.sample(c) if self.store.wants_sample(sigs[0][0]) else None
+        self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
+                          route=ex.route, sample=sample)
+        self.metrics.samples_stored.inc(1 if sample is not None else 0)
+
+    # --- redacted samples ---------------------------------------------------------------
+
+    def sample(self, c: Comparison) -> dict[str, Any]:
+        """The redacted record of one comparison, as the store and the browser keep it."""
+        r, ex = self.redactor, c.exchange
+        ctype = dict((k.lower(), v) for k, v in ex.headers).get("content-type")
+        return {
+            "exchange": {
+                "id": ex.id, "method": ex.method, "route": ex.route,
+                "target": r.target(ex.target), "headers": r.headers(ex.headers),
+                "body": r.body(ex.body, ctype, self.max_body_chars), "at": ex.received_at,
+            },
+            "verdict": str(c.verdict), "normalised": c.normalised, "reason": c.reason,
+            "primary": self._observation(c.primary),
+            "shadow": self._observation(c.shadow) if c.shadow else None,
+            "differences": [self._difference(d) for d in c.differences],
+        }
+
+    def _observation(self, obs: Observation) -> dict[str, Any]:
+        reply, r = obs.reply, self.redactor
+        return {
+            "backend": obs.backend, "label": self.labels.get(obs.backend, obs.backend),
+            "role": str(obs.role), "status": reply.status, "error": reply.error,
+            "elapsed_ms": round(reply.elapsed * 1000, 3),
+            "headers": r.headers(reply.headers),
+            "body": r.body(reply.body, reply.header("content-type"), self.max_body_chars),
+            "rows": [self._row(change) for change in obs.rows],
+        }
+
+    def _row(self, change) -> dict[str, Any]:
+        r = self.redactor
+        return {"table": change.table, "key": r.value(list(change.key)), "op": change.op,
+                "before": r.value(change.before), "after": r.value(change.after)}
+
+    def _difference(self, d: Difference) -> dict[str, Any]:
+        r = self.redactor
+        if r.path_is_sensitive(d.path):
+            primary = shadow = r.mark
+        else:
+            primary, shadow = _clip(r.value(d.primary)), _clip(r.value(d.shadow))
+        return {"kind": str(d.kind), "path": d.path, "primary": primary, "shadow": shadow,
+                "detail": r.text(d.detail)}
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:
+        return value[:_MAX_VALUE_CHARS] + "..."
+    return value
+

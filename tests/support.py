@@ -1,0 +1,75 @@
+"""Helpers shared by the tests: configs, a running proxy, and small upstream apps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import web
+
+from shadow.app import Runtime
+from shadow.config import Config, parse_config
+
+HITS = web.AppKey("hits", dict)
+
+
+def make_config(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> Config:
+    """A valid config on loopback port 0 with a state file in tmp_path."""
+    data: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "admin_listen": "127.0.0.1:0",
+        "mode": "shadow",
+        "backends": {"legacy": {"url": legacy_url}, "candidate": {"url": candidate_url}},
+        "store": {"path": str(tmp_path / "state.db")},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_config(data)
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config):
+    """A started Runtime; always stopped, even when the test fails."""
+    runtime = Runtime(config)
+    try:
+        await runtime.start()
+        yield runtime
+    finally:
+        await runtime.stop(deadline=5.0)
+
+
+async def settle(runtime: Runtime, concluded: int, timeout: float = 10.0) -> None:
+    """Wait until the verifier has concluded `concluded` exchanges in all."""
+    async with asyncio.timeout(timeout):
+        while runtime.verifier.concluded < concluded:
+            await asyncio.sleep(0.01)
+
+
+def sample_value(runtime: Runtime, name: str, **labels: str) -> float:
+    return runtime.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def proxy_url(runtime: Runtime, path: str = "") -> str:
+    return f"http://127.0.0.1:{runtime.proxy_port}{path}"
+
+
+def admin_url(runtime: Runtime, path: str = "") -> str:
+    return f"http://127.0.0.1:{runtime.admin_port}{path}"
+
+
+def counting(app: web.Application) -> web.Application:
+    """Counts the requests an app receives in app['hits'] (path -> n)."""
+    hits: dict[str, int] = {}
+
+    @web.middleware
+    async def count(request, handler):
+        hits[request.path] = hits.get(request.path, 0) + 1
+        return await handler(request)
+
+    app.middlewares.append(count)
+    app[HITS] = hits
+    return app
