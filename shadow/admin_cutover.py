@@ -1,0 +1,116 @@
+"""The admin API of the cutover: status, mode changes, gate resets, the audit log.
+
+    GET  /api/status        mode, roles, gate (reasons, samples needed), rollback safety,
+                            mirror lane, counts
+    POST /api/mode          {"mode": "cutover", "force": false, "reason": "..."}
+                            200 the new status | 400 bad request | 409 refused by the gate
+    POST /api/gate/reset    {"reason": "..."}  200 the new status | 400 no reason
+    GET  /api/audit         audit log, newest first (?limit=1..1000, default 100)
+
+Mutating calls need `Authorization: Bearer <token>`, the token being the value of the
+environment variable named by config `admin_token_env` at start-up. Without a configured
+token every mutating call is 403; a missing or wrong token is 401. The token is compared
+in constant time and never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from shadow.cutover import BadRequest, GateRefused
+
+if TYPE_CHECKING:
+    from shadow.app import Runtime
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), headers=headers,
+                        content_type="application/json")
+
+
+def _error(status: int, error: str, message: str, **more: Any) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="shadow"'} if status == 401 else None
+    return _json({"error": error, "message": message, **more}, status, headers)
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; raises BadRequest for anything else."""
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = data.get(name, default)
+    if not isinstance(value, kind):
+        raise BadRequest(f"{name!r} must be a {kind.__name__}")
+    return value
+
+
+def add_routes(app: web.Application, runtime: Runtime) -> None:
+    """Add the cutover routes to the admin application of `runtime`."""
+    env_name = runtime.config.admin_token_env
+
+    def guarded(handler: Handler) -> Handler:
+        """Refuses a mutating call without the right token; maps CutoverError to 400/409."""
+
+        async def wrapper(request: web.Request) -> web.Response:
+            token = runtime.admin_token
+            if not token:
+                return _error(403, "forbidden", f"mode changes are disabled: no admin token "
+                                                f"was set in ${env_name} at start-up")
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode(), token.encode()):
+                return _error(401, "unauthorized", "a valid 'Authorization: Bearer' token "
+                                                   "is needed")
+            try:
+                return await handler(request)
+            except GateRefused as exc:
+                return _error(409, "gate_refused", "the cutover gate does not hold",
+                              reasons=list(exc.result.reasons), gate=exc.result.to_dict())
+            except BadRequest as exc:
+                return _error(400, "bad_request", str(exc))
+
+        return wrapper
+
+    async def status(request: web.Request) -> web.Response:
+        return _json(runtime.cutover.status())
+
+    async def change_mode(request: web.Request) -> web.Response:
+        data = await _object(request)
+        target = _field(data, "mode", str, "")
+        if not target:
+            raise BadRequest("'mode' is required")
+        change = await runtime.cutover.change(
+            target, force=_field(data, "force", bool, False),
+            reason=_field(data, "reason", str, ""))
+        done = {"from": change.from_mode, "to": change.to_mode, "forced": change.forced}
+        return _json({**runtime.cutover.status(), "change": done})
+
+    async def reset_gate(request: web.Request) -> web.Response:
+        data = await _object(request)
+        await runtime.cutover.reset(_field(data, "reason", str, ""))
+        return _json(runtime.cutover.status())
+
+    async def audit(request: web.Request) -> web.Response:
+        raw = request.query.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            return _error(400, "bad_request", "limit must be 1..1000")
+        return _json({"audit": await runtime.store.audit(int(raw))})
+
+    app.router.add_get("/api/status", status)
+    app.router.add_post("/api/mode", guarded(change_mode))
+    app.router.add_post("/api/gate/reset", guarded(reset_gate))
+    app.router.add_get("/api/audit", audit)

@@ -1,0 +1,286 @@
+"""Mode changes at run time: the gate in front of forward moves, the audit log behind
+every move, and the rollback ledger that says whether going back would lose data.
+
+    legacy-only -> shadow -> cutover -> candidate-only      forward
+    candidate-only -> cutover -> shadow -> legacy-only      back (rollback): never gated
+
+A forward move that gives the candidate the primary role or drops the legacy build
+(`is_gated`) needs the gate to hold, or `force` with a reason. A change is persisted
+(meta key "mode"), then applied to `ModeState`, so new requests see it at once while
+in-flight requests finish under the mode they started in.
+
+Errors of a mode request:
+    CutoverError
+     +-- BadRequest    unknown mode, same mode, force or reset without a reason   (HTTP 400)
+     +-- GateRefused   the gate does not hold; `.result` carries every reason     (HTTP 409)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shadow.gate import GateResult, GateStats, Thresholds, evaluate
+from shadow.modes import MODES, ORDER, Mode, is_forward, roles
+from shadow.routes import SAFE_METHODS
+from shadow.verdict import Comparison
+
+if TYPE_CHECKING:
+    from shadow.app import Runtime
+
+log = logging.getLogger("shadow.cutover")
+REFRESH_SECONDS = 2.0
+_LEGACY_AS_SHADOW = roles(Mode.CUTOVER).shadow
+
+
+class CutoverError(Exception):
+    """A mode request that cannot be carried out."""
+
+
+class BadRequest(CutoverError):
+    """The request itself is wrong (HTTP 400)."""
+
+
+class GateRefused(CutoverError):
+    """The gate does not hold for a gated move (HTTP 409)."""
+
+    def __init__(self, result: GateResult) -> None:
+        self.result = result
+        super().__init__("; ".join(result.reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One mode change that happened. `forced`: the gate refused and was overridden."""
+
+    from_mode: str
+    to_mode: str
+    forced: bool
+    gate: GateResult
+
+
+def is_gated(current: Mode | str, target: Mode | str) -> bool:
+    """True for forward moves that give the candidate the primary role or drop legacy."""
+    return is_forward(current, target) and Mode(target) in (Mode.CUTOVER, Mode.CANDIDATE_ONLY)
+
+
+class RollbackLedger:
+    """Writes the legacy build did not take since the cutover began, per "METHOD /template".
+    `legacy_skipped` is set once candidate-only ran: legacy then missed every write."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.legacy_skipped = False
+        self.dirty = False
+
+    def write_failed(self, route: str) -> None:
+        self.counts[route] = self.counts.get(route, 0) + 1
+        self.dirty = True
+
+    def skip_legacy(self) -> None:
+        """Candidate-only begins: from now on legacy receives no writes at all."""
+        self.legacy_skipped = True
+        self.dirty = True
+
+    def begin(self) -> None:
+        """A new cutover from a legacy-primary mode: nothing is lost yet."""
+        self.counts.clear()
+        self.legacy_skipped = False
+        self.dirty = True
+
+    def safety(self, legacy_primary: bool = False) -> dict[str, Any]:
+        """Whether a rollback now is clean, and if not, how many writes on which routes.
+        With `legacy_primary` (after a rollback) the numbers are those of the last cutover."""
+        lost = sum(self.counts.values())
+        clean = lost == 0 and not self.legacy_skipped
+        parts = [f"{lost} write(s) failed on the legacy build"] if lost else []
+        if self.legacy_skipped:
+            parts.append("candidate-only mode sent no writes to the legacy build")
+        if legacy_primary:
+            summary = ("the legacy build missed no writes" if clean else
+                       "the last cutover lost data on the legacy build: " + "; ".join(parts))
+        elif clean:
+            summary = "rollback is clean: every write since the cutover reached the legacy build"
+        else:
+            summary = "rollback would lose data: " + "; ".join(parts)
+        return {"clean": clean, "unsafe_writes": lost, "routes": dict(sorted(self.counts.items())),
+                "legacy_missed_writes": self.legacy_skipped, "summary": summary}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counts": self.counts, "legacy_skipped": self.legacy_skipped}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RollbackLedger:
+        ledger = cls()
+        if data:
+            ledger.counts = {k: int(v) for k, v in data.get("counts", {}).items()}
+            ledger.legacy_skipped = bool(data.get("legacy_skipped", False))
+        return ledger
+
+
+class Cutover:
+    """The mode controller of one runtime: gate stats, rollback ledger, mode requests.
+    Build with `await Cutover.attach(runtime)`; `await stop()` saves the counts."""
+
+    def __init__(self, runtime: Runtime, thresholds: Thresholds) -> None:
+        self.runtime = runtime
+        self.thresholds = thresholds
+        self.stats = GateStats(time.time())
+        self.ledger = RollbackLedger()
+        self.who = runtime.config.admin_token_name
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._labelled: set[str] = set()
+
+    @classmethod
+    async def attach(cls, runtime: Runtime) -> Cutover:
+        """Load the saved window and ledger, listen to the verifier, start refreshing."""
+        g = runtime.config.gate
+        cutover = cls(runtime, Thresholds(g.min_samples, g.max_mismatch_rate,
+                                          g.max_shadow_error_rate, tuple(g.expected_routes)))
+        store = runtime.store
+        cutover.stats = GateStats.from_json(await store.get_meta("gate"), time.time())
+        cutover.ledger = RollbackLedger.from_json(await store.get_meta("rollback"))
+        runtime.verifier.listeners.append(cutover.observe)
+        cutover.gate()
+        cutover._task = asyncio.get_running_loop().create_task(
+            cutover._refresh_forever(), name="shadow-cutover-refresh")
+        return cutover
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    def observe(self, c: Comparison) -> None:
+        """Verifier listener: feed the gate, and the ledger with writes legacy failed."""
+        ex = c.exchange
+        self.stats.observe(ex.method, ex.route, c.verdict)
+        shadow = c.shadow
+        if shadow is None or shadow.backend != _LEGACY_AS_SHADOW or ex.method in SAFE_METHODS:
+            return
+        reply = shadow.reply
+        if (reply.error is not None and reply.error != "too_large") or reply.status >= 500:
+            self.ledger.write_failed(f"{ex.method} {ex.route}")
+            self.runtime.metrics.rollback_unsafe_writes.labels(ex.route).inc()
+
+    def gate(self) -> GateResult:
+        """The gate's answer now; also brings the gate metrics up to date."""
+        result = evaluate(self.stats, self.thresholds)
+        metrics = self.runtime.metrics
+        metrics.gate_passed.set(1 if result.passed else 0)
+        needed: dict[str, int] = {}
+        for route in result.routes:
+            needed[route.template] = max(needed.get(route.template, 0), route.samples_needed)
+        for template in self._labelled - needed.keys():
+            with contextlib.suppress(KeyError):
+                metrics.gate_samples_needed.remove(template)
+        for template, n in needed.items():
+            metrics.gate_samples_needed.labels(template).set(n)
+        self._labelled = set(needed)
+        return result
+
+    def status(self) -> dict[str, Any]:
+        """Mode, roles, gate, rollback safety and mirror lane, as the admin API shows them."""
+        rt, current = self.runtime, self.runtime.modes.current
+        result = self.gate()
+        forward = ORDER[ORDER.index(current.mode) + 1] if current.mode != ORDER[-1] else None
+
+        def backend(name: str | None) -> dict[str, str] | None:
+            return None if name is None else {"backend": name, "label": rt.config.label(name)}
+
+        return {
+            "mode": str(current.mode), "modes": list(MODES),
+            "primary": backend(current.primary), "shadow": backend(current.shadow),
+            "next": None if forward is None else {
+                "mode": str(forward), "gated": is_gated(current.mode, forward)},
+            "gate": result.to_dict(),
+            "rollback": self.ledger.safety(current.primary == "legacy"),
+            "mirror": {"depth": rt.lane.depth if rt.lane else 0,
+                       "busy": rt.lane.busy if rt.lane else 0},
+            "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
+                       "compared": result.compared, "mismatches": result.mismatches,
+                       "shadow_errors": result.shadow_errors},
+        }
+
+    async def change(self, target: str, *, force: bool = False, reason: str = "") -> Change:
+        """Move to mode `target`; raises BadRequest, or GateRefused (audit-logged too)."""
+        if target not in MODES:
+            raise BadRequest(f"unknown mode {target!r}; modes: {', '.join(MODES)}")
+        reason = reason.strip()
+        if force and not reason:
+            raise BadRequest("a forced change needs a reason")
+        wanted = Mode(target)
+        async with self._lock:
+            current = self.runtime.modes.current.mode
+            if wanted == current:
+                raise BadRequest(f"already in mode {current}")
+            result = self.gate()
+            gated = is_gated(current, wanted)
+            if gated and not result.passed and not force:
+                await self._audit("mode_refused", current, wanted, False, reason, result)
+                raise GateRefused(result)
+            await self.runtime.store.set_meta("mode", str(wanted))
+            self.runtime.modes.set(wanted)
+            if wanted == Mode.CUTOVER and current in (Mode.LEGACY_ONLY, Mode.SHADOW):
+                self.ledger.begin()
+            elif wanted == Mode.CANDIDATE_ONLY:
+                self.ledger.skip_legacy()
+            forced = gated and not result.passed
+            await self._audit("mode_change", current, wanted, forced, reason, result)
+            await self.flush()
+            return Change(str(current), str(wanted), forced, result)
+
+    async def reset(self, reason: str) -> GateResult:
+        """Start a new gate window (audit-logged with the answer of the old one)."""
+        reason = reason.strip()
+        if not reason:
+            raise BadRequest("a gate reset needs a reason")
+        async with self._lock:
+            result = self.gate()
+            self.stats.reset(time.time())
+            mode = self.runtime.modes.current.mode
+            await self._audit("gate_reset", mode, mode, False, reason, result)
+            await self.flush()
+            return self.gate()
+
+    async def flush(self) -> None:
+        """Save the gate window and the ledger if they changed."""
+        store = self.runtime.store
+        for key, state in (("gate", self.stats), ("rollback", self.ledger)):
+            if state.dirty:
+                state.dirty = False
+                try:
+                    await store.set_meta(key, state.to_json())
+                except BaseException:
+                    state.dirty = True
+                    raise
+
+    async def _audit(self, action: str, from_mode: Mode, to_mode: Mode, forced: bool,
+                     reason: str, result: GateResult) -> None:
+        gate = {"passed": result.passed, "reasons": list(result.reasons),
+                "compared": result.compared, "mismatches": result.mismatches,
+                "rollback": self.ledger.safety()}
+        await self.runtime.store.add_audit(action=action, from_mode=str(from_mode),
+                                           to_mode=str(to_mode), forced=forced, reason=reason,
+                                           who=self.who, gate=gate)
+        level = logging.WARNING if action == "mode_refused" or forced else logging.INFO
+        log.log(level, action.replace("_", " "), extra={
+            "from_mode": str(from_mode), "to_mode": str(to_mode), "forced": forced,
+            "reason": reason, "who": self.who, "gate_passed": result.passed})
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                self.gate()
+                await self.flush()
+            except Exception as exc:  # counted and logged; the next round tries again
+                self.runtime.raised("cutover_refresh", exc)

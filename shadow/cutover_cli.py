@@ -1,0 +1,223 @@
+"""The cutover commands: they talk to a running proxy's admin API.
+
+    shadow status                          mode, roles, gate, rollback safety
+    shadow cutover [--force --reason T]    shadow -> cutover (gated)
+    shadow finalize [--force --reason T]   -> candidate-only (gated)
+    shadow rollback [--to MODE]            one step back; never gated
+    shadow gate [--reset --reason T]       the gate's answer (exit 1 when it refuses)
+    shadow audit [--limit N]               the audit log, newest first
+
+`--admin URL` (or $SHADOW_ADMIN_URL) names the admin listener; mutating commands send the
+token held in the environment variable named by `--token-env` (default
+$SHADOW_ADMIN_TOKEN). Output is a readable table, or the API's JSON with `--json`.
+Exit codes: 0 done, 1 refused by the gate, 2 usage or connection error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+import orjson
+
+from shadow.modes import Mode, is_forward
+
+DEFAULT_ADMIN = "http://127.0.0.1:8081"
+_BACK = {Mode.CANDIDATE_ONLY: Mode.SHADOW, Mode.CUTOVER: Mode.SHADOW,
+         Mode.SHADOW: Mode.LEGACY_ONLY}
+
+
+class _Admin:
+    """One admin API endpoint. Every failure ends the command with exit code 2 (or 1 for
+    the gate's refusal) after printing why."""
+
+    def __init__(self, url: str, token_env: str, as_json: bool) -> None:
+        self.url = url.rstrip("/")
+        self.token_env = token_env
+        self.as_json = as_json
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if method == "POST":
+            token = os.environ.get(self.token_env)
+            if not token:
+                _fail(f"set ${self.token_env} to the admin token first", 2)
+            headers["Authorization"] = f"Bearer {token}"
+            headers["Content-Type"] = "application/json"
+            data = orjson.dumps(body or {})
+        request = urllib.request.Request(self.url + path, data=data, headers=headers,
+                                         method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            _fail(f"cannot reach the admin API at {self.url}: {reason}", 2)
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = {"error": f"http_{status}", "message": raw.decode("utf-8", "replace")[:200]}
+        if self.as_json:
+            click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        elif status == 409:
+            click.echo("refused by the cutover gate:", err=True)
+            for reason in answer.get("reasons", []):
+                click.echo(f"  - {reason}", err=True)
+        else:
+            click.echo(f"error {status}: {answer.get('message', answer)}", err=True)
+        raise SystemExit(1 if status == 409 else 2)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    raise SystemExit(code)
+
+
+def _common(command):
+    """Options every cutover command takes; passes an `_Admin` as `admin`."""
+
+    @click.option("--admin", "url", envvar="SHADOW_ADMIN_URL", default=DEFAULT_ADMIN,
+                  show_default=True, help="Admin API base URL (env SHADOW_ADMIN_URL).")
+    @click.option("--token-env", default="SHADOW_ADMIN_TOKEN", show_default=True,
+                  help="Environment variable holding the admin token.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
+    @functools.wraps(command)
+    def wrapper(url: str, token_env: str, as_json: bool, **kwargs):
+        return command(admin=_Admin(url, token_env, as_json), **kwargs)
+
+    return wrapper
+
+
+def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
+    if admin.as_json:
+        click.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
+        return
+
+    def who(side: dict | None) -> str:
+        return "none" if side is None else f"{side['backend']} ({side['label']})"
+
+    gate, rollback, mirror = status["gate"], status["rollback"], status["mirror"]
+    click.echo(f"mode      {status['mode']}   primary {who(status['primary'])}, "
+               f"shadow {who(status['shadow'])}")
+    _show_gate(gate)
+    click.echo(f"rollback  {rollback['summary']}")
+    for route, n in rollback["routes"].items():
+        click.echo(f"          {route}: {n}")
+    click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight")
+
+
+def _show_gate(gate: dict[str, Any]) -> None:
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(gate["since"]))
+    click.echo(f"gate      {'holds' if gate['passed'] else 'refuses'}   window since {since} UTC,"
+               f" {gate['compared']} compared, {gate['mismatches']} mismatches, "
+               f"{gate['shadow_errors']} shadow errors")
+    if gate["routes"]:
+        width = max(len(r["route"]) for r in gate["routes"])
+        click.echo(f"          {'route':<{width}}  {'compared':>9} {'mismatches':>10} "
+                   f"{'upper bound':>11} {'still needed':>12}")
+        for r in gate["routes"]:
+            click.echo(f"          {r['route']:<{width}}  {r['compared']:>9} {r['mismatches']:>10} "
+                       f"{r['upper_bound'] * 100:>10.3g}% {r['samples_needed']:>12}")
+    for reason in gate["reasons"]:
+        click.echo(f"          - {reason}")
+
+
+def _move(admin: _Admin, mode: str, force: bool, reason: str | None) -> None:
+    if force and not reason:
+        raise click.UsageError("--force needs --reason TEXT")
+    answer = admin.call("POST", "/api/mode", {"mode": mode, "force": force, "reason": reason or ""})
+    if not admin.as_json:
+        change = answer["change"]
+        click.echo(f"mode changed: {change['from']} -> {change['to']}"
+                   + (" (forced past the gate)" if change["forced"] else ""))
+    _show_status(admin, answer)
+
+
+@click.command("status")
+@_common
+def status_command(admin: _Admin) -> None:
+    """Show the mode, the gate, rollback safety and the mirror lane."""
+    _show_status(admin, admin.call("GET", "/api/status"))
+
+
+@click.command("cutover")
+@click.option("--force", is_flag=True, help="Move even if the gate refuses (needs --reason).")
+@click.option("--reason", help="Why; kept in the audit log.")
+@_common
+def cutover_command(admin: _Admin, force: bool, reason: str | None) -> None:
+    """Give the candidate the primary role (shadow -> cutover), through the gate."""
+    _move(admin, str(Mode.CUTOVER), force, reason)
+
+
+@click.command("finalize")
+@click.option("--force", is_flag=True, help="Move even if the gate refuses (needs --reason).")
+@click.option("--reason", help="Why; kept in the audit log.")
+@_common
+def finalize_command(admin: _Admin, force: bool, reason: str | None) -> None:
+    """Stop mirroring to the legacy build (-> candidate-only), through the gate."""
+    _move(admin, str(Mode.CANDIDATE_ONLY), force, reason)
+
+
+@click.command("rollback")
+@click.option("--to", "target", type=click.Choice([str(Mode.LEGACY_ONLY), str(Mode.SHADOW)]),
+              help="Mode to go back to (default: shadow from cutover or candidate-only, "
+                   "legacy-only from shadow).")
+@click.option("--reason", help="Why; kept in the audit log.")
+@_common
+def rollback_command(admin: _Admin, target: str | None, reason: str | None) -> None:
+    """Go back toward the legacy build at once; never gated."""
+    current = Mode(admin.call("GET", "/api/status")["mode"])
+    target = target or _BACK.get(current)
+    if target is None or not is_forward(target, current):
+        _fail(f"nothing to roll back to from {current}"
+              + (f" (to {target})" if target else ""), 2)
+    _move(admin, str(target), False, reason)
+
+
+@click.command("gate")
+@click.option("--reset", is_flag=True, help="Start a new window (needs --reason).")
+@click.option("--reason", help="Why; kept in the audit log.")
+@_common
+def gate_command(admin: _Admin, reset: bool, reason: str | None) -> None:
+    """Show the gate's answer (exit 1 when it refuses), or start a new window."""
+    if reset:
+        if not reason:
+            raise click.UsageError("--reset needs --reason TEXT")
+        status = admin.call("POST", "/api/gate/reset", {"reason": reason})
+    else:
+        status = admin.call("GET", "/api/status")
+    if admin.as_json:
+        click.echo(orjson.dumps(status["gate"], option=orjson.OPT_INDENT_2).decode())
+    else:
+        _show_gate(status["gate"])
+    if not reset and not status["gate"]["passed"]:
+        raise SystemExit(1)
+
+
+@click.command("audit")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@_common
+def audit_command(admin: _Admin, limit: int) -> None:
+    """Show the audit log (mode changes, refusals, gate resets), newest first."""
+    rows = admin.call("GET", f"/api/audit?limit={limit}")["audit"]
+    if admin.as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    for row in rows:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
+        move = f"{row['from_mode']} -> {row['to_mode']}"
+        flags = "forced" if row["forced"] else ("gate ok" if row["gate"].get("passed") else "")
+        click.echo(f"{at}  {row['action']:<12} {move:<28} {flags:<7} {row['who']:<10} "
+                   f"{row['reason']}")
+
+
+COMMANDS = [status_command, cutover_command, finalize_command, rollback_command, gate_command,
+            audit_command]
