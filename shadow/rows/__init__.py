@@ -1,0 +1,9 @@
+"""Row state: capture the rows each backend's database changed, and compare them.
+
+    model       TableInfo, Column, ColumnRule, RowRules
+    capture     the Capture interface, CaptureStatus, the change-log layout
+    sqlite      SqliteCapture (aiosqlite), with sqlite_schema for catalogue and triggers
+    postgres    PostgresCapture (asyncpg), with postgres_schema for catalogue and DDL
+    keymap      KeyMap: primary key <-> shadow key per table, bounded
+    diff        diff_rows: net effect per row, pairing, column comparison -> RowDiff
+"""

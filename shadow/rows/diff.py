@@ -1,0 +1,254 @@
+"""Compare the rows two backends changed for one exchange (pure: no I/O).
+
+    diff_rows(primary, shadow, ...) -> RowDiff
+
+Each side's RowChanges are first folded to their net effect per row (insert + update is an
+insert of the final image, insert + delete is nothing, an update that changed nothing is
+nothing). Rows are then paired per table, in this order:
+
+1. through the key map: a primary key already paired with a shadow key;
+2. inserts left on both sides, in write order; each such pair is learnt in the key map
+   and returned in `new_pairs`. Its keys are checked against the table's anchor pair: a
+   key that breaks the established offset (a burnt sequence value) is one difference,
+   and the inserts that follow it at the new offset are not;
+3. the same key on both sides (rows that existed before, updated or deleted).
+
+A primary row left unpaired is `row_missing` (the shadow lost a write), a shadow row left
+unpaired is `row_extra`. Paired rows are compared column by column through the dialect
+bridge, with the pair kind of both declared types and the column rules; a column holding
+a foreign key to a paired table is translated through the key map first. Key columns are
+not compared as values: the pairing stands for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadow.compare.bridge import ValueKind, pair_kind, values_equal
+from shadow.rows.keymap import Key, KeyMap, Pair, freeze
+from shadow.rows.model import RowRules, TableInfo, fold
+from shadow.verdict import Difference, Kind, RowChange
+
+
+@dataclass(frozen=True, slots=True)
+class RowDiff:
+    """The row differences of one exchange, how many column values the bridge had to
+    normalise to find them equal, and the key pairs learnt (table, primary, shadow)."""
+
+    differences: tuple[Difference, ...]
+    normalised: int = 0
+    new_pairs: list[Pair] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class NetChange:
+    """The net effect of one exchange on one row."""
+
+    table: str
+    key: Key
+    existed: bool
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    @property
+    def op(self) -> str:
+        if not self.existed:
+            return "insert"
+        return "update" if self.after is not None else "delete"
+
+
+def net_changes(changes: Sequence[RowChange], rules: RowRules) -> dict[str, list[NetChange]]:
+    """Fold changes into one net change per row, per folded table name, in order of each
+    row's first change; tables the rules leave out are dropped."""
+    rows: dict[tuple[str, Key], NetChange] = {}
+    for change in changes:
+        if not rules.covers(change.table):
+            continue
+        slot = (fold(change.table), freeze(change.key))
+        net = rows.get(slot)
+        if net is None:
+            rows[slot] = NetChange(change.table, slot[1], change.op != "insert",
+                              change.before, change.after)
+        else:
+            net.after = change.after
+    tables: dict[str, list[NetChange]] = {}
+    for (table, _key), net in rows.items():
+        if net.existed and net.after is not None and net.before == net.after:
+            continue
+        if not net.existed and net.after is None:
+            continue
+        tables.setdefault(table, []).append(net)
+    return tables
+
+
+def key_text(key: Key) -> str:
+    """A key as it appears in a difference path: `7`, `"a"`, `1,"x"`."""
+    return ",".join(json.dumps(v, default=str, ensure_ascii=False) for v in key)
+
+
+class _Differ:
+    """The state of one diff_rows call."""
+
+    def __init__(self, primary_tables: Mapping[str, TableInfo],
+                 shadow_tables: Mapping[str, TableInfo], rules: RowRules,
+                 keymap: KeyMap) -> None:
+        self.p_tables = {fold(n): t for n, t in primary_tables.items()}
+        self.s_tables = {fold(n): t for n, t in shadow_tables.items()}
+        self.rules = rules
+        self.keymap = keymap
+        self.differences: list[Difference] = []
+        self.normalised = 0
+        self.new_pairs: list[Pair] = []
+
+    def pair(self, table: str, p_rows: list[NetChange],
+             s_rows: list[NetChange]) -> list[tuple[NetChange, NetChange]]:
+        """Pair one table's rows; record missing and extra rows; learn new pairs."""
+        s_by_key = {s.key: s for s in s_rows}
+        used: set[int] = set()
+        pairs: list[tuple[NetChange, NetChange]] = []
+        left: list[NetChange] = []
+        for p in p_rows:
+            mapped = self.keymap.shadow_key(table, p.key)
+            s = s_by_key.get(mapped) if mapped is not None else None
+            if s is not None and id(s) not in used:
+                used.add(id(s))
+                pairs.append((p, s))
+            else:
+                left.append(p)
+        s_inserts = [s for s in s_rows if s.op == "insert" and id(s) not in used]
+        p_inserts = [p for p in left if p.op == "insert"]
+        positional = set()
+        for p, s in zip(p_inserts, s_inserts, strict=False):
+            used.add(id(s))
+            positional.add(id(p))
+            pairs.append((p, s))
+            self.check_new_key(table, p, s)
+            self.keymap.learn(table, p.key, s.key)
+            self.new_pairs.append((p.table, p.key, s.key))
+        for p in (p for p in left if id(p) not in positional):
+            s = s_by_key.get(p.key)
+            claimed = self.keymap.primary_key(table, p.key)
+            mapped = self.keymap.shadow_key(table, p.key)
+            if (s is not None and id(s) not in used and claimed in (None, p.key)
+                    and mapped in (None, p.key)):
+                used.add(id(s))
+                pairs.append((p, s))
+            else:
+                self.add(Kind.ROW_MISSING, p, p.after if p.after is not None else p.before,
+                         None, f"{p.op} on the primary only")
+        for s in s_rows:
+            if id(s) not in used:
+                self.differences.append(Difference(
+                    Kind.ROW_EXTRA, f"{s.table}[{key_text(s.key)}]", None,
+                    s.after if s.after is not None else s.before, f"{s.op} on the shadow only"))
+        return pairs
+
+    def check_new_key(self, table: str, p: NetChange, s: NetChange) -> None:
+        """One difference per key column of a new pair that breaks the expected key."""
+        if len(p.key) != len(s.key):
+            return
+        p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
+        names = p_info.key if p_info and len(p_info.key) == len(p.key) else ()
+        refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
+        anchor = self.keymap.anchor(table)
+        for i, (pv, sv) in enumerate(zip(p.key, s.key, strict=True)):
+            name = names[i] if names else f"key{i}"
+            if self.rules.rule(p.table, name).ignore:
+                continue
+            expected = pv
+            parent = refs.get(fold(name))
+            translated = self.keymap.shadow_key(parent, (pv,)) if parent else None
+            if translated is not None:
+                expected = translated[0]
+            elif anchor is not None and all(_is_int(v) for v in (pv, anchor[0][i], anchor[1][i])):
+                expected = pv + anchor[1][i] - anchor[0][i]
+            if expected == sv:
+                continue
+            s_name = s_info.key[i] if s_info and i < len(s_info.key) else name
+            kind = pair_kind(_kind(p_info, name), _kind(s_info, s_name))
+            equal, normalised = values_equal(expected, sv, kind)
+            if equal:
+                self.normalised += int(normalised)
+                continue
+            self.differences.append(Difference(
+                Kind.ROW_CHANGED, f"{p.table}[{key_text(p.key)}].{name}", pv, sv,
+                f"key: the shadow was expected to use {expected!r}"))
+
+    def compare(self, table: str, p: NetChange, s: NetChange) -> None:
+        """Differences between the final images of one pair of rows."""
+        if p.after is None or s.after is None:
+            if p.after is not None or s.after is not None:
+                gone = "the primary" if p.after is None else "the shadow"
+                self.add(Kind.ROW_CHANGED, p, p.after, s.after, f"{gone} deleted the row")
+            return
+        p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
+        skip = {fold(c) for info in (p_info, s_info) if info for c in info.key}
+        refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
+        s_cols = {fold(c): c for c in s.after}
+        seen = set()
+        for col, pv in p.after.items():
+            name = fold(col)
+            seen.add(name)
+            if name in skip or self.rules.rule(p.table, col).ignore:
+                continue
+            if name not in s_cols:
+                self.add(Kind.ROW_CHANGED, p, pv, None, "column only on the primary", col)
+                continue
+            self.compare_value(p, col, pv, s.after[s_cols[name]], p_info, s_info, refs.get(name))
+        for name, col in s_cols.items():
+            if name not in seen and name not in skip and not self.rules.rule(p.table, col).ignore:
+                self.add(Kind.ROW_CHANGED, p, None, s.after[col], "column only on the shadow", col)
+
+    def compare_value(self, p: NetChange, col: str, pv: Any, sv: Any, p_info: TableInfo | None,
+                      s_info: TableInfo | None, parent: str | None) -> None:
+        rule = self.rules.rule(p.table, col)
+        kind = rule.kind or pair_kind(_kind(p_info, col), _kind(s_info, col))
+        expected = pv
+        if parent is not None and pv is not None:
+            translated = self.keymap.shadow_key(parent, (pv,))
+            if translated is not None:
+                expected = translated[0]
+        equal, normalised = values_equal(expected, sv, kind, tolerance=rule.tolerance,
+                                         empty_is_null=rule.empty_is_null)
+        if equal:
+            self.normalised += int(normalised)
+        else:
+            detail = f"translated through the key map to {expected!r}" if expected != pv else ""
+            self.add(Kind.ROW_CHANGED, p, pv, sv, detail, col)
+
+    def add(self, kind: Kind, row: NetChange, primary: Any, shadow: Any, detail: str,
+            column: str | None = None) -> None:
+        path = f"{row.table}[{key_text(row.key)}]" + (f".{column}" if column else "")
+        self.differences.append(Difference(kind, path, primary, shadow, detail))
+
+
+def _kind(info: TableInfo | None, column: str) -> ValueKind:
+    return info.kind(column) if info is not None else ValueKind.ANY
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
+              primary_tables: Mapping[str, TableInfo], shadow_tables: Mapping[str, TableInfo],
+              rules: RowRules, keymap: KeyMap) -> RowDiff:
+    """Compare the rows each side changed for one exchange.
+
+    `primary_tables` / `shadow_tables` come from each side's `introspect()`. New key
+    pairs are learnt into `keymap` (the one side effect) and also returned, for the
+    state store. Differences come table by table in primary write order: missing,
+    extra and key differences first, then the column differences of paired rows.
+    """
+    differ = _Differ(primary_tables, shadow_tables, rules, keymap)
+    p_nets, s_nets = net_changes(primary, rules), net_changes(shadow, rules)
+    paired = []
+    for table in dict.fromkeys([*p_nets, *s_nets]):
+        for p, s in differ.pair(table, p_nets.get(table, []), s_nets.get(table, [])):
+            paired.append((table, p, s))
+    for table, p, s in paired:
+        differ.compare(table, p, s)
+    return RowDiff(tuple(differ.differences), differ.normalised, differ.new_pairs)

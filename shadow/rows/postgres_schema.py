@@ -1,0 +1,176 @@
+"""PostgreSQL catalogue reading and capture DDL, without a connection of its own.
+
+One plpgsql function, `_shadow_capture()`, serves every table: the trigger passes the
+table name and the key column names as arguments, the function images the row with
+`to_jsonb(OLD/NEW)` and picks the key out of the image. Each trigger carries a comment
+with the table's signature at install, so `status()` can tell a table whose columns
+changed since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from shadow.compare.bridge import ValueKind
+from shadow.rows.capture import LOG_TABLE, PREFIX, quote_ident, quote_literal
+from shadow.rows.model import Column, TableInfo
+
+Fetch = Callable[..., Awaitable[Sequence[Any]]]
+
+FUNCTION = f"{PREFIX}capture"
+TRIGGER = f"{PREFIX}capture"
+COMMENT_PREFIX = "shadow capture: "
+
+_TABLES = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND c.relname <> $2
+ORDER BY c.relname
+"""
+_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), ic.data_type
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN information_schema.columns ic
+  ON ic.table_schema = n.nspname AND ic.table_name = c.relname AND ic.column_name = a.attname
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+ORDER BY c.relname, a.attnum
+"""
+_KEYS = """
+SELECT c.relname, a.attname
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE n.nspname = $1 AND i.indisprimary
+ORDER BY c.relname, k.ord
+"""
+_FOREIGN = """
+SELECT c.relname, a.attname, p.relname, pa.attname
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class p ON p.oid = k.confrelid AND p.relnamespace = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]
+WHERE k.contype = 'f' AND n.nspname = $1 AND cardinality(k.conkey) = 1
+"""
+OUR_TRIGGERS = """
+SELECT c.relname, obj_description(t.oid, 'pg_trigger')
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE n.nspname = $1 AND t.tgname = $2 AND p.proname = $2 AND NOT t.tgisinternal
+  AND NOT c.relispartition
+ORDER BY c.relname
+"""
+HAS_LOG = "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL"
+
+
+async def read_tables(fetch: Fetch, schema: str,
+                      kind_of: Callable[[str], ValueKind]) -> dict[str, TableInfo]:
+    """Every ordinary or partitioned table of `schema` but the change log, by name.
+    Tables without a primary key are listed as unverifiable."""
+    names = [row[0] for row in await fetch(_TABLES, schema, LOG_TABLE)]
+    columns: dict[str, list[Column]] = {name: [] for name in names}
+    for table, col, declared, data_type in await fetch(_COLUMNS, schema):
+        if table in columns:
+            columns[table].append(Column(col, declared, kind_of(data_type or declared)))
+    keys: dict[str, list[str]] = {name: [] for name in names}
+    for table, col in await fetch(_KEYS, schema):
+        if table in keys:
+            keys[table].append(col)
+    refs: dict[str, dict[str, str]] = {name: {} for name in names}
+    for table, col, parent, parent_col in await fetch(_FOREIGN, schema):
+        if table in refs and keys.get(parent) == [parent_col]:
+            refs[table][col] = parent
+    tables = {}
+    for name in names:
+        reason = "" if keys[name] else "no primary key"
+        tables[name] = TableInfo(name, tuple(keys[name]), tuple(columns[name]),
+                                 not reason, reason, refs[name])
+    return tables
+
+
+def log_ddl(schema: str) -> list[str]:
+    """The change-log table and the trigger function, created if missing."""
+    log = f"{quote_ident(schema)}.{quote_ident(LOG_TABLE)}"
+    function = f"{quote_ident(schema)}.{quote_ident(FUNCTION)}"
+    body = f"""
+DECLARE
+  old_row jsonb;
+  new_row jsonb;
+  old_key jsonb := '[]';
+  new_key jsonb := '[]';
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    old_row := to_jsonb(OLD);
+    FOR i IN 1 .. TG_NARGS - 1 LOOP
+      old_key := old_key || jsonb_build_array(old_row -> TG_ARGV[i]);
+    END LOOP;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    new_row := to_jsonb(NEW);
+    FOR i IN 1 .. TG_NARGS - 1 LOOP
+      new_key := new_key || jsonb_build_array(new_row -> TG_ARGV[i]);
+    END LOOP;
+  END IF;
+  IF TG_OP = 'UPDATE' AND old_key IS DISTINCT FROM new_key THEN
+    INSERT INTO {log} (tbl, op, pk, before, after)
+    VALUES (TG_ARGV[0], 'delete', old_key, old_row, NULL),
+           (TG_ARGV[0], 'insert', new_key, NULL, new_row);
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO {log} (tbl, op, pk, before, after)
+    VALUES (TG_ARGV[0], 'delete', old_key, old_row, NULL);
+  ELSE
+    INSERT INTO {log} (tbl, op, pk, before, after)
+    VALUES (TG_ARGV[0], lower(TG_OP), new_key, old_row, new_row);
+  END IF;
+  RETURN NULL;
+END
+"""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {log} (seq bigint GENERATED ALWAYS AS IDENTITY "
+        "PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, pk jsonb NOT NULL, "
+        "before jsonb, after jsonb)",
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $shadow${body}$shadow$",
+    ]
+
+
+def trigger_ddl(schema: str, info: TableInfo) -> list[str]:
+    """CREATE TRIGGER and its signature comment for one verifiable table."""
+    table = f"{quote_ident(schema)}.{quote_ident(info.name)}"
+    args = ", ".join(quote_literal(a) for a in (info.name, *info.key))
+    return [
+        f"CREATE TRIGGER {quote_ident(TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {quote_ident(schema)}.{quote_ident(FUNCTION)}({args})",
+        f"COMMENT ON TRIGGER {quote_ident(TRIGGER)} ON {table} "
+        f"IS {quote_literal(COMMENT_PREFIX + info.signature())}",
+    ]
+
+
+def drop_trigger(schema: str, table: str) -> str:
+    target = f"{quote_ident(schema)}.{quote_ident(table)}"
+    return f"DROP TRIGGER IF EXISTS {quote_ident(TRIGGER)} ON {target}"
+
+
+def drop_log(schema: str) -> list[str]:
+    """Drop the function and the change log (triggers must be gone first)."""
+    return [
+        f"DROP FUNCTION IF EXISTS {quote_ident(schema)}.{quote_ident(FUNCTION)}()",
+        f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(LOG_TABLE)}",
+    ]
+
+
+def drain_sql(schema: str) -> str:
+    log = f"{quote_ident(schema)}.{quote_ident(LOG_TABLE)}"
+    return f"DELETE FROM {log} RETURNING seq, tbl, op, pk::text, before::text, after::text"
+
+
+def count_sql(schema: str) -> str:
+    return f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(LOG_TABLE)}"

@@ -1,0 +1,183 @@
+"""SqliteCapture against real SQLite files; the application writes with its own connection."""
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from shadow.rows.capture import CaptureError
+from shadow.rows.model import RowRules
+from shadow.rows.sqlite import SqliteCapture
+
+SCHEMA = '''
+CREATE TABLE entries (id INTEGER PRIMARY KEY, note TEXT, done BOOLEAN, at DATETIME,
+                      score REAL, meta JSON, raw BLOB);
+CREATE TABLE tags (entry_id INTEGER REFERENCES entries(id), tag TEXT, weight REAL,
+                   PRIMARY KEY (entry_id, tag));
+CREATE TABLE "odd ""name""" (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE log_lines (msg TEXT);
+CREATE INDEX entries_at ON entries(at);
+CREATE TRIGGER entries_touch AFTER UPDATE OF note ON entries BEGIN SELECT 1; END;
+CREATE VIEW open_entries AS SELECT * FROM entries WHERE done = 0;
+CREATE VIRTUAL TABLE search USING fts5(body);
+INSERT INTO entries (note, done, at, score, meta, raw)
+VALUES ('first', 0, '2026-02-04 15:47:20', 1.5, '{"a": 1}', x'00ff');
+INSERT INTO tags VALUES (1, 'x', 0.5);
+INSERT INTO log_lines VALUES ('hello');
+'''
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The application's own connection to its database file (WAL, as apps often use)."""
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def capture(app, tmp_path):
+    async with SqliteCapture(tmp_path / "app.db", busy_timeout=2.0) as cap:
+        yield cap
+
+
+def snapshot(conn):
+    """Everything a schema or data change could touch: catalogue, columns, rows."""
+    master = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+    master = master.fetchall()
+    tables = [r[1] for r in master if r[0] == "table"]
+    columns = {t: conn.execute("SELECT * FROM pragma_table_xinfo(?)", (t,)).fetchall()
+               for t in tables}
+    data = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t.replace(chr(34), chr(34) * 2)}"')))
+            for t in tables}
+    return master, columns, data
+
+
+async def test_install_then_uninstall_leaves_schema_and_data_exactly_as_before(app, capture):
+    before = snapshot(app)
+    status = await capture.install()
+    assert status.healthy
+    assert set(status.captured) == {"entries", "tags", 'odd "name"', "log_lines"}
+    assert "search" in status.unverifiable
+    app.execute("UPDATE entries SET note = 'changed' WHERE id = 1")
+    app.execute("UPDATE entries SET note = 'first' WHERE id = 1")
+    await capture.uninstall()
+    assert snapshot(app) == before
+    assert not (await capture.status()).installed
+
+
+async def test_drain_returns_changes_in_write_order_and_empties_the_log(app, capture):
+    await capture.install()
+    app.execute("INSERT INTO entries (id, note) VALUES (2, 'b')")
+    app.execute("UPDATE tags SET weight = 2 WHERE entry_id = 1")
+    app.execute("DELETE FROM entries WHERE id = 2")
+    app.execute('''INSERT INTO "odd ""name""" VALUES ('k''1', x'01')''')
+    changes = await capture.drain()
+    assert [(c.table, c.op, c.key) for c in changes] == [
+        ("entries", "insert", (2,)), ("tags", "update", (1, "x")),
+        ("entries", "delete", (2,)), ('odd "name"', "insert", ("k'1",))]
+    assert changes[1].before["weight"] == 0.5 and changes[1].after["weight"] == 2.0
+    assert changes[3].after == {"k": "k'1", "v": b"\x01"}
+    assert await capture.drain() == []
+    assert (await capture.status()).pending == 0
+
+
+async def test_row_images_keep_sqlite_values(app, capture):
+    await capture.install()
+    app.execute("UPDATE entries SET score = 2.25 WHERE id = 1")
+    [change] = await capture.drain()
+    assert change.before == {"id": 1, "note": "first", "done": 0, "at": "2026-02-04 15:47:20",
+                             "score": 1.5, "meta": '{"a": 1}', "raw": b"\x00\xff"}
+    assert change.after["score"] == 2.25
+
+
+async def test_rolled_back_transaction_leaves_no_change(app, capture):
+    await capture.install()
+    app.execute("BEGIN")
+    app.execute("INSERT INTO entries (note) VALUES ('never')")
+    app.execute("DELETE FROM tags")
+    app.execute("ROLLBACK")
+    assert await capture.drain() == []
+
+
+async def test_rowid_table_is_keyed_by_rowid(app, capture):
+    tables = await capture.introspect()
+    assert tables["log_lines"].key == ("rowid",)
+    assert tables["entries"].key == ("id",)
+    assert tables["tags"].key == ("entry_id", "tag")
+    assert tables["tags"].references == {"entry_id": "entries"}
+    await capture.install()
+    app.execute("INSERT INTO log_lines VALUES ('second')")
+    app.execute("DELETE FROM log_lines WHERE msg = 'hello'")
+    changes = await capture.drain()
+    assert [(c.op, c.key, c.after) for c in changes] == [
+        ("insert", (2,), {"msg": "second"}), ("delete", (1,), None)]
+
+
+async def test_update_of_a_key_is_a_delete_and_an_insert(app, capture):
+    await capture.install()
+    app.execute("UPDATE tags SET tag = 'y' WHERE tag = 'x'")
+    changes = await capture.drain()
+    assert [(c.op, c.key) for c in changes] == [("delete", (1, "x")), ("insert", (1, "y"))]
+
+
+async def test_tables_created_or_altered_after_install_are_reported(app, capture):
+    await capture.install()
+    app.execute("CREATE TABLE later (id INTEGER PRIMARY KEY)")
+    app.execute("ALTER TABLE tags ADD COLUMN colour TEXT")
+    status = await capture.status()
+    assert status.uncaptured == ("later",)
+    assert status.stale == ("tags",)
+    assert not status.healthy
+    assert any("later" in p for p in status.problems())
+    status = await capture.install()
+    assert status.healthy and {"later", "tags"} <= set(status.captured)
+    app.execute("INSERT INTO tags VALUES (1, 'z', 1, 'red')")
+    [change] = await capture.drain()
+    assert change.after["colour"] == "red"
+
+
+async def test_rules_exclude_tables_and_install_rejects_unknown_names(app, tmp_path):
+    rules = RowRules.build(exclude=["log_lines"])
+    async with SqliteCapture(tmp_path / "app.db", rules=rules) as cap:
+        status = await cap.install()
+        assert "log_lines" in status.excluded and "log_lines" not in status.captured
+        with pytest.raises(CaptureError, match="no_such"):
+            await cap.install(["entries", "no_such"])
+        assert (await cap.install(["entries"])).captured == ("entries",)
+        await cap.uninstall()
+
+
+async def test_drain_waits_for_the_writer_and_sees_only_committed_rows(app, capture):
+    await capture.install()
+    app.execute("BEGIN IMMEDIATE")
+    app.execute("INSERT INTO entries (id, note) VALUES (5, 'pending')")
+    waiting = asyncio.ensure_future(capture.drain())
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    app.execute("COMMIT")
+    [change] = await waiting
+    assert change.key == (5,)
+
+
+async def test_wide_table_images_are_complete(app, capture):
+    cols = ", ".join(f"c{i} INTEGER" for i in range(150))
+    app.execute(f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {cols})")
+    await capture.install(["wide"])
+    app.execute("INSERT INTO wide (id, c0, c149) VALUES (1, 7, 9)")
+    [change] = await capture.drain()
+    assert len(change.after) == 151
+    assert (change.after["c0"], change.after["c149"], change.after["c5"]) == (7, 9, None)
+
+
+async def test_capture_must_be_open(tmp_path):
+    cap = SqliteCapture(tmp_path / "none.db")
+    with pytest.raises(CaptureError):
+        await cap.drain()
+    with pytest.raises(CaptureError):
+        await SqliteCapture(tmp_path / "missing" / "x.db").open()
