@@ -8,7 +8,7 @@ import importlib
 
 import click
 
-_PROVIDERS = ("shadow.cutover_cli",)
+_PROVIDERS = ("shadow.cutover_cli", "shadow.demo.commands")
 
 
 def register_all(group: click.Group) -> None:

@@ -145,6 +145,7 @@ class Proxy:
 
             async def write_job() -> None:
                 try:
+                    await writes.reads_done(seq)
                     await send()
                 finally:
                     writes.finished(seq)
@@ -155,15 +156,31 @@ class Proxy:
 
             self.write_lane.submit(write_job, on_drop=write_dropped)
             return
-        after = writes.submitted if writes is not None else 0
+        if writes is None:
+            self.lane.submit(send, on_drop=pair.drop)
+            return
+        after = writes.read_started()
+        open_ = [True]
+
+        def finish() -> None:
+            if open_[0]:
+                open_[0] = False
+                writes.read_finished(after)
 
         async def read_job() -> None:
-            if after and not await writes.caught_up(after):
-                pair.drop("behind")
-                return
-            await send()
+            try:
+                if after and not await writes.caught_up(after):
+                    pair.drop("behind")
+                    return
+                await send()
+            finally:
+                finish()
 
-        self.lane.submit(read_job, on_drop=pair.drop)
+        def read_dropped(reason: str) -> None:
+            finish()
+            pair.drop(reason)
+
+        self.lane.submit(read_job, on_drop=read_dropped)
 
     async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,
                        headers: list[tuple[str, str]], body: bytes | AsyncIterator[bytes],

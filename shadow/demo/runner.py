@@ -1,0 +1,238 @@
+"""`shadow demo`: the whole idea on one machine, in one command.
+
+Starts a PostgreSQL server (embedded, or SHADOW_POSTGRES_DSN), gives the SQLite file and
+the PostgreSQL database the same starting data, starts the legacy and the candidate build
+(bugs on by default), puts the proxy in `shadow` mode in front of them, drives traffic
+from simulated users through it, and prints a summary: verdicts per route and the top
+mismatch signatures with one redacted example each. Everything it started is stopped and
+every temporary file removed, also on Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from shadow.app import Runtime
+from shadow.config import Config, parse_config
+from shadow.demo.apps import make_candidate_app, make_legacy_app
+from shadow.demo.bugs import parse_bugs
+from shadow.demo.routes import ROUTES
+from shadow.demo.seed import seed
+from shadow.demo.traffic import run_traffic
+from shadow.pgserver import PostgresServer
+from shadow.verdict import signature_path
+
+
+class PortBusy(RuntimeError):
+    """A port the demo was asked to listen on is taken."""
+
+
+@dataclass
+class DemoResult:
+    """What a demo run saw: verdict counts per route and the top signatures."""
+
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
+    signatures: list[dict] = field(default_factory=list)
+    samples: dict[str, dict] = field(default_factory=dict)
+    requests: int = 0
+    urls: dict[str, str] = field(default_factory=dict)
+
+
+def check_free(address: str) -> None:
+    """Raise PortBusy naming the address when something already listens there."""
+    host, _, port = address.rpartition(":")
+    if int(port) == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortBusy(f"port {port} on {host} is busy ({exc.strerror}); "
+                               f"choose another with --listen/--admin-listen") from None
+            raise
+
+
+def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str,
+                admin_listen: str) -> Config:
+    """The proxy configuration of the demo: the app's route templates, timestamps
+    compared with a 2 s tolerance (each build stamps rows with its own clock)."""
+    templates: dict[str, set[str]] = {}
+    for method, path, _ in ROUTES:
+        templates.setdefault(path, set()).add(method)
+    return parse_config({
+        "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
+        "backends": {"legacy": {"url": legacy_url, "label": "sqlite"},
+                     "candidate": {"url": candidate_url, "label": "postgres"}},
+        "compare": {"time_tolerance": 2.0},
+        "routes": [{"template": t} for t in sorted(templates)],
+        "gate": {"min_samples": 50,
+                 "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
+        "store": {"path": str(state)},
+        "log": {"level": "warning"},
+    })
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1:0",
+                     admin_listen: str = "127.0.0.1:0"
+                     ) -> AsyncIterator[tuple[Runtime, dict[str, str]]]:
+    """Both builds on seeded databases and the proxy in front of them; yields the running
+    proxy and the builds' URLs; all stopped on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        db_path = tmp / "legacy.sqlite3"
+        await seed(db_path=db_path, dsn=dsn)
+        legacy_runner, legacy_url = await _serve(make_legacy_app(db_path))
+        stack.push_async_callback(legacy_runner.cleanup)
+        candidate_runner, candidate_url = await _serve(make_candidate_app(dsn, bugs))
+        stack.push_async_callback(candidate_runner.cleanup)
+        config = demo_config(legacy_url=legacy_url, candidate_url=candidate_url,
+                             state=tmp / "state.db", listen=listen, admin_listen=admin_listen)
+        runtime = Runtime(config)
+        stack.push_async_callback(runtime.stop)
+        await runtime.start()
+        yield runtime, {"legacy": legacy_url, "candidate": candidate_url}
+
+
+async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoResult:
+    """Fill `result` with the verdicts and top signatures once the shadow lanes are idle."""
+    await settle(runtime)
+    await runtime.store.flush()
+    result.verdicts = _verdicts(runtime)
+    result.signatures = await runtime.store.signatures(limit=top)
+    for row in result.signatures:
+        found = await runtime.store.samples(signature=row["signature"], limit=1)
+        if found:
+            result.samples[row["signature"]] = found[0]
+    return result
+
+
+async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: int = 7,
+                   listen: str = "127.0.0.1:8080", admin_listen: str = "127.0.0.1:8081",
+                   keep_running: bool = False, say: Callable[[str], None] = print,
+                   until: asyncio.Event | None = None) -> DemoResult:
+    """Run the demo; returns what it saw. `until` ends --keep-running (Ctrl-C)."""
+    parse_bugs(bugs)  # an unknown bug name fails before anything starts
+    check_free(listen)
+    check_free(admin_listen)
+    # The candidate's 500s are the point of the demo; their tracebacks are not.
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+    tmp = Path(tempfile.mkdtemp(prefix="shadow-demo-"))
+    result = DemoResult()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, True)
+        say("starting PostgreSQL ...")
+        pg = await asyncio.to_thread(PostgresServer)
+        stack.callback(pg.close)
+        if pg.external:
+            stack.push_async_callback(pg.drop_databases)
+        dsn = await pg.create_database()
+        runtime, urls = await stack.enter_async_context(demo_stack(
+            bugs=bugs, dsn=dsn, tmp=tmp, listen=listen, admin_listen=admin_listen))
+        proxy = f"http://127.0.0.1:{runtime.proxy_port}"
+        admin = f"http://127.0.0.1:{runtime.admin_port}"
+        result.urls = {"proxy": proxy, "admin": admin, "metrics": admin + "/metrics",
+                       "browser": admin + "/"}
+        say(f"legacy (SQLite) {urls['legacy']}   candidate (PostgreSQL, bugs: {bugs}) "
+            f"{urls['candidate']}")
+        say(f"proxy {proxy} in shadow mode; traffic for {duration:g} s from {users} users ...")
+        last = [0.0]
+
+        def progress(call) -> None:
+            now = asyncio.get_running_loop().time()
+            if now - last[0] >= 1.0:
+                last[0] = now
+                counts = _verdicts(runtime)
+                total = {v: sum(r.get(v, 0) for r in counts.values())
+                         for v in ("match", "mismatch", "shadow_error")}
+                say(f"  {runtime.verifier.concluded:5d} compared  " + "  ".join(
+                    f"{k} {n}" for k, n in total.items()))
+
+        report = await run_traffic(proxy, users=users, duration=duration, seed=seed_value,
+                                   on_progress=progress)
+        result.requests = report.requests
+        await collect(runtime, result)
+        say(summary(result))
+        if keep_running:
+            say(f"\nkeeping it running: proxy {proxy}  admin {admin}  metrics {admin}/metrics"
+                f"  browser {admin}/\nCtrl-C stops everything.")
+            await (until or asyncio.Event()).wait()
+    return result
+
+
+async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
+    """Wait for the shadow lanes to finish what the traffic queued."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        lanes = [lane for lane in (runtime.lane, runtime.write_lane) if lane is not None]
+        if all(lane.depth == 0 and lane.busy == 0 for lane in lanes):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
+
+
+def _verdicts(runtime: Runtime) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for metric in runtime.metrics.requests.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.value:
+                key = f"{sample.labels['method']} {sample.labels['route']}"
+                out.setdefault(key, {})[sample.labels["verdict"]] = int(sample.value)
+    return out
+
+
+def summary(result: DemoResult) -> str:
+    """The ten-second read: verdicts per route, then the top mismatch causes."""
+    verdicts = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
+    width = max((len(k) for k in result.verdicts), default=20)
+    lines = ["", f"{'route':<{width}}  " + "  ".join(f"{v:>13}" for v in verdicts)]
+    for route in sorted(result.verdicts, key=lambda k: (k.split(" ", 1)[1], k)):
+        row = result.verdicts[route]
+        flag = "  <-" if row.get("mismatch") or row.get("shadow_error") else ""
+        lines.append(f"{route:<{width}}  " + "  ".join(f"{row.get(v, 0):>13}" for v in verdicts)
+                     + flag)
+    totals = {v: sum(r.get(v, 0) for r in result.verdicts.values()) for v in verdicts}
+    lines.append(f"{'total':<{width}}  " + "  ".join(f"{totals[v]:>13}" for v in verdicts))
+    if not result.signatures:
+        lines.append("\nno mismatches: the candidate answered like the legacy build.")
+        return "\n".join(lines)
+    lines.append(f"\ntop mismatch signatures ({len(result.signatures)} shown):")
+    for row in result.signatures:
+        lines.append(f"  {row['count']:6d}x  {row['method']} {row['route']}  {row['kind']} at "
+                     f"{row['path']}")
+        sample = result.samples.get(row["signature"])
+        if sample:
+            diff = next((d for d in sample["sample"]["differences"]
+                         if d["kind"] == row["kind"]
+                         and signature_path(d["path"]) == row["path"]), None)
+            if diff:
+                lines.append(f"           legacy: {_short(diff['primary'])}   candidate: "
+                             f"{_short(diff['shadow'])}")
+    return "\n".join(lines)
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
