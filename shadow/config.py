@@ -346,6 +346,9 @@ def _compile_problems(config: Config) -> list[str]:
             headers=compare.headers,
             ignore_paths=compare.ignore_paths,
             unordered_paths=compare.unordered_paths,
+            numeric_tolerance=compare.numeric_tolerance,
+            time_tolerance=compare.time_tolerance,
+            scrubbers=[(s.pattern, s.replacement) for s in compare.scrubbers],
         )
     except ValueError as exc:
         problems.append(f"compare: {exc}")

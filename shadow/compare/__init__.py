@@ -4,6 +4,7 @@
     rules      ReplyRules, compiled once at start-up by `build_rules`
     lift       reply body -> comparable document (JSON, text, or a hash)
     bridge     the dialect bridge shared with row comparison
+    kinds      ValueKind and the kinds of declared SQLite / PostgreSQL column types
     prepare    ignore and unordered rules applied to a document
     walk       rule-aware equality and differences
     explain    readable differences (DeepDiff) for a pair known to differ

@@ -4,8 +4,9 @@ SQLite and PostgreSQL render the same fact differently: `0/1` vs `true/false`, t
 timestamps vs `timestamptz`, `15` vs `Decimal('15.00')`, JSON text vs parsed `jsonb`,
 `memoryview` vs `bytes`. A `ValueKind`, taken from the declared column types
 (`kind_of_sqlite`, `kind_of_postgres`, `pair_kind`, defined in `kinds` and exported
-here) or from the reply rules, says what a value means; `canonical` maps it to one form per meaning, `values_equal` compares two
-values on that meaning and says whether the bridge was needed to call them equal.
+here) or from the reply rules, says what a value means; `canonical` maps it to one form
+per meaning, `values_equal` compares two values on that meaning and says whether the
+bridge was needed to call them equal.
 
 Canonical forms, by kind:
 
@@ -30,7 +31,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -38,15 +39,8 @@ import orjson
 from shadow.compare.kinds import ValueKind, kind_of_postgres, kind_of_sqlite, pair_kind
 
 __all__ = [
-    "CanonicalJson",
-    "ValueKind",
-    "canonical",
-    "is_numeric_text",
-    "kind_of_postgres",
-    "kind_of_sqlite",
-    "pair_kind",
-    "parse_instant",
-    "values_equal",
+    "CanonicalJson", "ValueKind", "canonical", "is_numeric_text", "kind_of_postgres",
+    "kind_of_sqlite", "pair_kind", "parse_instant", "values_equal",
 ]
 
 

@@ -41,6 +41,7 @@ MAX_DEPTH = 48
 """Arrays nested deeper are compared by position (DeepDiff recurses)."""
 
 _FLAGS = {True: b"true", False: b"false"}
+_NODES = (dict, list, Bag)
 _ADDED = frozenset({"dictionary_item_added", "iterable_item_added"})
 _REMOVED = frozenset({"dictionary_item_removed", "iterable_item_removed"})
 
@@ -95,7 +96,7 @@ class _RuleAware:
         self.walker = walker
         self.primary = primary
         self.shadow = shadow
-        self.bags: dict[Path, None] = {}
+        self.bags: dict[tuple[Path, Path], None] = {}
 
     def match(self, level: Any) -> bool:
         t1, t2 = level.t1, level.t2
@@ -106,19 +107,17 @@ class _RuleAware:
     def give_up_diffing(self, level: Any, diff_instance: Any) -> bool:
         t1, t2 = level.t1, level.t2
         if type(t1) is Bag:
-            path = tuple(level.path(output_format="list"))
-            same, _ = self.walker.equal(_at(self.primary, path), _at(self.shadow, path))
+            left = tuple(level.path(output_format="list"))
+            right = tuple(level.path(output_format="list", use_t2=True))
+            same, _ = self.walker.equal(_at(self.primary, left), _at(self.shadow, right))
             if not same:
-                self.bags[path] = None
+                self.bags[left, right] = None
             return True
         same, _ = self.walker.leaves_equal(_unflagged(t1), _unflagged(t2))
         return same
 
     def normalize_value_for_hashing(self, parent: Any, obj: Any) -> Any:
         return obj
-
-
-_NODES = (dict, list, Bag)
 
 
 def _described(primary: Any, shadow: Any, at: Path, walker: Walker) -> list[tuple[Path, Difference]]:
@@ -149,8 +148,8 @@ def _described(primary: Any, shadow: Any, at: Path, walker: Walker) -> list[tupl
             elif report_type not in ("values_changed", "type_changes"):
                 detail = report_type.replace("_", " ")
             out.append((at + left, difference(at + left, _at(primary, left), _at(shadow, right), detail)))
-    for path in operator.bags:
-        out.extend(walker.bag_differences(at + path, _at(primary, path), _at(shadow, path)))
+    for left, right in operator.bags:
+        out.extend(walker.bag_differences(at + left, _at(primary, left), _at(shadow, right)))
     return out
 
 
@@ -166,12 +165,16 @@ def _capped(differences: list[Difference], more: bool, cap: int) -> list[Differe
 
 
 def _size(doc: Any, max_depth: int) -> int:
-    """Node count of `doc`, or a number larger than any budget when it is too deep."""
+    """Node count of `doc`, a long string counting as one node per 256 characters, or a
+    number larger than any budget when `doc` is nested deeper than `max_depth`."""
     count = 0
     stack = [(doc, 0)]
     while stack:
         node, depth = stack.pop()
         count += 1
+        if type(node) is str:
+            count += len(node) >> 8
+            continue
         if type(node) is dict:
             children = node.values()
         elif type(node) is list or type(node) is Bag:

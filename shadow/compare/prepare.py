@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from shadow.compare.bridge import ValueKind, canonical, is_numeric_text, parse_instant
-from shadow.compare.jsonpath import PatternSet
 from shadow.compare.rules import BridgeRules, ReplyRules
 
 _LARGEST_EXACT_FLOAT = 2**53

@@ -1,0 +1,18 @@
+"""Helpers shared by the compare tests: replies built from values, in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from shadow.verdict import Reply
+
+JSON = (("Content-Type", "application/json"),)
+
+
+def reply(body: Any = b"", *, status: int = 200, headers=JSON, error: str | None = None) -> Reply:
+    """A Reply; a body that is not bytes is encoded as JSON."""
+    if not isinstance(body, bytes):
+        body = orjson.dumps(body)
+    return Reply(status, tuple(headers), body, 0.01, error)
