@@ -95,7 +95,7 @@ class Runtime:
             on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
         self.lane.start()
         if cfg.proxy.ordered_writes:
-            self.writes = WriteOrder(catch_up_timeout=cfg.mirror.timeout)
+            self.writes = WriteOrder(max_parked=cfg.mirror.queue_size)
             self.write_lane = MirrorLane(
                 name="shadow_writes", queue_size=cfg.mirror.write_queue_size, workers=1,
                 timeout=cfg.mirror.timeout + 1.0, raised=self.raised,
@@ -146,6 +146,8 @@ class Runtime:
         for runner in self.runners[:1]:  # the proxy listener: in-flight requests finish
             await runner.shutdown()
             await runner.cleanup()
+        if self.writes is not None:
+            self.writes.drop_parked("shutdown")
         for lane in (self.write_lane, self.lane):
             if lane is not None and not await lane.drain(deadline):
                 log.warning("shadow work left undone at shutdown", extra={"lane": lane.name})

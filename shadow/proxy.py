@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from aiohttp import web
@@ -36,6 +36,10 @@ log = logging.getLogger("shadow.proxy")
 _NO_BODY_STATUS = frozenset({204, 304})
 _DROP_REQUEST = frozenset({"host", "content-length"})
 _STREAM_CHUNK = 65536
+
+
+def _nothing() -> None:
+    return None
 
 
 def error_response(status: int, error: str, message: str) -> web.Response:
@@ -100,15 +104,17 @@ class Proxy:
             exchange = Exchange(f"{self._boot}-{next(self._ids)}", method, target, route,
                                 tuple(request.headers.items()), body, time.time())
             pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
-            self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
+            primary_answered = self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
 
         primary = self.upstreams[roles.primary]
         try:
             return await self._forward(request, primary, method, target, headers,
                                        body if stream is None else stream, pair, route)
         finally:
-            if pair is not None and pair.primary is None:
-                pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
+            if pair is not None:
+                primary_answered()
+                if pair.primary is None:
+                    pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
 
     def _forward_headers(self, request: web.Request) -> list[tuple[str, str]]:
         headers = [
@@ -128,9 +134,10 @@ class Proxy:
         return headers
 
     def _mirror(self, pair: Pair, backend: str, headers: list[tuple[str, str]],
-                ordered: bool) -> None:
-        """Hand the exchange to the shadow: writes to the ordered lane (numbered under the
-        write lock), reads to the concurrent lane behind the writes handed over before."""
+                ordered: bool) -> Callable[[], None]:
+        """Hand the exchange to the shadow; returns what to call once the primary has
+        answered. Writes go to the ordered lane (numbered under the write lock); reads go
+        to the concurrent lane once the writes they must see are on the shadow."""
         upstream = self.upstreams[backend]
         ex = pair.exchange
         writes = self.writes
@@ -140,12 +147,15 @@ class Proxy:
                                          timeout=self.shadow_timeout, max_bytes=self.max_reply)
             pair.set_shadow(reply)
 
+        if writes is None:
+            self.lane.submit(send, on_drop=pair.drop)
+            return _nothing
         if ordered:
-            seq = writes.next_write()
+            seq, reads_before = writes.write_started()
 
             async def write_job() -> None:
                 try:
-                    await writes.reads_done(seq)
+                    await writes.reads_done(reads_before, self.shadow_timeout)
                     await send()
                 finally:
                     writes.finished(seq)
@@ -155,32 +165,23 @@ class Proxy:
                 pair.drop(reason)
 
             self.write_lane.submit(write_job, on_drop=write_dropped)
-            return
-        if writes is None:
-            self.lane.submit(send, on_drop=pair.drop)
-            return
-        after = writes.read_started()
-        open_ = [True]
+            return lambda: writes.write_done_on_primary(seq)
 
-        def finish() -> None:
-            if open_[0]:
-                open_[0] = False
-                writes.read_finished(after)
+        ticket = writes.read_arrived()
 
         async def read_job() -> None:
             try:
-                if after and not await writes.caught_up(after):
-                    pair.drop("behind")
-                    return
                 await send()
             finally:
-                finish()
+                writes.read_done_on_shadow(ticket)
 
         def read_dropped(reason: str) -> None:
-            finish()
+            writes.read_done_on_shadow(ticket)
             pair.drop(reason)
 
-        self.lane.submit(read_job, on_drop=read_dropped)
+        writes.when_visible(ticket, lambda: self.lane.submit(read_job, on_drop=read_dropped),
+                            read_dropped)
+        return lambda: writes.read_done_on_primary(ticket)
 
     async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,
                        headers: list[tuple[str, str]], body: bytes | AsyncIterator[bytes],
@@ -233,12 +234,12 @@ class Proxy:
                         kept = bytearray()
                 await response.write(chunk)
             await response.write_eof()
-        except UpstreamError:
+        except UpstreamError as exc:
             upstream.close()
             # The head is already sent: all that can be done is to cut the connection.
             request.transport and request.transport.close()
-            if pair is not None:
-                pair.set_primary(Reply(0, (), b"", time.perf_counter() - started, "protocol"))
+            self._primary_done(pair, backend, route,
+                               Reply(0, (), b"", time.perf_counter() - started, exc.error))
             return response
         except BaseException:
             upstream.close()

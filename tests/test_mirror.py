@@ -88,17 +88,54 @@ async def test_drain_cancels_what_is_left_at_the_deadline():
     assert drops[-1] == "closing"
 
 
-async def test_write_order_lets_a_read_wait_for_earlier_writes_only():
+async def test_a_read_waits_only_for_writes_the_primary_finished_before_it_arrived():
     from shadow.writes import WriteOrder
 
-    order = WriteOrder(catch_up_timeout=0.2)
-    first, second, third = order.next_write(), order.next_write(), order.next_write()
-    waiting = asyncio.ensure_future(order.caught_up(second))
-    await asyncio.sleep(0.01)
-    order.finished(first)
+    order = WriteOrder(max_parked=10)
+    released: list[str] = []
+    concurrent = order.read_arrived()          # arrives before any write is done
+    w1, _ = order.write_started()
+    order.write_done_on_primary(w1)
+    after_w1 = order.read_arrived()            # arrives after w1 finished on the primary
+    w2, _ = order.write_started()              # w2 still running on the primary...
+    during_w2 = order.read_arrived()           # ...when this read arrives: concurrent
+    for name, ticket in (("concurrent", concurrent), ("after_w1", after_w1),
+                         ("during_w2", during_w2)):
+        order.when_visible(ticket, lambda n=name: released.append(n), released.append)
+    assert released == ["concurrent"]
+    order.finished(w1)
+    assert released == ["concurrent", "after_w1", "during_w2"]
+    assert order.parked == 0
+
+
+async def test_a_write_waits_for_reads_the_primary_finished_before_it_started():
+    from shadow.writes import WriteOrder
+
+    order = WriteOrder(max_parked=10)
+    early, late = order.read_arrived(), order.read_arrived()
+    order.read_done_on_primary(early)
+    seq, reads_before = order.write_started()
+    order.read_done_on_primary(late)           # finished after the write started
+    waiting = asyncio.ensure_future(order.reads_done(reads_before, timeout=1.0))
     await asyncio.sleep(0.01)
     assert not waiting.done()
-    order.dropped(third)  # dropped out of turn: counts once `second` is done
-    order.finished(second)
-    assert await waiting and order.pending == 0
-    assert not await order.caught_up(order.next_write())  # never finished: times out
+    order.read_done_on_shadow(early)
+    assert await waiting                       # `late` is concurrent: not waited for
+    assert not await order.reads_done(order.write_started()[1], timeout=0.05)
+
+
+async def test_parked_reads_are_bounded_and_dropped_writes_release_them():
+    from shadow.writes import WriteOrder
+
+    order = WriteOrder(max_parked=1)
+    w1, _ = order.write_started()
+    w2, _ = order.write_started()
+    order.write_done_on_primary(w2)
+    out: list[str] = []
+    order.when_visible(order.read_arrived(), lambda: out.append("ran"), out.append)
+    order.when_visible(order.read_arrived(), lambda: out.append("ran"), out.append)
+    assert out == ["queue_full"]
+    order.dropped(w2)                          # out of turn: waits for w1
+    assert out == ["queue_full"]
+    order.finished(w1)
+    assert out == ["queue_full", "ran"] and order.pending == 0
