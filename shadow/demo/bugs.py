@@ -11,6 +11,13 @@ in one reply makes the client's next read of that id fail, a lost row shows only
 is read back. `lost_commit` is the silent one: `POST /api/journal` answers a correct
 201 with a correct-looking id, and only a later `GET` shows that the row is missing, so
 its `acts_on` route is not among its `routes`.
+
+The routes hold when each build sees the session cookies it issued itself, as when the
+traffic generator runs against each build. Behind a proxy the client holds the primary's
+cookie, which names the user by the primary's id. With `burnt_sequence` the candidate
+then reads that id as the previously registered user (or as nobody: 401), so everything
+a later user does lands on another account on the candidate: mismatches on every route
+that needs a session, not only on `routes`.
 """
 
 from __future__ import annotations
@@ -51,11 +58,12 @@ BUGS: dict[str, Bug] = {
              "journal listing without ORDER BY: an edited entry moves to the end",
              {"GET /api/journal"}, {"GET /api/journal"}),
         _bug("bool_render",
-             "booleans rendered true/false instead of 0/1",
+             "booleans rendered true/false instead of 0/1, on every reply that has one",
              None, _USER_RECORD | {"POST /api/journal", "POST /api/messages",
                                     "GET /api/conversations/{username}"} | _JOURNAL_READS),
         _bug("timestamp_render",
-             "timestamptz rendered as ISO 8601 with microseconds and offset",
+             "timestamptz rendered as ISO 8601 with microseconds and offset, on every "
+             "reply that has a timestamp",
              None, _USER_RECORD | _JOURNAL_READS | _MOOD_READS | {
                  "POST /api/journal", "POST /api/messages", "GET /api/inbox",
                  "GET /api/conversations/{username}"}),
@@ -63,12 +71,14 @@ BUGS: dict[str, Bug] = {
              "journal search with LIKE instead of ILIKE: case-sensitive, fewer hits",
              {"GET /api/journal"}, {"GET /api/journal"}),
         _bug("insert_or_replace",
-             "points upsert ported as a plain INSERT: duplicate key on the second mood, "
-             "500, the mood is rolled back and its id burnt",
+             "points upsert ported as a plain INSERT: duplicate key on a user's second "
+             "mood, 500; the mood is rolled back and its id burnt, so later mood ids, "
+             "mood lists, points and statistics differ too",
              {"POST /api/moods"},
              {"POST /api/moods", "GET /api/points", "GET /api/admin/stats"} | _MOOD_READS),
         _bug("lastrowid",
-             "new mood id taken from the command tag 'INSERT 0 1' (the OID, always 0)",
+             "new mood id taken from the command tag 'INSERT 0 1' (the OID, always 0); "
+             "the client's read-back of id 0 gets a 404",
              {"POST /api/moods"}, {"POST /api/moods", "GET /api/moods/{id}"}),
         _bug("avg_decimal",
              "AVG() numeric left as Decimal, serialised as the string \"6.50\"",
@@ -82,7 +92,8 @@ BUGS: dict[str, Bug] = {
              {"POST /api/register"}, set(_USER_RECORD)),
         _bug("lost_commit",
              "new journal entries are never committed: 201 with a correct-looking id, the "
-             "row is rolled back when the connection goes back to the pool",
+             "row is rolled back when the connection goes back to the pool; reads, edits, "
+             "deletes and statistics then miss it",
              {"POST /api/journal"},
              _JOURNAL_READS | {"DELETE /api/journal/{id}", "GET /api/admin/stats"}),
     )

@@ -137,7 +137,8 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
     check_free(listen)
     check_free(admin_listen)
     # The candidate's 500s are the point of the demo; their tracebacks are not.
-    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+    for name in ("aiohttp", "asyncio", "shadow.demo"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     tmp = Path(tempfile.mkdtemp(prefix="shadow-demo-"))
     result = DemoResult()
     async with contextlib.AsyncExitStack() as stack:

@@ -10,7 +10,7 @@ from shadow.demo.routes import ROUTE_KEYS
 from .lockstep import differing_routes, run_in_step, same_reply
 
 SEED = 3
-REQUESTS = 300
+REQUESTS = 240
 
 EXPECTED_NAMES = {
     "date_arith", "group_by", "order_by", "bool_render", "timestamp_render", "like_case",
