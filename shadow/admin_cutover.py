@@ -104,6 +104,10 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         await runtime.cutover.reset(_field(data, "reason", str, ""))
         return _json(runtime.cutover.status())
 
+    async def resync_rows(request: web.Request) -> web.Response:
+        data = await _object(request)
+        return _json(await runtime.cutover.resync_rows(_field(data, "reason", str, "")))
+
     async def audit(request: web.Request) -> web.Response:
         raw = request.query.get("limit", "100")
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:
@@ -113,4 +117,5 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/mode", guarded(change_mode))
     app.router.add_post("/api/gate/reset", guarded(reset_gate))
+    app.router.add_post("/api/rows/resync", guarded(resync_rows))
     app.router.add_get("/api/audit", audit)

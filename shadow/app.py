@@ -30,6 +30,8 @@ from shadow.routes import RouteTable
 from shadow.store import Store
 from shadow.upstream import Upstream
 from shadow.verifier import Verifier
+from shadow.rows.live import META as ROWS_META
+from shadow.rows.live import RowState
 from shadow.writes import WriteOrder
 
 log = logging.getLogger("shadow.app")
@@ -54,6 +56,8 @@ class Runtime:
     lane: MirrorLane | None = None
     write_lane: MirrorLane | None = None
     writes: WriteOrder | None = None
+    rows: RowState | None = None
+    _rows_task: asyncio.Task | None = None
     verifier: Verifier | None = None
     proxy: Proxy | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -81,6 +85,12 @@ class Runtime:
         self.metrics.set_mode(mode, MODES)
         self.modes.subscribe(lambda roles: self.metrics.set_mode(roles.mode, MODES))
         self.routes = RouteTable.from_config(cfg)
+        if cfg.rows_enabled:
+            from shadow.config import row_rules
+
+            self.rows = await RowState.open(
+                {name: cfg.backends[name].database for name in BACKENDS}, row_rules(cfg),
+                keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META))
         for name in BACKENDS:
             upstream = Upstream(name=name, url=cfg.backends[name].url,
                                 pool_size=cfg.proxy.pool_size,
@@ -112,15 +122,36 @@ class Runtime:
         self.verifier = Verifier(
             metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
-            max_body_chars=cfg.store.max_body_chars)
+            max_body_chars=cfg.store.max_body_chars, rows=self.rows)
         self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,
                            upstreams=self.upstreams, lane=self.lane, verifier=self.verifier,
-                           writes=self.writes, write_lane=self.write_lane)
+                           writes=self.writes, write_lane=self.write_lane, rows=self.rows,
+                           raised=self.raised)
         self.admin_token = os.environ.get(cfg.admin_token_env) or None
         self.cutover = await Cutover.attach(self)
+        if self.rows is not None:
+            self._rows_task = asyncio.get_running_loop().create_task(
+                self._watch_rows(), name="shadow-rows-state")
         await self._listen()
         log.info("proxy started", extra={"mode": str(mode), "listen": f"{self.proxy_port}",
                                          "admin": f"{self.admin_port}"})
+
+    async def save_rows(self) -> None:
+        """Bring the row metrics and the gate up to date and persist the row state."""
+        rows = self.rows
+        self.metrics.keymap_size.set(len(rows.keymap))
+        self.metrics.diverged.set(1 if rows.diverged else 0)
+        if self.cutover is not None:
+            self.cutover.stats.set_diverged(bool(rows.diverged))
+        await self.store.set_meta(ROWS_META, rows.saved())
+
+    async def _watch_rows(self, every: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.save_rows()
+            except Exception as exc:
+                self.raised("rows_state", exc)
 
     async def _listen(self) -> None:
         cfg = self.config
@@ -157,6 +188,12 @@ class Runtime:
         self.runners.clear()
         for upstream in self.upstreams.values():
             await upstream.close()
+        if self._rows_task is not None:
+            self._rows_task.cancel()
+            await asyncio.gather(self._rows_task, return_exceptions=True)
+        if self.rows is not None:
+            await self.save_rows()
+            await self.rows.close()
         if self.cutover is not None:
             await self.cutover.stop()
         if self.store is not None:

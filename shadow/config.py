@@ -234,6 +234,25 @@ class GateSettings(_Model):
         return value
 
 
+class ColumnSettings(_Model):
+    """How one database column is compared (see shadow.rows.model.ColumnRule)."""
+
+    ignore: bool = False
+    tolerance: Annotated[float, Field(ge=0)] = 0.0
+    kind: Literal["timestamp", "bool", "json"] | None = None
+    empty_is_null: bool = False
+
+
+class RowSettings(_Model):
+    """Row-state verification; on when both backends name a `database`."""
+
+    include: list[str] = []
+    exclude: list[str] = []
+    columns: dict[str, ColumnSettings] = {}
+    keymap_size: Count = 100_000
+    rewrite_ids: bool = True
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -256,6 +275,7 @@ class Config(_Model):
     redact: RedactSettings = RedactSettings()
     store: StoreSettings = StoreSettings()
     gate: GateSettings = GateSettings()
+    rows: RowSettings = RowSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("listen", "admin_listen")
@@ -361,7 +381,25 @@ def _compile_problems(config: Config) -> list[str]:
         RouteTable.from_config(config)
     except ValueError as exc:
         problems.append(f"routes: {exc}")
+    try:
+        row_rules(config)
+    except ValueError as exc:
+        problems.append(f"rows.columns: {exc}")
     return problems
+
+
+def row_rules(config: Config):
+    """The compiled row comparison rules of a config (raises ValueError)."""
+    from shadow.compare.bridge import ValueKind
+    from shadow.rows.model import ColumnRule, RowRules
+
+    rows = config.rows
+    return RowRules.build(
+        include=rows.include or None, exclude=rows.exclude,
+        columns={name: ColumnRule(ignore=c.ignore, tolerance=c.tolerance,
+                                  kind=ValueKind(c.kind) if c.kind else None,
+                                  empty_is_null=c.empty_is_null)
+                 for name, c in rows.columns.items()})
 
 
 def load_config(path: str | Path) -> Config:

@@ -163,6 +163,8 @@ class Cutover:
         """Verifier listener: feed the gate, and the ledger with writes legacy failed."""
         ex = c.exchange
         self.stats.observe(ex.method, ex.route, c.verdict)
+        if any(str(d.kind).startswith("row_") for d in c.differences):
+            self.stats.row_mismatch(f"{ex.method} {ex.route}")
         shadow = c.shadow
         if shadow is None or shadow.backend != _LEGACY_AS_SHADOW or ex.method in SAFE_METHODS:
             return
@@ -208,7 +210,39 @@ class Cutover:
             "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
                        "compared": result.compared, "mismatches": result.mismatches,
                        "shadow_errors": result.shadow_errors},
+            "writes": {"ordered": rt.writes is not None,
+                       "shadow_pending": rt.writes.pending if rt.writes else 0,
+                       "parked_reads": rt.writes.parked if rt.writes else 0},
+            "rows": self._rows_status(),
         }
+
+    def _rows_status(self) -> dict[str, Any]:
+        rows = self.runtime.rows
+        if rows is None:
+            return {"enabled": False}
+        return {"enabled": True, "diverged": rows.diverged, "keymap_size": len(rows.keymap),
+                "capture": {backend: {"installed": st.installed, "healthy": st.healthy,
+                                      "problems": st.problems()}
+                            for backend, st in rows.status.items()}}
+
+    async def resync_rows(self, reason: str) -> dict[str, Any]:
+        """The operator has re-copied the data: clear divergence, the key map and the
+        window's row mismatches (audit-logged)."""
+        reason = reason.strip()
+        if not reason:
+            raise BadRequest("a resync needs a reason (e.g. how the data was re-copied)")
+        rows = self.runtime.rows
+        if rows is None:
+            raise BadRequest("row verification is off: no database on both backends")
+        async with self._lock:
+            rows.resync()
+            self.stats.set_diverged(False)
+            self.stats.resolve_row_mismatches()
+            mode = self.runtime.modes.current.mode
+            await self._audit("rows_resync", mode, mode, False, reason, self.gate())
+            await self.runtime.save_rows()
+            await self.flush()
+        return self.status()
 
     async def change(self, target: str, *, force: bool = False, reason: str = "") -> Change:
         """Move to mode `target`; raises BadRequest, or GateRefused (audit-logged too)."""

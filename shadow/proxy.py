@@ -26,7 +26,8 @@ from shadow.config import Config
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
 from shadow.routes import RouteTable
-from shadow.upstream import Upstream, UpstreamError, end_to_end
+from shadow.rows.live import RowState
+from shadow.upstream import Upstream, UpstreamError, end_to_end, header_text
 from shadow.verdict import Exchange, Reply
 from shadow.verifier import Pair, Verifier
 from shadow.writes import WriteOrder
@@ -52,8 +53,12 @@ class Proxy:
 
     def __init__(self, *, config: Config, routes: RouteTable, modes: ModeState,
                  upstreams: dict[str, Upstream], lane: MirrorLane, verifier: Verifier,
-                 writes: WriteOrder | None = None, write_lane: MirrorLane | None = None) -> None:
+                 writes: WriteOrder | None = None, write_lane: MirrorLane | None = None,
+                 rows: RowState | None = None,
+                 raised: Callable[[str, BaseException], None] | None = None) -> None:
         self.routes = routes
+        self.rows = rows
+        self.raised = raised or (lambda operation, exc: None)
         self.writes = writes
         self.write_lane = write_lane
         self.modes = modes
@@ -74,11 +79,13 @@ class Proxy:
         roles = self.modes.current
         method = request.method
         target = request.raw_path
+        if not target.startswith("/"):  # absolute-form (`GET http://host/a`): sent as `/a`
+            target = request.rel_url.raw_path_qs
         policy = self.routes.match(method, request.rel_url.raw_path)
         headers = self._forward_headers(request)
         body, stream = await _read_body(request, self.max_body)
-        ordered = (self.writes is not None and roles.shadow is not None
-                   and policy.may_write(method))
+        ordered = (self.writes is not None and policy.may_write(method)
+                   and (roles.shadow is not None or self.rows is not None))
         if ordered:
             await self.writes.lock.acquire()
         try:
@@ -102,8 +109,11 @@ class Proxy:
             self.verifier.skipped(route, method, "sampled_out")
         else:
             exchange = Exchange(f"{self._boot}-{next(self._ids)}", method, target, route,
-                                tuple(request.headers.items()), body, time.time())
+                                tuple((header_text(k), header_text(v))
+                                      for k, v in request.raw_headers), body, time.time())
             pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
+            if ordered and self.rows is not None:
+                pair.expect_rows()
             primary_answered = self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
 
         primary = self.upstreams[roles.primary]
@@ -111,15 +121,32 @@ class Proxy:
             return await self._forward(request, primary, method, target, headers,
                                        body if stream is None else stream, pair, route)
         finally:
+            if ordered and self.rows is not None:
+                await self._capture_primary(roles, pair, route)
             if pair is not None:
                 primary_answered()
                 if pair.primary is None:
                     pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
 
+    async def _capture_primary(self, roles, pair: Pair | None, route: str) -> None:
+        """Read what this write changed on the primary (still under the write lock)."""
+        rows = await self._drain(roles.primary)
+        if pair is not None:
+            pair.set_primary_rows(rows)
+        elif rows:
+            self.rows.diverge(f"{route} wrote rows the shadow never received")
+
+    async def _drain(self, backend: str) -> tuple:
+        try:
+            return await self.rows.drain(backend)
+        except Exception as exc:  # the verifier's own failure: logged, counted
+            self.raised(f"drain_{backend}", exc)
+            return ()
+
     def _forward_headers(self, request: web.Request) -> list[tuple[str, str]]:
         headers = [
             (k, v) for k, v in end_to_end(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+                (header_text(k), header_text(v)) for k, v in request.raw_headers)
             if k.lower() not in _DROP_REQUEST
         ]
         if self.forwarded:
@@ -145,7 +172,8 @@ class Proxy:
         async def send() -> None:
             reply = await upstream.fetch(ex.method, ex.target, headers, ex.body,
                                          timeout=self.shadow_timeout, max_bytes=self.max_reply)
-            pair.set_shadow(reply)
+            rows = await self._drain(backend) if pair.rows_expected else ()
+            pair.set_shadow(reply, rows)
 
         if writes is None:
             self.lane.submit(send, on_drop=pair.drop)
@@ -163,6 +191,8 @@ class Proxy:
             def write_dropped(reason: str) -> None:
                 writes.dropped(seq)
                 pair.drop(reason)
+                if self.rows is not None:
+                    self.rows.diverge(f"a shadow write was dropped ({reason})")
 
             self.write_lane.submit(write_job, on_drop=write_dropped)
             return lambda: writes.write_done_on_primary(seq)

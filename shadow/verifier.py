@@ -20,11 +20,14 @@ from shadow.compare.rules import ReplyRules
 from shadow.metrics import Metrics
 from shadow.redact import Redactor
 from shadow.routes import RoutePolicy
+from shadow.rows.live import RowState
 from shadow.store import Store
 from shadow.verdict import (
-    Comparison, Difference, Exchange, Kind, Observation, Reply, Role, Verdict, signature,
-    signature_path,
+    Comparison, Difference, Exchange, Kind, Observation, Reply, Role, RowChange, Verdict,
+    signature, signature_path,
 )
+
+ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 
 log = logging.getLogger("shadow.verifier")
 _MAX_VALUE_CHARS = 2000
@@ -34,7 +37,8 @@ class Pair:
     """The two halves of one exchange on their way to a Comparison."""
 
     __slots__ = ("exchange", "policy", "primary_backend", "shadow_backend", "primary",
-                 "shadow", "skip_reason", "_verifier", "_done")
+                 "shadow", "skip_reason", "rows_expected", "primary_rows", "shadow_rows",
+                 "_verifier", "_done")
 
     def __init__(self, verifier: Verifier, exchange: Exchange, policy: RoutePolicy,
                  primary_backend: str, shadow_backend: str) -> None:
@@ -46,17 +50,32 @@ class Pair:
         self.primary: Reply | None = None
         self.shadow: Reply | None = None
         self.skip_reason = ""
+        self.rows_expected = False
+        self.primary_rows: tuple[RowChange, ...] | None = None
+        self.shadow_rows: tuple[RowChange, ...] | None = None
         self._done = False
+
+    def expect_rows(self) -> None:
+        """This exchange is a captured write: wait for both sides' row changes too."""
+        self.rows_expected = True
 
     def set_primary(self, reply: Reply, skip_reason: str = "") -> None:
         if self.primary is None:
             self.primary = reply
             self.skip_reason = self.skip_reason or skip_reason
+            if not reply.ok and self.primary_rows is None:
+                self.primary_rows = ()
             self._maybe_conclude()
 
-    def set_shadow(self, reply: Reply) -> None:
+    def set_primary_rows(self, rows: tuple[RowChange, ...]) -> None:
+        if self.primary_rows is None:
+            self.primary_rows = rows
+            self._maybe_conclude()
+
+    def set_shadow(self, reply: Reply, rows: tuple[RowChange, ...] = ()) -> None:
         if self.shadow is None:
             self.shadow = reply
+            self.shadow_rows = rows
             self._maybe_conclude()
 
     def drop(self, reason: str) -> None:
@@ -64,12 +83,16 @@ class Pair:
         if self.shadow is None:
             self.skip_reason = self.skip_reason or f"dropped_{reason}"
             self.shadow = Reply(0, (), b"", 0.0, error="dropped")
+            self.shadow_rows = ()
             self._maybe_conclude()
 
     def _maybe_conclude(self) -> None:
-        if self.primary is not None and self.shadow is not None and not self._done:
-            self._done = True
-            asyncio.get_running_loop().call_soon(self._verifier.conclude, self)
+        if self.primary is None or self.shadow is None or self._done:
+            return
+        if self.rows_expected and self.primary_rows is None:
+            return
+        self._done = True
+        asyncio.get_running_loop().call_soon(self._verifier.conclude, self)
 
 
 class Verifier:
@@ -77,8 +100,10 @@ class Verifier:
 
     def __init__(self, *, metrics: Metrics, store: Store | None, redactor: Redactor,
                  rules: ReplyRules, labels: dict[str, str],
-                 raised: Callable[[str, BaseException], None], max_body_chars: int = 16384) -> None:
+                 raised: Callable[[str, BaseException], None], max_body_chars: int = 16384,
+                 rows: RowState | None = None) -> None:
         self.metrics = metrics
+        self.rows = rows
         self.store = store
         self.redactor = redactor
         self._rules = rules
@@ -131,8 +156,8 @@ class Verifier:
         primary, shadow = pair.primary, pair.shadow
         assert primary is not None and shadow is not None
         ex = pair.exchange
-        p_obs = Observation(pair.primary_backend, Role.PRIMARY, primary)
-        s_obs = Observation(pair.shadow_backend, Role.SHADOW, shadow)
+        p_obs = Observation(pair.primary_backend, Role.PRIMARY, primary, pair.primary_rows or ())
+        s_obs = Observation(pair.shadow_backend, Role.SHADOW, shadow, pair.shadow_rows or ())
         if pair.skip_reason or shadow.error == "too_large" or primary.error == "too_large":
             reason = pair.skip_reason or "body_too_large"
             return Comparison(ex, p_obs, s_obs, (), Verdict.SKIPPED, reason=reason)
@@ -142,12 +167,17 @@ class Verifier:
             return Comparison(ex, p_obs, s_obs, (), Verdict.SHADOW_ERROR, reason=shadow.error or "")
         started = time.perf_counter()
         result = compare_replies(primary, shadow, self.rules_for(pair.policy))
+        differences, normalised = result.differences, result.normalised
+        if pair.rows_expected and self.rows is not None:
+            rows = self.rows.diff(pair.primary_backend, p_obs.rows, pair.shadow_backend, s_obs.rows)
+            differences += rows.differences
+            normalised += rows.normalised
         self.metrics.compare_duration.observe(time.perf_counter() - started)
-        verdict = Verdict.MISMATCH if result.differences else Verdict.MATCH
+        verdict = Verdict.MISMATCH if differences else Verdict.MATCH
         sigs = tuple(dict.fromkeys(
-            signature(ex.method, ex.route, d.kind, d.path) for d in result.differences))
-        return Comparison(ex, p_obs, s_obs, result.differences, verdict,
-                          normalised=result.normalised, signatures=sigs)
+            signature(ex.method, ex.route, d.kind, _row_path(d)) for d in differences))
+        return Comparison(ex, p_obs, s_obs, differences, verdict,
+                          normalised=normalised, signatures=sigs)
 
     def publish(self, c: Comparison, pair: Pair) -> None:
         ex, m = c.exchange, self.metrics
@@ -166,6 +196,9 @@ class Verifier:
         if c.differences:
             for kind in dict.fromkeys(d.kind for d in c.differences):
                 m.mismatches.labels(route, method, kind).inc()
+            for table, kind in dict.fromkeys(
+                    (d.path.split("[", 1)[0], d.kind) for d in c.differences if d.kind in ROW_KINDS):
+                m.row_mismatches.labels(table, kind).inc()
             self._store(c)
         for listener in self.listeners:
             try:
@@ -179,8 +212,9 @@ class Verifier:
         ex = c.exchange
         seen: dict[str, tuple[str, str, str, str, str]] = {}
         for d in c.differences:
-            sig = signature(ex.method, ex.route, d.kind, d.path)
-            seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(d.path)))
+            path = _row_path(d)
+            sig = signature(ex.method, ex.route, d.kind, path)
+            seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
         sigs = list(seen.values())
         sample = self.sample(c) if self.store.wants_sample(sigs[0][0]) else None
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
@@ -229,6 +263,22 @@ class Verifier:
             primary, shadow = _clip(r.value(d.primary)), _clip(r.value(d.shadow))
         return {"kind": str(d.kind), "path": d.path, "primary": primary, "shadow": shadow,
                 "detail": r.text(d.detail)}
+
+
+def _row_path(d: Difference) -> str:
+    """A row difference's path with its key folded (`moods[17].score` -> `moods[*].score`),
+    so one cause in many rows is one signature."""
+    if d.kind not in ROW_KINDS:
+        return d.path
+    table, bracket, rest = d.path.partition("[")
+    if not bracket:
+        return d.path
+    depth, index = 1, 0
+    for index, char in enumerate(rest):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0:
+            break
+    return f"{table}[*]{rest[index + 1:]}"
 
 
 def _clip(value: Any) -> Any:

@@ -45,6 +45,7 @@ class DemoResult:
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     signatures: list[dict] = field(default_factory=list)
     samples: dict[str, dict] = field(default_factory=dict)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
     requests: int = 0
     urls: dict[str, str] = field(default_factory=dict)
 
@@ -66,17 +67,26 @@ def check_free(address: str) -> None:
 
 
 def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str,
-                admin_listen: str) -> Config:
+                admin_listen: str, legacy_db: Path | None = None,
+                candidate_dsn: str | None = None) -> Config:
     """The proxy configuration of the demo: the app's route templates, timestamps
-    compared with a 2 s tolerance (each build stamps rows with its own clock)."""
+    compared with a 2 s tolerance (each build stamps rows with its own clock), and, with
+    both databases given, row verification (salted password hashes differ by design)."""
+    legacy: dict = {"url": legacy_url, "label": "sqlite"}
+    candidate: dict = {"url": candidate_url, "label": "postgres"}
+    if legacy_db is not None and candidate_dsn is not None:
+        legacy["database"] = f"sqlite:///{legacy_db.resolve()}"
+        candidate["database"] = candidate_dsn
     templates: dict[str, set[str]] = {}
     for method, path, _ in ROUTES:
         templates.setdefault(path, set()).add(method)
     return parse_config({
         "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
-        "backends": {"legacy": {"url": legacy_url, "label": "sqlite"},
-                     "candidate": {"url": candidate_url, "label": "postgres"}},
+        "backends": {"legacy": legacy, "candidate": candidate},
         "compare": {"time_tolerance": 2.0},
+        "rows": {"columns": {"users.password_hash": {"ignore": True},
+                             "*.created_at": {"tolerance": 2.0},
+                             "*.updated_at": {"tolerance": 2.0}}},
         "routes": [{"template": t} for t in sorted(templates)],
         "gate": {"min_samples": 50,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
@@ -96,7 +106,7 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @contextlib.asynccontextmanager
 async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1:0",
-                     admin_listen: str = "127.0.0.1:0"
+                     admin_listen: str = "127.0.0.1:0", rows: bool = True
                      ) -> AsyncIterator[tuple[Runtime, dict[str, str]]]:
     """Both builds on seeded databases and the proxy in front of them; yields the running
     proxy and the builds' URLs; all stopped on exit."""
@@ -108,11 +118,29 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
         candidate_runner, candidate_url = await _serve(make_candidate_app(dsn, bugs))
         stack.push_async_callback(candidate_runner.cleanup)
         config = demo_config(legacy_url=legacy_url, candidate_url=candidate_url,
-                             state=tmp / "state.db", listen=listen, admin_listen=admin_listen)
+                             state=tmp / "state.db", listen=listen, admin_listen=admin_listen,
+                             legacy_db=db_path if rows else None,
+                             candidate_dsn=dsn if rows else None)
+        if rows:
+            await install_capture(config)
         runtime = Runtime(config)
         stack.push_async_callback(runtime.stop)
         await runtime.start()
         yield runtime, {"legacy": legacy_url, "candidate": candidate_url}
+
+
+async def install_capture(config: Config) -> None:
+    """What an operator does with `shadow rows install`: triggers in both databases."""
+    from shadow.config import row_rules
+    from shadow.rows.live import open_capture
+
+    for name in ("legacy", "candidate"):
+        capture = open_capture(config.backends[name].database, row_rules(config))
+        await capture.open()
+        try:
+            await capture.install()
+        finally:
+            await capture.close()
 
 
 async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoResult:
@@ -120,6 +148,11 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
     await settle(runtime)
     await runtime.store.flush()
     result.verdicts = _verdicts(runtime)
+    for metric in runtime.metrics.row_mismatches.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.value:
+                result.rows.setdefault(sample.labels["table"], {})[sample.labels["kind"]] = \
+                    int(sample.value)
     result.signatures = await runtime.store.signatures(limit=top)
     for row in result.signatures:
         found = await runtime.store.samples(signature=row["signature"], limit=1)
@@ -216,8 +249,12 @@ def summary(result: DemoResult) -> str:
                      + flag)
     totals = {v: sum(r.get(v, 0) for r in result.verdicts.values()) for v in verdicts}
     lines.append(f"{'total':<{width}}  " + "  ".join(f"{totals[v]:>13}" for v in verdicts))
+    if result.rows:
+        lines.append("\nrow mismatches by table (what each request wrote, compared):")
+        for table, kinds in sorted(result.rows.items()):
+            lines.append(f"  {table:<18} " + "  ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     if not result.signatures:
-        lines.append("\nno mismatches: the candidate answered like the legacy build.")
+        lines.append("\nno mismatches: the candidate answered and wrote like the legacy build.")
         return "\n".join(lines)
     lines.append(f"\ntop mismatch signatures ({len(result.signatures)} shown):")
     for row in result.signatures:

@@ -23,7 +23,7 @@ not compared as values: the pairing stands for them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,15 @@ class NetChange:
         return "update" if self.after is not None else "delete"
 
 
-def net_changes(changes: Sequence[RowChange], rules: RowRules) -> dict[str, list[NetChange]]:
+KindOf = Callable[[str, str], ValueKind]
+
+
+def net_changes(changes: Sequence[RowChange], rules: RowRules,
+                kind_of: KindOf | None = None) -> dict[str, list[NetChange]]:
     """Fold changes into one net change per row, per folded table name, in order of each
-    row's first change; tables the rules leave out are dropped."""
+    row's first change; tables the rules leave out are dropped, and so are updates that
+    change nothing the rules compare (e.g. a timestamp moved within its tolerance);
+    `kind_of(table, column)` says how a column is compared (default: as it is)."""
     rows: dict[tuple[str, Key], NetChange] = {}
     for change in changes:
         if not rules.covers(change.table):
@@ -74,14 +80,32 @@ def net_changes(changes: Sequence[RowChange], rules: RowRules) -> dict[str, list
                               change.before, change.after)
         else:
             net.after = change.after
-    tables: dict[str, list[NetChange]] = {}
+    kind_of = kind_of or (lambda table, column: ValueKind.ANY)
+    out: dict[str, list[NetChange]] = {}
     for (table, _key), net in rows.items():
-        if net.existed and net.after is not None and net.before == net.after:
+        if net.existed and net.after is not None and _unchanged(net, kind_of, rules):
             continue
         if not net.existed and net.after is None:
             continue
-        tables.setdefault(table, []).append(net)
-    return tables
+        out.setdefault(table, []).append(net)
+    return out
+
+
+def _unchanged(net: NetChange, kind_of: KindOf, rules: RowRules) -> bool:
+    """True when an update's before and after images agree on every compared column."""
+    before, after = net.before or {}, net.after or {}
+    if before == after:
+        return True
+    for column in before.keys() | after.keys():
+        rule = rules.rule(net.table, column)
+        if rule.ignore:
+            continue
+        kind = rule.kind or kind_of(net.table, column)
+        equal, _ = values_equal(before.get(column), after.get(column), kind,
+                                tolerance=rule.tolerance, empty_is_null=rule.empty_is_null)
+        if not equal:
+            return False
+    return True
 
 
 def key_text(key: Key) -> str:
@@ -244,7 +268,16 @@ def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
     extra and key differences first, then the column differences of paired rows.
     """
     differ = _Differ(primary_tables, shadow_tables, rules, keymap)
-    p_nets, s_nets = net_changes(primary, rules), net_changes(shadow, rules)
+    p_tables = {fold(n): t for n, t in primary_tables.items()}
+    s_tables = {fold(n): t for n, t in shadow_tables.items()}
+
+    def kind_of(table: str, column: str) -> ValueKind:
+        p, s = p_tables.get(fold(table)), s_tables.get(fold(table))
+        return pair_kind(p.kind(column) if p else ValueKind.ANY,
+                         s.kind(column) if s else ValueKind.ANY)
+
+    p_nets = net_changes(primary, rules, kind_of)
+    s_nets = net_changes(shadow, rules, kind_of)
     paired = []
     for table in dict.fromkeys([*p_nets, *s_nets]):
         for p, s in differ.pair(table, p_nets.get(table, []), s_nets.get(table, [])):

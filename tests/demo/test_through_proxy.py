@@ -1,5 +1,8 @@
 """Each classic migration bug, switched on alone, is reported by the proxy on exactly the
-routes it touches; with no bug on, the proxy reports nothing (the rules are not noisy)."""
+routes it touches; with no bug on, the proxy reports nothing (the rules are not noisy).
+
+Row verification is on, as in `shadow demo`: a bug is also caught at the write that
+stored it wrong (`Bug.acts_on`), not only where a later reply shows it."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ CASCADES = {"burnt_sequence": "a signed session cookie carries the primary's use
 async def test_each_bug_is_caught_where_it_shows_and_nowhere_else(pg_dsn, tmp_path, bug):
     result = await _run(pg_dsn, tmp_path, bug)
     flagged = _flagged(result)
-    expected = set(BUGS[bug].routes)
+    expected = set(BUGS[bug].routes) | set(BUGS[bug].acts_on)
     assert flagged, f"{bug}: no mismatch reported at all"
     assert flagged <= expected, f"{bug}: mismatches outside its routes: {flagged - expected}"
     assert result.signatures and all(s["route"] for s in result.signatures)
@@ -55,3 +58,19 @@ async def test_each_bug_is_caught_where_it_shows_and_nowhere_else(pg_dsn, tmp_pa
 async def test_a_cascading_bug_is_still_caught_where_it_happens(pg_dsn, tmp_path, bug):
     result = await _run(pg_dsn, tmp_path, bug)
     assert set(BUGS[bug].acts_on) <= _flagged(result)
+
+
+async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path):
+    result = await _run(pg_dsn, tmp_path, "lost_commit")
+    assert result.rows.get("journal_entries", {}).get("row_missing", 0) > 0
+    [row] = [s for s in result.signatures
+             if s["route"] == "/api/journal" and s["method"] == "POST"]
+    assert row["kind"] == "row_missing" and row["path"] == "journal_entries[*]"
+    # the reply itself looked right: no body or status difference on that route
+    assert not [s for s in result.signatures if s["route"] == "/api/journal"
+                and s["method"] == "POST" and s["kind"] in ("body", "status")]
+
+
+async def test_a_faithful_port_writes_the_same_rows(pg_dsn, tmp_path):
+    result = await _run(pg_dsn, tmp_path, "none")
+    assert result.rows == {}

@@ -206,3 +206,25 @@ def test_table_names_and_columns_match_case_insensitively():
     primary = [ins("Entries", (1,), id=1, Note="a")]
     shadow = [ins("entries", (1,), id=1, note="a")]
     assert diff(primary, shadow).differences == ()
+
+
+def test_an_update_within_the_rules_is_no_change_on_either_side():
+    """SQLite stamps whole seconds, PostgreSQL microseconds: a repeated update moves
+    updated_at on one side by under its tolerance and must not count as a change there."""
+    from shadow.compare.bridge import ValueKind as VK
+    from shadow.rows.diff import diff_rows
+    from shadow.rows.keymap import KeyMap
+    from shadow.rows.model import Column, ColumnRule, RowRules, TableInfo
+    from shadow.verdict import RowChange
+
+    def table(stamp_kind):
+        return {"notes": TableInfo("notes", ("id",), (Column("id", "integer", VK.INTEGER),
+                                                     Column("updated_at", "t", stamp_kind)))}
+
+    rules = RowRules.build(columns={"*.updated_at": ColumnRule(tolerance=2.0)})
+    legacy = [RowChange("notes", (1,), "update", {"id": 1, "updated_at": "2026-01-01 10:00:00"},
+                        {"id": 1, "updated_at": "2026-01-01 10:00:01"})]
+    candidate = []  # the same second: the candidate's row did not move at all
+    result = diff_rows(legacy, candidate, primary_tables=table(VK.TEXT),
+                       shadow_tables=table(VK.TIMESTAMP), rules=rules, keymap=KeyMap())
+    assert result.differences == ()

@@ -1,0 +1,142 @@
+"""Row state inside a running proxy: one capture per database, the key map, divergence.
+
+Opened by the runtime when both backends name a database. The proxy drains a backend's
+change log right after each write it sent there (one write at a time, so every change
+belongs to exactly one exchange); the verifier diffs the two sides through `diff()`.
+The key map is kept legacy key -> candidate key whatever the mode, and persisted in the
+state store with the divergence flag, so a restart loses neither.
+
+Divergence: once a write reached one database but not the other (dropped shadow work, a
+route the shadow never sees, a mode without a shadow), rows can no longer match; the
+flag stays set until an operator re-copies the data and calls resync.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from shadow.rows.capture import Capture, CaptureStatus
+from shadow.rows.diff import RowDiff, diff_rows
+from shadow.rows.keymap import KeyMap
+from shadow.rows.model import RowRules, TableInfo
+from shadow.verdict import RowChange
+
+log = logging.getLogger("shadow.rows")
+META = "rows"
+
+
+def open_capture(database: str, rules: RowRules) -> Capture:
+    """The capture for a `database` setting (sqlite:///path or postgresql://...)."""
+    if database.startswith("sqlite:///"):
+        from shadow.rows.sqlite import SqliteCapture
+
+        return SqliteCapture(database.removeprefix("sqlite://"), rules=rules)
+    from shadow.rows.postgres import PostgresCapture
+
+    return PostgresCapture(database, rules=rules)
+
+
+class _Inverted:
+    """The key map seen from the candidate's side (in cutover the candidate is primary)."""
+
+    def __init__(self, inner: KeyMap) -> None:
+        self._inner = inner
+
+    def learn(self, table, primary, shadow) -> None:
+        self._inner.learn(table, shadow, primary)
+
+    def shadow_key(self, table, primary):
+        return self._inner.primary_key(table, primary)
+
+    def primary_key(self, table, shadow):
+        return self._inner.shadow_key(table, shadow)
+
+    def anchor(self, table):
+        pair = self._inner.anchor(table)
+        return None if pair is None else (pair[1], pair[0])
+
+
+class RowState:
+    """Captures of both databases, their table catalogues, the key map and divergence."""
+
+    def __init__(self, *, captures: dict[str, Capture], tables: dict[str, dict[str, TableInfo]],
+                 rules: RowRules, keymap: KeyMap) -> None:
+        self.captures = captures
+        self.tables = tables
+        self.rules = rules
+        self.keymap = keymap
+        self.diverged: str | None = None
+        self.status: dict[str, CaptureStatus] = {}
+
+    @classmethod
+    async def open(cls, databases: dict[str, str], rules: RowRules, *, keymap_size: int,
+                   saved: dict[str, Any] | None) -> RowState:
+        """Open both captures; raises CaptureError when a database cannot be reached."""
+        captures: dict[str, Capture] = {}
+        try:
+            for backend, database in databases.items():
+                capture = open_capture(database, rules)
+                await capture.open()
+                captures[backend] = capture
+            tables = {b: await c.introspect() for b, c in captures.items()}
+        except BaseException:
+            for capture in captures.values():
+                await capture.close()
+            raise
+        state = cls(captures=captures, tables=tables, rules=rules,
+                    keymap=KeyMap(max_pairs=keymap_size))
+        saved = saved or {}
+        state.keymap.load(tuple(tuple(k) if isinstance(k, list) else k for k in pair)
+                          for pair in saved.get("keymap", []))
+        state.diverged = saved.get("diverged")
+        for backend, capture in captures.items():
+            status = state.status[backend] = await capture.status()
+            if not status.installed:
+                log.warning("change capture not installed: run `shadow rows install`",
+                            extra={"backend": backend})
+            elif not status.healthy:
+                log.warning("change capture out of date", extra={
+                    "backend": backend, "problems": "; ".join(status.problems())})
+        return state
+
+    async def close(self) -> None:
+        for capture in self.captures.values():
+            await capture.close()
+
+    def saved(self) -> dict[str, Any]:
+        """What the state store keeps across restarts."""
+        return {"keymap": [list(pair) for pair in self.keymap.pairs()],
+                "diverged": self.diverged}
+
+    async def drain(self, backend: str) -> tuple[RowChange, ...]:
+        """The changes logged on `backend` since the last drain (one write's worth)."""
+        return tuple(await self.captures[backend].drain())
+
+    def diff(self, primary_backend: str, primary: tuple[RowChange, ...],
+             shadow_backend: str, shadow: tuple[RowChange, ...]) -> RowDiff:
+        keymap = self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)
+        return diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
+                         shadow_tables=self.tables[shadow_backend], rules=self.rules,
+                         keymap=keymap)  # type: ignore[arg-type]
+
+    def diverge(self, reason: str) -> bool:
+        """Mark the shadow's rows as no longer comparable; True if this is news."""
+        if self.diverged:
+            return False
+        self.diverged = f"{reason} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        log.warning("shadow rows diverged", extra={"reason": reason})
+        return True
+
+    def resync(self) -> None:
+        """The operator re-copied the data: forget divergence and key pairs."""
+        self.diverged = None
+        self.keymap.clear()
+
+    def translate(self, table: str, legacy_key: Any) -> Any | None:
+        """The candidate key of a legacy key, if the pair is known and differs."""
+        found = self.keymap.shadow_key(table, (legacy_key,))
+        if found is None or found == (legacy_key,):
+            return None
+        return found[0]

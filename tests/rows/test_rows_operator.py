@@ -1,0 +1,97 @@
+"""What an operator does with row state: install, status, uninstall, divergence, resync."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiohttp
+import asyncpg
+from click.testing import CliRunner
+
+from shadow.cli import main
+from shadow.demo.runner import demo_stack
+from shadow.demo.seed import seed
+
+
+def _sqlite_catalogue(path) -> list:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+async def test_install_status_uninstall_through_the_cli(pg_dsn, tmp_path):
+    db = tmp_path / "legacy.sqlite3"
+    await seed(db_path=db, dsn=pg_dsn)
+    before = _sqlite_catalogue(db)
+    config = tmp_path / "shadow.toml"
+    config.write_text(
+        f'[backends.legacy]\nurl = "http://127.0.0.1:5101"\ndatabase = "sqlite:///{db}"\n'
+        f'[backends.candidate]\nurl = "http://127.0.0.1:5102"\ndatabase = "{pg_dsn}"\n')
+    cli = CliRunner()
+
+    async def shadow(*args: str):
+        """The command runs its own event loop: give it a thread, as a shell would."""
+        return await asyncio.to_thread(cli.invoke, main, list(args))
+
+    done = await shadow("rows", "install", "-c", str(config))
+    assert done.exit_code == 0, done.output
+    assert "legacy: installed; 5 table(s) captured" in done.output
+    assert "candidate: installed; 5 table(s) captured" in done.output
+    assert (await shadow("rows", "status", "-c", str(config))).exit_code == 0
+
+    with sqlite3.connect(db) as conn:  # a table added after install must be reported
+        conn.execute("CREATE TABLE reminders (id INTEGER PRIMARY KEY, text TEXT)")
+    status = await shadow("rows", "status", "-c", str(config))
+    assert status.exit_code == 1
+    assert "reminders" in status.output and "tables only in legacy: reminders" in status.output
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE reminders")
+
+    gone = await shadow("rows", "uninstall", "-c", str(config))
+    assert gone.exit_code == 0 and "legacy: removed" in gone.output
+    assert _sqlite_catalogue(db) == before
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == 0
+    finally:
+        await conn.close()
+
+
+def test_rows_commands_need_databases_on_both_backends(tmp_path):
+    config = tmp_path / "shadow.toml"
+    config.write_text('[backends.legacy]\nurl = "http://127.0.0.1:1"\n'
+                      '[backends.candidate]\nurl = "http://127.0.0.1:2"\n')
+    result = CliRunner().invoke(main, ["rows", "status", "-c", str(config)])
+    assert result.exit_code == 2 and "row verification is off" in result.output
+
+
+async def test_a_write_the_shadow_never_saw_diverges_until_resync(pg_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHADOW_ADMIN_TOKEN", "t0ken")
+    async with demo_stack(bugs="none", dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
+        proxy = f"http://127.0.0.1:{runtime.proxy_port}"
+        admin = f"http://127.0.0.1:{runtime.admin_port}"
+        auth = {"Authorization": "Bearer t0ken"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{admin}/api/mode", headers=auth, json={
+                    "mode": "legacy-only", "reason": "maintenance"}) as resp:
+                assert resp.status == 200
+            async with session.post(f"{proxy}/api/register", json={
+                    "username": "solo", "password": "correct horse battery"}) as resp:
+                assert resp.status == 201
+            await runtime.save_rows()
+            async with session.get(f"{admin}/api/status") as resp:
+                status = await resp.json()
+            assert status["rows"]["diverged"]
+            assert any("diverged" in reason for reason in status["gate"]["reasons"])
+            assert runtime.metrics.registry.get_sample_value("shadow_diverged") == 1
+
+            async with session.post(f"{admin}/api/rows/resync", json={"reason": "x"}) as resp:
+                assert resp.status == 401
+            async with session.post(f"{admin}/api/rows/resync", headers=auth,
+                                    json={"reason": "re-copied the SQLite file"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["rows"]["diverged"] is None
+            async with session.get(f"{admin}/api/audit") as resp:
+                audit = (await resp.json())["audit"]
+            assert audit[0]["action"] == "rows_resync"
+            assert audit[0]["reason"] == "re-copied the SQLite file"
