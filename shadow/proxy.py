@@ -70,6 +70,7 @@ class Proxy:
         self.primary_timeout = config.proxy.primary_timeout
         self.shadow_timeout = config.mirror.timeout
         self.forwarded = config.proxy.forwarded_headers
+        self.rewrite_ids = config.rows.rewrite_ids
         self.marker = (config.mirror.marker_header, config.mirror.marker_value)
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()
@@ -170,7 +171,13 @@ class Proxy:
         writes = self.writes
 
         async def send() -> None:
-            reply = await upstream.fetch(ex.method, ex.target, headers, ex.body,
+            target, body = ex.target, ex.body
+            ids = self.rows.ids if self.rows is not None and self.rewrite_ids else None
+            if ids is not None and ids.active:  # after a burnt sequence value
+                to_candidate = backend == "candidate"
+                target = ids.target(ex.route, target, to_candidate)
+                body = ids.body(body, to_candidate)
+            reply = await upstream.fetch(ex.method, target, headers, body,
                                          timeout=self.shadow_timeout, max_bytes=self.max_reply)
             rows = await self._drain(backend) if pair.rows_expected else ()
             pair.set_shadow(reply, rows)
@@ -209,8 +216,12 @@ class Proxy:
             writes.read_done_on_shadow(ticket)
             pair.drop(reason)
 
+        def parked_dropped(reason: str) -> None:  # never reached the lane: count it here
+            self.verifier.metrics.dropped.labels(reason).inc()
+            read_dropped(reason)
+
         writes.when_visible(ticket, lambda: self.lane.submit(read_job, on_drop=read_dropped),
-                            read_dropped)
+                            parked_dropped)
         return lambda: writes.read_done_on_primary(ticket)
 
     async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,

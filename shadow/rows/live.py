@@ -19,6 +19,7 @@ from typing import Any
 
 from shadow.rows.capture import Capture, CaptureStatus
 from shadow.rows.diff import RowDiff, diff_rows
+from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap
 from shadow.rows.model import RowRules, TableInfo
 from shadow.verdict import RowChange
@@ -69,6 +70,7 @@ class RowState:
         self.keymap = keymap
         self.diverged: str | None = None
         self.status: dict[str, CaptureStatus] = {}
+        self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
 
     @classmethod
     async def open(cls, databases: dict[str, str], rules: RowRules, *, keymap_size: int,
@@ -90,6 +92,7 @@ class RowState:
         saved = saved or {}
         state.keymap.load(tuple(tuple(k) if isinstance(k, list) else k for k in pair)
                           for pair in saved.get("keymap", []))
+        state.ids.learn(state.keymap.pairs())
         state.diverged = saved.get("diverged")
         for backend, capture in captures.items():
             status = state.status[backend] = await capture.status()
@@ -117,9 +120,11 @@ class RowState:
     def diff(self, primary_backend: str, primary: tuple[RowChange, ...],
              shadow_backend: str, shadow: tuple[RowChange, ...]) -> RowDiff:
         keymap = self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)
-        return diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
-                         shadow_tables=self.tables[shadow_backend], rules=self.rules,
-                         keymap=keymap)  # type: ignore[arg-type]
+        result = diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
+                           shadow_tables=self.tables[shadow_backend], rules=self.rules,
+                           keymap=keymap)  # type: ignore[arg-type]
+        self.ids.learn(result.new_pairs)
+        return result
 
     def diverge(self, reason: str) -> bool:
         """Mark the shadow's rows as no longer comparable; True if this is news."""
@@ -133,10 +138,4 @@ class RowState:
         """The operator re-copied the data: forget divergence and key pairs."""
         self.diverged = None
         self.keymap.clear()
-
-    def translate(self, table: str, legacy_key: Any) -> Any | None:
-        """The candidate key of a legacy key, if the pair is known and differs."""
-        found = self.keymap.shadow_key(table, (legacy_key,))
-        if found is None or found == (legacy_key,):
-            return None
-        return found[0]
+        self.ids.shifted.clear()

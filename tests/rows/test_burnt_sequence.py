@@ -1,0 +1,149 @@
+"""A burnt sequence value costs one mismatch, not every later one.
+
+Two builds of a tiny notes service: the legacy build (SQLite) rejects a too-long title
+before inserting; the candidate (PostgreSQL) lets a CHECK constraint reject it, which
+burns a sequence value, so every later note has an id one higher there. Through the proxy
+with row verification, the first insert after the burn is one mismatch (the new row's
+key); reads, updates and later inserts after it match, because requests to the shadow
+and its replies go through the key map.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import aiosqlite
+import asyncpg
+from aiohttp import web
+
+from shadow.config import parse_config, row_rules
+from shadow.rows.live import open_capture
+from tests.support import running, settle
+
+DB = web.AppKey("db", object)
+
+
+def _note_routes(app: web.Application, insert, fetch, update) -> web.Application:
+    async def create(request):
+        data = await request.json()
+        title = str(data.get("title", ""))
+        note_id = await insert(app[DB], title)
+        if note_id is None:
+            return web.json_response({"error": "title too long"}, status=400)
+        return web.json_response({"id": note_id, "title": title}, status=201)
+
+    async def read(request):
+        row = await fetch(app[DB], int(request.match_info["id"]))
+        return web.json_response(row) if row else web.json_response({"error": "no"}, status=404)
+
+    async def change(request):
+        data = await request.json()
+        row = await update(app[DB], int(request.match_info["id"]), str(data["title"]))
+        return web.json_response(row) if row else web.json_response({"error": "no"}, status=404)
+
+    app.router.add_post("/notes", create)
+    app.router.add_get("/notes/{id}", read)
+    app.router.add_put("/notes/{id}", change)
+    return app
+
+
+def legacy_app(path: str) -> web.Application:
+    app = web.Application()
+
+    async def connect(app):
+        app[DB] = await aiosqlite.connect(path)
+        yield
+        await app[DB].close()
+
+    async def insert(db, title):
+        if len(title) > 20:
+            return None  # validated first: no id is used up
+        cur = await db.execute("INSERT INTO notes (title) VALUES (?)", (title,))
+        await db.commit()
+        return cur.lastrowid
+
+    async def fetch(db, note_id):
+        async with db.execute("SELECT id, title FROM notes WHERE id = ?", (note_id,)) as cur:
+            row = await cur.fetchone()
+        return {"id": row[0], "title": row[1]} if row else None
+
+    async def update(db, note_id, title):
+        await db.execute("UPDATE notes SET title = ? WHERE id = ?", (title, note_id))
+        await db.commit()
+        return await fetch(db, note_id)
+
+    app.cleanup_ctx.append(connect)
+    return _note_routes(app, insert, fetch, update)
+
+
+def candidate_app(dsn: str) -> web.Application:
+    app = web.Application()
+
+    async def connect(app):
+        app[DB] = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        yield
+        await app[DB].close()
+
+    async def insert(pool, title):
+        try:  # the CHECK constraint rejects it after nextval(): one id burnt
+            return await pool.fetchval("INSERT INTO notes (title) VALUES ($1) RETURNING id", title)
+        except asyncpg.CheckViolationError:
+            return None
+
+    async def fetch(pool, note_id):
+        row = await pool.fetchrow("SELECT id, title FROM notes WHERE id = $1", note_id)
+        return dict(row) if row else None
+
+    async def update(pool, note_id, title):
+        await pool.execute("UPDATE notes SET title = $1 WHERE id = $2", title, note_id)
+        return await fetch(pool, note_id)
+
+    app.cleanup_ctx.append(connect)
+    return _note_routes(app, insert, fetch, update)
+
+
+async def test_one_burnt_id_is_one_mismatch(aiohttp_server, pg_dsn, tmp_path):
+    sqlite_path = tmp_path / "notes.sqlite3"
+    async with aiosqlite.connect(sqlite_path) as db:
+        await db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL)")
+        await db.commit()
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, "
+                       "title text NOT NULL CHECK (length(title) <= 20))")
+    await conn.close()
+    legacy = await aiohttp_server(legacy_app(str(sqlite_path)))
+    candidate = await aiohttp_server(candidate_app(pg_dsn))
+    config = parse_config({
+        "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
+        "backends": {"legacy": {"url": str(legacy.make_url("")),
+                                "database": f"sqlite:///{sqlite_path}"},
+                     "candidate": {"url": str(candidate.make_url("")), "database": pg_dsn}},
+        "routes": [{"template": "/notes"}, {"template": "/notes/{id}"}],
+        "store": {"path": str(tmp_path / "state.db")},
+    })
+    for name in ("legacy", "candidate"):
+        capture = open_capture(config.backends[name].database, row_rules(config))
+        await capture.open()
+        await capture.install()
+        await capture.close()
+
+    async with running(config) as runtime:
+        base = f"http://127.0.0.1:{runtime.proxy_port}"
+        verdicts: list[tuple[str, str]] = []
+        runtime.verifier.listeners.append(
+            lambda c: verdicts.append((f"{c.exchange.method} {c.exchange.target}", c.verdict)))
+        steps = [("POST", "/notes", {"title": "first"}), ("POST", "/notes", {"title": "second"}),
+                 ("POST", "/notes", {"title": "a title far too long to keep"}),
+                 ("POST", "/notes", {"title": "third"}),       # legacy id 3, candidate id 4
+                 ("GET", "/notes/3", None), ("PUT", "/notes/3", {"title": "third, edited"}),
+                 ("GET", "/notes/3", None), ("POST", "/notes", {"title": "fourth"}),
+                 ("GET", "/notes/4", None), ("GET", "/notes/1", None)]
+        async with aiohttp.ClientSession() as session:
+            for method, path, body in steps:
+                async with session.request(method, base + path, json=body) as resp:
+                    assert resp.status in (200, 201, 400)
+        await settle(runtime, len(steps))
+
+    assert [v for _, v in verdicts] == ["match", "match", "match", "mismatch", "match", "match",
+                                        "match", "match", "match", "match"], verdicts
+    assert runtime.rows.keymap.shadow_key("notes", (3,)) == (4,)
+    assert runtime.rows.keymap.shadow_key("notes", (4,)) == (5,)
