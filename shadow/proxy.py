@@ -122,6 +122,8 @@ class Proxy:
             return await self._forward(request, primary, method, target, headers,
                                        body if stream is None else stream, pair, route)
         finally:
+            # Before the client is answered: a read it sends next may name the row this
+            # write created, and must find its key pair learnt.
             if ordered and self.rows is not None:
                 await self._capture_primary(roles, pair, route)
             if pair is not None:
