@@ -60,3 +60,26 @@ def test_demo_rejects_an_unknown_bug_name():
     run = subprocess.run([SHADOW, "demo", "--bugs", "no_such_bug"], capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert run.returncode == 2 and "no_such_bug" in run.stderr
+
+
+async def test_traffic_command_drives_one_url_only(aiohttp_server, tmp_path):
+    """`shadow traffic` on its own, against the legacy build; it reaches only that URL."""
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from shadow.cli import main
+    from shadow.demo.apps import make_legacy_app
+    from shadow.demo.seed import seed
+
+    db = tmp_path / "legacy.sqlite3"
+    await seed(db_path=db)
+    server = await aiohttp_server(make_legacy_app(db))
+    result = await asyncio.to_thread(CliRunner().invoke, main, [
+        "traffic", "--target", str(server.make_url("")), "--users", "3", "--requests", "60",
+        "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert "60 requests" in result.output and "0 without a reply" in result.output
+    assert "POST /api/register" in result.output
+    usage = await asyncio.to_thread(CliRunner().invoke, main, ["traffic", "--target", "x"])
+    assert usage.exit_code == 2
