@@ -5,6 +5,7 @@
     GET /api/mismatches          redacted samples, newest first (?route= ?signature= ?limit=)
     GET /api/signatures          mismatch signatures, most frequent first (?route= ?kind=)
     GET /api/samples/{id}        one redacted sample
+    GET /  /signatures  /samples/{id}   the mismatch browser (HTML, shadow.browser)
 
 Mutating routes (mode changes, gate resets) live in shadow.admin_cutover and need the token.
 """
@@ -17,7 +18,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shadow import admin_cutover
+from shadow import admin_cutover, browser
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
@@ -30,7 +31,7 @@ def json_response(data, status: int = 200) -> web.Response:
 
 def _limit(request: web.Request, default: int, most: int) -> int:
     raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
         raise web.HTTPBadRequest(text=f'{{"error": "limit must be 1..{most}"}}',
                                  content_type="application/json")
     return int(raw)
@@ -65,7 +66,7 @@ def build(runtime: Runtime) -> web.Application:
 
     async def sample(request: web.Request) -> web.Response:
         raw = request.match_info["id"]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             return json_response({"error": "sample ids are integers"}, 400)
         row = await runtime.store.sample(int(raw))
         if row is None:
@@ -78,4 +79,5 @@ def build(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/signatures", signatures)
     app.router.add_get("/api/samples/{id}", sample)
     admin_cutover.add_routes(app, runtime)
+    browser.add_routes(app, runtime)
     return app

@@ -110,7 +110,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
 
     async def audit(request: web.Request) -> web.Response:
         raw = request.query.get("limit", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
             return _error(400, "bad_request", "limit must be 1..1000")
         return _json({"audit": await runtime.store.audit(int(raw))})
 

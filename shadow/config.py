@@ -43,7 +43,7 @@ class _Model(BaseModel):
 
 def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"not HOST:PORT: {value!r}")
     return value
 

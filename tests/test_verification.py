@@ -150,3 +150,15 @@ def test_json_logs_are_one_object_per_line_and_hold_no_secret(tmp_path, unused_t
     events = [json.loads(line) for line in lines]
     assert {"proxy started", "proxy stopped"} <= {e["event"] for e in events}
     assert SECRET not in err
+
+
+async def test_admin_rejects_odd_ids_and_limits_with_400(servers, tmp_path):
+    legacy, candidate = servers
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
+    async with running(config) as runtime:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/api/samples/%C2%B2", "/api/samples/99999999999999999999999",
+                         "/api/mismatches?limit=%C2%B2", "/api/signatures?limit=0",
+                         "/api/audit?limit=%C2%B2"):
+                async with session.get(admin_url(runtime, path)) as resp:
+                    assert resp.status == 400, path
