@@ -24,9 +24,11 @@ from shadow.demo.bugs import BUG_NAMES, UnknownBug, parse_bugs
 def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
          keep_running: bool) -> None:
     """Run the legacy and candidate demo builds behind the proxy and summarise what differs."""
+    from shadow import logs
     from shadow.cli import run_loop
     from shadow.demo.runner import PortBusy, run_demo
 
+    logs.setup("warning")
     try:
         parse_bugs(bugs)
     except UnknownBug as exc:
@@ -37,19 +39,10 @@ def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        task = asyncio.ensure_future(run_demo(
-            duration=duration, bugs=bugs, users=users, listen=listen,
-            admin_listen=admin_listen, keep_running=keep_running,
-            say=lambda line: click.echo(line), until=stop))
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():  # Ctrl-C during the traffic: stop and clean up
-            task.cancel()
-        stopper.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            click.echo("stopped.")
+        # run_demo watches `stop` itself, so its clean-up always runs to the end.
+        await run_demo(duration=duration, bugs=bugs, users=users, listen=listen,
+                       admin_listen=admin_listen, keep_running=keep_running,
+                       say=lambda line: click.echo(line), until=stop)
 
     try:
         run_loop(main())

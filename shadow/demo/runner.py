@@ -88,7 +88,7 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
                              "*.created_at": {"tolerance": 2.0},
                              "*.updated_at": {"tolerance": 2.0}}},
         "routes": [{"template": t} for t in sorted(templates)],
-        "gate": {"min_samples": 50,
+        "gate": {"min_samples": 50, "max_mismatch_rate": 0.05,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
         "store": {"path": str(state)},
         "log": {"level": "warning"},
@@ -203,15 +203,25 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
                 say(f"  {runtime.verifier.concluded:5d} compared  " + "  ".join(
                     f"{k} {n}" for k, n in total.items()))
 
-        report = await run_traffic(proxy, users=users, duration=duration, seed=seed_value,
-                                   on_progress=progress)
-        result.requests = report.requests
-        await collect(runtime, result)
-        say(summary(result))
-        if keep_running:
-            say(f"\nkeeping it running: proxy {proxy}  admin {admin}  metrics {admin}/metrics"
-                f"  browser {admin}/\nCtrl-C stops everything.")
-            await (until or asyncio.Event()).wait()
+        traffic = asyncio.ensure_future(run_traffic(
+            proxy, users=users, duration=duration, seed=seed_value, on_progress=progress))
+        stop = asyncio.ensure_future((until or asyncio.Event()).wait())
+        try:
+            await asyncio.wait({traffic, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not traffic.done():  # Ctrl-C during the traffic: stop it, then clean up
+                traffic.cancel()
+                await asyncio.gather(traffic, return_exceptions=True)
+                say("stopped before the end of the traffic.")
+                return result
+            result.requests = traffic.result().requests
+            await collect(runtime, result)
+            say(summary(result))
+            if keep_running:
+                say(f"\nkeeping it running: proxy {proxy}  admin {admin}  metrics "
+                    f"{admin}/metrics  browser {admin}/\nCtrl-C stops everything.")
+                await stop
+        finally:
+            stop.cancel()
     return result
 
 
