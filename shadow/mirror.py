@@ -89,7 +89,8 @@ class MirrorLane:
                 self._on_dropped("timeout")
                 if item.on_drop is not None:
                     self._call_drop(item, "timeout")
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # running at the drain deadline: dropped too
+                self._on_dropped("cancelled")
                 if item.on_drop is not None:
                     self._call_drop(item, "cancelled")
                 raise

@@ -35,6 +35,17 @@ class UpstreamError(Exception):
         self.error = error
 
 
+def header_text(raw: bytes) -> str:
+    """A header name or value as text that aiohttp writes back as the same bytes: the
+    writer encodes UTF-8, so valid UTF-8 is decoded as such (Latin-1 would double-encode
+    `café` into `cafÃ©`). Other bytes fall back to Latin-1: never an error, but their
+    bytes above 0x7f then reach the other side UTF-8 encoded."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers minus hop-by-hop ones, including those named in `Connection`."""
     pairs = list(headers)
@@ -66,7 +77,7 @@ class UpstreamResponse:
         self.status = response.status
         self.reason = response.reason
         self.headers: Headers = tuple(
-            end_to_end((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers)
+            end_to_end((header_text(k), header_text(v)) for k, v in response.raw_headers)
         )
         self.content_length = response.content_length
 

@@ -58,7 +58,10 @@ def prepare(doc: Any, rules: ReplyRules) -> Any:
         stack.pop()
         value = frame.out if frame.changed else frame.node
         if type(value) is list and unordered.accepts(frame.uno):
-            value = Bag(sorted(value, key=lambda element: sort_key(element, bridge)))
+            # Fewer than two elements are in order already: a sort key spells an element's
+            # whole subtree, so keying them made `[[[...]]]` quadratic in its depth.
+            value = Bag(sorted(value, key=lambda element: sort_key(element, bridge))
+                        if len(value) > 1 else value)
         if frame.parent is None:
             return value
         frame.parent.put(frame.key, value, frame.node)
