@@ -214,4 +214,4 @@ async def run_forever(config: Config) -> None:
     try:
         await stop.wait()
     finally:
-        await runtime.stop()
+        await runtime.stop(deadline=config.proxy.drain_timeout)

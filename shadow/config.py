@@ -99,6 +99,7 @@ class ProxySettings(_Model):
     forwarded_headers: bool = True
     max_header_bytes: Count = 16384
     ordered_writes: bool = True
+    drain_timeout: Positive = 10.0
 
 
 class MirrorSettings(_Model):
