@@ -108,7 +108,7 @@ class Upstream:
     def __init__(self, *, name: str, url: str, pool_size: int, connect_timeout: float) -> None:
         self.name = name
         self.base = URL(url)
-        self._base_path = self.base.raw_path.rstrip("/")
+        self._prefix = str(self.base.origin()) + self.base.raw_path.rstrip("/")
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -130,7 +130,7 @@ class Upstream:
             self._session = None
 
     def url(self, target: str) -> URL:
-        return URL(str(self.base.origin()) + self._base_path + target, encoded=True)
+        return URL(self._prefix + target, encoded=True)
 
     async def open(self, method: str, target: str, headers: Iterable[tuple[str, str]],
                    body: bytes | AsyncIterator[bytes], *, timeout: float) -> UpstreamResponse:

@@ -246,3 +246,23 @@ async def test_primary_timeout_gives_504(aiohttp_server, tmp_path):
             async with session.get(proxy_url(runtime, "/slow")) as resp:
                 assert resp.status == 504
                 assert (await resp.json())["error"] == "primary_timeout"
+
+
+async def test_a_backend_url_with_a_path_prefixes_every_target(aiohttp_server, tmp_path):
+    seen: list[str] = []
+
+    async def record(request):
+        seen.append(request.raw_path)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    server = await aiohttp_server(app)
+    config = make_config(tmp_path, str(server.make_url("/legacy")),
+                         str(server.make_url("/candidate/")))
+    async with running(config) as runtime:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(proxy_url(runtime, "/api/x?q=%20")) as resp:
+                assert resp.status == 200
+        await settle(runtime, 1)
+    assert sorted(seen) == ["/candidate/api/x?q=%20", "/legacy/api/x?q=%20"]
