@@ -24,7 +24,7 @@ from shadow.cutover import Cutover
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
-from shadow.proxy import Proxy
+from shadow.proxy import Proxy, strip_defaults
 from shadow.redact import Redactor
 from shadow.routes import RouteTable
 from shadow.store import Store
@@ -158,6 +158,7 @@ class Runtime:
         proxy_app = web.Application(client_max_size=cfg.proxy.max_body_bytes)
         proxy_app[RUNTIME] = self
         proxy_app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
+        proxy_app.on_response_prepare.append(strip_defaults)
         admin_app = admin.build(self)
         admin_app[RUNTIME] = self
         limits = {"max_line_size": cfg.proxy.max_header_bytes,

@@ -250,6 +250,7 @@ class Proxy:
             self._primary_done(pair, primary.name, route, reply)
             response = web.Response(status=upstream.status, reason=upstream.reason,
                                     headers=_response_headers(upstream.headers))
+            _mark_absent(response, upstream.headers)
             if no_body:
                 if length is not None and method == "HEAD":
                     response.headers["Content-Length"] = str(length)
@@ -263,6 +264,7 @@ class Proxy:
         """A large or unsized reply: streamed to the client, a copy kept up to the limit."""
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=_response_headers(upstream.headers))
+        _mark_absent(response, upstream.headers)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
         kept = bytearray()
@@ -308,6 +310,26 @@ class Proxy:
                                   f"the {backend} backend did not answer in time")
         return error_response(502, f"primary_{error}", f"the {backend} backend could not be reached"
                               if error == "connect" else f"the {backend} backend sent no valid reply")
+
+
+# Headers aiohttp adds to a reply that has none; the primary's reply must not gain them.
+_DEFAULTED = ("Content-Type", "Date", "Server")
+_ABSENT = (web.ResponseKey("absent_headers", list) if hasattr(web, "ResponseKey")
+           else "shadow.absent_headers")
+
+
+def _mark_absent(response: web.StreamResponse, headers) -> None:
+    present = {k.lower() for k, _ in headers}
+    absent = [name for name in _DEFAULTED if name.lower() not in present]
+    if absent:
+        response[_ABSENT] = absent
+
+
+async def strip_defaults(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: runs after aiohttp has filled in its defaults and
+    before the head is written; removes the ones the primary did not send."""
+    for name in response.get(_ABSENT, ()):
+        response.headers.popall(name, None)
 
 
 def _response_headers(headers) -> list[tuple[str, str]]:
