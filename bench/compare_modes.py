@@ -1,14 +1,19 @@
-"""What verification costs, measured in one run on this machine (needs `wrk`).
+"""shadow against its peers, measured in one run on this machine (needs `wrk`).
 
-Cases, all against the same two upstreams (bench/upstream_app.py):
-    direct         wrk -> primary
-    proxy-off      wrk -> shadow in legacy-only mode (a plain proxy: nothing mirrored)
-    verify         wrk -> shadow in shadow mode (every exchange mirrored and compared)
-    verify-slow    as verify, the shadow answering 5 ms later (c1 latency must not move)
+Cases, all in front of the same two upstreams (bench/upstream_app.py):
+    direct          wrk -> primary (the ceiling of the load side)
+    minimal-mirror  bench/minimal_mirror.py: mirrors, compares nothing (the baseline)
+    nginx-mirror    nginx `mirror` (when nginx is installed)
+    proxy-off       shadow in legacy-only mode: a plain proxy, nothing mirrored
+    verify          shadow in shadow mode: every exchange mirrored and compared
+    verify-slow     as verify, with a shadow 5 ms slower (c1 latency must not move)
 
-Throughput at 32 connections and p50/p99 latency at 1 connection, then ratios against
-proxy-off. Absolute numbers drift on a shared machine; the ratios are the result.
-Usage: make bench   (or: python -m bench.compare_modes [--duration S])
+With `taskset`, the proxy under test runs alone on CPU 0, wrk and the upstreams on CPU 1.
+Per case: throughput and p50/p99 at 32 connections, p50/p99 at 1 connection, CPU time
+per request of the proxy, and the share of requests that reached the shadow (a drop
+shows here). Then the ratios against minimal-mirror. Absolute numbers drift on a shared
+machine; compare ratios within one run.
+Usage: make bench   (or: python -m bench.compare_modes [--duration S] [--cases a,b])
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
+PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 LUA = """
 counter = 0
 request = function()
@@ -39,6 +46,23 @@ request = function()
   end
   return wrk.format("GET", "/api/items/" .. (counter % 500))
 end
+"""
+NGINX = """worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
+  uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
+  upstream primary {{ server 127.0.0.1:{primary}; keepalive 64; }}
+  upstream shadow {{ server 127.0.0.1:{shadow}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ mirror /__mirror; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; proxy_pass http://primary; }}
+    location = /__mirror {{ internal; proxy_http_version 1.1;
+                           proxy_set_header Connection ""; proxy_pass http://shadow$request_uri; }}
+  }}
+}}
 """
 
 
@@ -58,7 +82,8 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"port {port} not ready")
 
 
-def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+def start(cmd: list[str], cpu: str, env: dict | None = None) -> subprocess.Popen:
+    cmd = (["taskset", "-c", cpu] + cmd) if PIN else cmd
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -73,81 +98,129 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def served(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__stats", timeout=5) as resp:
+        return json.loads(resp.read())["requests"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (nginx workers included)."""
+    total = 0.0
+    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True,
+                                                   text=True).stdout.split() if int(p) != pid]
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
 def wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
-    out = subprocess.run(["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns), "-d",
-                          f"{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    cmd = ["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
+           "--latency", "-s", str(script), url]
+    out = subprocess.run((["taskset", "-c", "1"] + cmd) if PIN else cmd, capture_output=True,
+                         text=True, timeout=seconds + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p: str) -> float:
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99")}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
 
 
-def proxy_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def proxy_command(case: str, ports: dict, port: int, tmp: Path) -> tuple[list[str], dict]:
+    primary = f"http://127.0.0.1:{ports['primary']}"
+    shadow = f"http://127.0.0.1:{ports['slow' if case == 'verify-slow' else 'shadow']}"
+    env = {"PRIMARY_URL": primary, "SHADOW_URL": shadow, "LISTEN_PORT": str(port)}
+    if case == "minimal-mirror":
+        return [PY, str(HERE / "minimal_mirror.py")], env
+    if case == "nginx-mirror":
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX.format(tmp=tmp, primary=ports["primary"], shadow=ports["shadow"],
+                                     port=port))
+        return ["nginx", "-c", str(conf), "-p", str(tmp)], {}
+    if case == "proxy-off":
+        env.update(SHADOW_URL="", SHADOW_MODE="legacy-only")
+    return [PY, str(HERE / "harness_proxy.py")], env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--cases", default="direct,minimal-mirror,nginx-mirror,proxy-off,"
+                                            "verify,verify-slow")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench needs wrk (apt-get install wrk)")
+    cases = [c for c in args.cases.split(",") if c != "nginx-mirror" or shutil.which("nginx")]
     tmp = Path(tempfile.mkdtemp(prefix="shadow-bench-"))
     script = tmp / "mix.lua"
     script.write_text(LUA)
-    procs: list[subprocess.Popen] = []
+    upstreams: list[subprocess.Popen] = []
     results: dict[str, dict] = {}
     try:
         ports = {name: free_port() for name in ("primary", "shadow", "slow")}
         for name, delay in (("primary", 0), ("shadow", 0), ("slow", 5)):
-            procs.append(start([PY, str(HERE / "upstream_app.py"), str(ports[name]),
-                                "--delay-ms", str(delay)]))
+            upstreams.append(start([PY, str(HERE / "upstream_app.py"), str(ports[name]),
+                                    "--delay-ms", str(delay)], "1"))
         for port in ports.values():
             wait_port(port)
-        primary = f"http://127.0.0.1:{ports['primary']}"
-        cases = {"direct": None,
-                 "proxy-off": {"SHADOW_URL": "", "SHADOW_MODE": "legacy-only"},
-                 "verify": {"SHADOW_URL": f"http://127.0.0.1:{ports['shadow']}"},
-                 "verify-slow": {"SHADOW_URL": f"http://127.0.0.1:{ports['slow']}"}}
-        for case, env in cases.items():
-            url, proxy = primary, None
-            if env is not None:
+        for case in cases:
+            url, proxy = f"http://127.0.0.1:{ports['primary']}", None
+            if case != "direct":
                 port = free_port()
-                proxy = start([PY, str(HERE / "harness_proxy.py")],
-                              {**env, "PRIMARY_URL": primary, "LISTEN_PORT": str(port)})
-                procs.append(proxy)
+                cmd, env = proxy_command(case, ports, port, tmp)
+                proxy = start(cmd, "0", env)
                 wait_port(port)
                 url = f"http://127.0.0.1:{port}"
-            wrk(url, 8, 1.0, script)  # warm-up
-            cpu0 = proxy_cpu(proxy.pid) if proxy else 0.0
-            high = wrk(url, 32, args.duration, script)
-            cpu = (proxy_cpu(proxy.pid) - cpu0) if proxy else 0.0
-            low = wrk(url, 1, args.duration / 2, script)
-            results[case] = {"rps_c32": high["rps"], "p99_c32_ms": high["p99_ms"],
-                             "p50_c1_ms": low["p50_ms"], "p99_c1_ms": low["p99_ms"],
-                             "cpu_us_per_req": round(cpu / (high["rps"] * args.duration) * 1e6, 1)
-                             if proxy else None}
-            if proxy:
-                stop(proxy)
+            try:
+                wrk(url, 8, 2.0, script)  # warm-up
+                before = {n: served(p) for n, p in ports.items()}
+                cpu0 = cpu_seconds(proxy.pid) if proxy else 0.0
+                high = wrk(url, 32, args.duration, script)
+                cpu = cpu_seconds(proxy.pid) - cpu0 if proxy else 0.0
+                time.sleep(1.0)  # let the shadow finish what the run queued
+                after = {n: served(p) for n, p in ports.items()}
+                low = wrk(url, 1, args.duration / 2, script)
+            finally:
+                if proxy:
+                    stop(proxy)
+            primary_n = after["primary"] - before["primary"]
+            shadow_n = (after["shadow"] - before["shadow"]) + (after["slow"] - before["slow"])
+            results[case] = {
+                "rps_c32": high["rps"], "p50_c32_ms": high["p50_ms"], "p99_c32_ms": high["p99_ms"],
+                "p50_c1_ms": low["p50_ms"], "p99_c1_ms": low["p99_ms"],
+                "cpu_us_per_req": round(cpu / (high["rps"] * args.duration) * 1e6, 1) if proxy else None,
+                "shadow_share": round(shadow_n / primary_n, 3) if primary_n else 0.0,
+                "non_2xx": high["non_2xx"]}
     finally:
-        for proc in procs:
+        for proc in upstreams:
             stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
-    base = results["proxy-off"]
-    print(f"{'case':<12} {'req/s c32':>10} {'p99 c32':>9} {'p50 c1':>8} {'p99 c1':>8} "
-          f"{'cpu us/req':>10} {'rps/off':>8} {'p50c1/off':>10}")
+    report(results)
+
+
+def report(results: dict[str, dict]) -> None:
+    base = results.get("minimal-mirror")
+    print(f"{'case':<15}{'req/s c32':>10}{'p50 c32':>9}{'p99 c32':>9}{'p50 c1':>8}{'p99 c1':>8}"
+          f"{'cpu us/req':>11}{'shadow%':>9}{'rps/min':>8}{'cpu/min':>8}")
     for case, r in results.items():
-        print(f"{case:<12} {r['rps_c32']:>10.0f} {r['p99_c32_ms']:>8.2f}m {r['p50_c1_ms']:>7.3f}m "
-              f"{r['p99_c1_ms']:>7.3f}m {r['cpu_us_per_req'] or 0:>10} "
-              f"{r['rps_c32'] / base['rps_c32']:>8.2f} {r['p50_c1_ms'] / base['p50_c1_ms']:>10.2f}")
-    print(json.dumps(results))
+        ratio = f"{r['rps_c32'] / base['rps_c32']:>8.2f}" if base else f"{'':>8}"
+        cpu_ratio = (f"{r['cpu_us_per_req'] / base['cpu_us_per_req']:>8.2f}"
+                     if base and r["cpu_us_per_req"] else f"{'':>8}")
+        print(f"{case:<15}{r['rps_c32']:>10.0f}{r['p50_c32_ms']:>9.2f}{r['p99_c32_ms']:>9.2f}"
+              f"{r['p50_c1_ms']:>8.3f}{r['p99_c1_ms']:>8.3f}{r['cpu_us_per_req'] or 0:>11}"
+              f"{100 * r['shadow_share']:>8.1f}%{ratio}{cpu_ratio}")
+    if "verify" in results and "verify-slow" in results:
+        slow = results["verify-slow"]["p50_c1_ms"] / results["verify"]["p50_c1_ms"]
+        print(f"c1 p50 with a 5 ms slower shadow / healthy shadow: {slow:.2f}")
+    print("JSON " + json.dumps(results))
 
 
 if __name__ == "__main__":

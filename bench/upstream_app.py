@@ -2,6 +2,7 @@
 
     GET  /api/items/{id}    ~1 KB item          GET /api/items   ~9 KB list of 12
     POST /api/items         201, echoes the body
+    GET  /__stats           {"requests": n} served so far (itself not counted)
 
 python bench/upstream_app.py PORT [--delay-ms D]
 """
@@ -22,10 +23,15 @@ def item(i: int) -> dict:
 
 def build(delay: float) -> web.Application:
     app = web.Application()
+    served = [0]
 
     async def pause() -> None:
+        served[0] += 1
         if delay:
             await asyncio.sleep(delay)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"requests": served[0]})
 
     async def one(request: web.Request) -> web.Response:
         await pause()
@@ -44,6 +50,7 @@ def build(delay: float) -> web.Application:
     app.router.add_get("/api/items/{id}", one)
     app.router.add_get("/api/items", many)
     app.router.add_post("/api/items", create)
+    app.router.add_get("/__stats", stats)
     return app
 
 

@@ -25,6 +25,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._children: dict[tuple, object] = {}
         r = self.registry
         self.build_info = Gauge("shadow_build_info", "Version of the running proxy (always 1).",
                                 ["version"], registry=r)
@@ -99,6 +100,15 @@ class Metrics:
             "shadow_rollback_unsafe_writes_total",
             "Writes that failed on the legacy build while it was the shadow (cutover).",
             ["route"], registry=r)
+
+    def child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, looked up once per label set: the hot path calls
+        this for every exchange, and label sets are bounded by design."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
         for name in modes:

@@ -83,21 +83,22 @@ class Proxy:
         if not target.startswith("/"):  # absolute-form (`GET http://host/a`): sent as `/a`
             target = request.rel_url.raw_path_qs
         policy = self.routes.match(method, request.rel_url.raw_path)
-        headers = self._forward_headers(request)
+        received = tuple((header_text(k), header_text(v)) for k, v in request.raw_headers)
+        headers = self._forward_headers(request, received)
         body, stream = await _read_body(request, self.max_body)
         ordered = (self.writes is not None and policy.may_write(method)
                    and (roles.shadow is not None or self.rows is not None))
         if ordered:
             await self.writes.lock.acquire()
         try:
-            return await self._exchange(request, roles, policy, method, target, headers,
-                                        body, stream, ordered)
+            return await self._exchange(request, roles, policy, method, target, received,
+                                        headers, body, stream, ordered)
         finally:
             if ordered:
                 self.writes.lock.release()
 
-    async def _exchange(self, request, roles, policy, method, target, headers, body, stream,
-                        ordered: bool) -> web.StreamResponse:
+    async def _exchange(self, request, roles, policy, method, target, received, headers, body,
+                        stream, ordered: bool) -> web.StreamResponse:
         route = policy.template
         pair: Pair | None = None
         if roles.shadow is None:
@@ -110,8 +111,7 @@ class Proxy:
             self.verifier.skipped(route, method, "sampled_out")
         else:
             exchange = Exchange(f"{self._boot}-{next(self._ids)}", method, target, route,
-                                tuple((header_text(k), header_text(v))
-                                      for k, v in request.raw_headers), body, time.time())
+                                received, body, time.time())
             pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
             if ordered and self.rows is not None:
                 pair.expect_rows()
@@ -146,12 +146,9 @@ class Proxy:
             self.raised(f"drain_{backend}", exc)
             return ()
 
-    def _forward_headers(self, request: web.Request) -> list[tuple[str, str]]:
-        headers = [
-            (k, v) for k, v in end_to_end(
-                (header_text(k), header_text(v)) for k, v in request.raw_headers)
-            if k.lower() not in _DROP_REQUEST
-        ]
+    def _forward_headers(self, request: web.Request,
+                         received: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+        headers = [(k, v) for k, v in end_to_end(received) if k.lower() not in _DROP_REQUEST]
         if self.forwarded:
             peer = request.remote or ""
             prior = request.headers.get("X-Forwarded-For")

@@ -112,6 +112,7 @@ class Upstream:
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300,
@@ -129,11 +130,21 @@ class Upstream:
             await self._session.close()
             self._session = None
 
+    def _timeout(self, seconds: float, total: bool) -> aiohttp.ClientTimeout:
+        """`seconds` for the whole exchange (`total`) or between reads (a streamed reply)."""
+        found = self._timeouts.get((seconds, total))
+        if found is None:
+            found = self._timeouts[(seconds, total)] = aiohttp.ClientTimeout(
+                total=seconds if total else None, sock_connect=self._connect_timeout,
+                sock_read=None if total else seconds)
+        return found
+
     def url(self, target: str) -> URL:
         return URL(self._prefix + target, encoded=True)
 
     async def open(self, method: str, target: str, headers: Iterable[tuple[str, str]],
-                   body: bytes | AsyncIterator[bytes], *, timeout: float) -> UpstreamResponse:
+                   body: bytes | AsyncIterator[bytes], *, timeout: float,
+                   total: bool = False) -> UpstreamResponse:
         """Send a request and return once the reply's head has arrived.
 
         Raises UpstreamError on failure; the caller must `release()` or `close()` the
@@ -145,8 +156,7 @@ class Upstream:
             response = await self._session.request(
                 method, self.url(target), headers=list(headers), data=body,
                 allow_redirects=False, compress=None, auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout,
-                                              sock_read=timeout),
+                timeout=self._timeout(timeout, total),
             )
         except Exception as exc:
             raise UpstreamError(classify(exc), f"{type(exc).__name__}: {exc}") from exc
@@ -158,22 +168,25 @@ class Upstream:
         a failure is a Reply with `error` set."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout):
-                response = await self.open(method, target, headers, body, timeout=timeout)
-                try:
-                    if response.content_length is not None and response.content_length > max_bytes:
-                        raise UpstreamError("too_large", "reply larger than the compare limit")
+            response = await self.open(method, target, headers, body, timeout=timeout,
+                                       total=True)
+            try:
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise UpstreamError("too_large", "reply larger than the compare limit")
+                if response.content_length is not None:
+                    data = await response.read()
+                else:
                     data = bytearray()
                     async for chunk in response.chunks():
                         data += chunk
                         if len(data) > max_bytes:
                             raise UpstreamError("too_large", "reply larger than the compare limit")
-                except BaseException:
-                    response.close()
-                    raise
-                response.release()
-                return Reply(response.status, response.headers, bytes(data),
-                             time.perf_counter() - started)
+            except BaseException:
+                response.close()
+                raise
+            response.release()
+            return Reply(response.status, response.headers, bytes(data),
+                         time.perf_counter() - started)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -132,13 +132,14 @@ class Verifier:
 
     def skipped(self, route: str, method: str, reason: str) -> None:
         """Count an exchange that is not compared at all (policy, sampling, size, mode)."""
-        self.metrics.requests.labels(route, method, Verdict.SKIPPED).inc()
+        self.metrics.child(self.metrics.requests, route, method, Verdict.SKIPPED).inc()
         self.metrics.skipped.labels(route, reason).inc()
 
     def observe_primary(self, backend: str, route: str, reply: Reply) -> None:
         label = self.labels.get(backend, backend)
         if reply.ok:
-            self.metrics.upstream_duration.labels(label, Role.PRIMARY, route).observe(reply.elapsed)
+            self.metrics.child(self.metrics.upstream_duration, label, Role.PRIMARY,
+                               route).observe(reply.elapsed)
         else:
             self.metrics.upstream_errors.labels(label, Role.PRIMARY, reply.error).inc()
 
@@ -194,10 +195,11 @@ class Verifier:
         if c.shadow is not None and c.shadow.reply.error != "dropped":
             label = self.labels.get(c.shadow.backend, c.shadow.backend)
             if c.shadow.reply.ok:
-                m.upstream_duration.labels(label, Role.SHADOW, route).observe(c.shadow.reply.elapsed)
+                m.child(m.upstream_duration, label, Role.SHADOW, route).observe(
+                    c.shadow.reply.elapsed)
             else:
                 m.upstream_errors.labels(label, Role.SHADOW, c.shadow.reply.error).inc()
-        m.requests.labels(route, method, c.verdict).inc()
+        m.child(m.requests, route, method, c.verdict).inc()
         if c.verdict is Verdict.SKIPPED:
             m.skipped.labels(route, c.reason).inc()
         if c.normalised:
