@@ -39,6 +39,7 @@ def prepare(doc: Any, rules: ReplyRules) -> Any:
     if type(doc) is not dict and type(doc) is not list:
         return doc
     bridge = rules.bridge
+    keys: dict[int, bytes] = {}  # id(Bag) -> its sort key, so no level re-spells a subtree
     stack = [_Frame(doc, ignore.initial, unordered.initial, None, None)]
     while True:
         frame = stack[-1]
@@ -58,13 +59,24 @@ def prepare(doc: Any, rules: ReplyRules) -> Any:
         stack.pop()
         value = frame.out if frame.changed else frame.node
         if type(value) is list and unordered.accepts(frame.uno):
-            # Fewer than two elements are in order already: a sort key spells an element's
-            # whole subtree, so keying them made `[[[...]]]` quadratic in its depth.
-            value = Bag(sorted(value, key=lambda element: sort_key(element, bridge))
-                        if len(value) > 1 else value)
+            value = _bag(value, bridge, keys)
         if frame.parent is None:
             return value
         frame.parent.put(frame.key, value, frame.node)
+
+
+def _bag(elements: list, bridge: BridgeRules, keys: dict[int, bytes]) -> Bag:
+    """`elements` sorted by their sort keys. The bag's own key is remembered, so a bag
+    above it embeds it instead of spelling the subtree again (branching `[[..],[..]]`
+    nests were quadratic in their depth). Fewer than two elements are in order already
+    and get no key: a chain `[[[...]]]` keyed level by level is quadratic too."""
+    if len(elements) < 2:
+        return Bag(elements)
+    element_keys = [sort_key(element, bridge, keys) for element in elements]
+    order = sorted(range(len(elements)), key=element_keys.__getitem__)
+    bag = Bag(elements[i] for i in order)
+    keys[id(bag)] = b"[" + b",".join(element_keys[i] for i in order) + b"]"
+    return bag
 
 
 class _Frame:
@@ -98,18 +110,22 @@ class _Frame:
         self.changed = True
 
 
-def sort_key(value: Any, bridge: BridgeRules = BridgeRules()) -> bytes:
+def sort_key(value: Any, bridge: BridgeRules = BridgeRules(),
+             keys: dict[int, bytes] | None = None) -> bytes:
     """A byte string that orders the elements of an unordered array: equal for elements
     that compare equal under `bridge` (integral floats as ints, and with the bridge on,
-    `true` as `1`, numeric strings as numbers, timestamps as UTC instants, `""` as null)."""
-    form = _key_form(value, bridge)
+    `true` as `1`, numeric strings as numbers, timestamps as UTC instants, `""` as null).
+    `keys` holds the keys of bags already sorted (see `_bag`)."""
+    if keys and type(value) is Bag and id(value) in keys:
+        return keys[id(value)]
+    form = _key_form(value, bridge, keys)
     try:
         return orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return _spelled(form)
+        return _spelled(_key_form(value, bridge, None) if keys else form)
 
 
-def _key_form(value: Any, bridge: BridgeRules) -> Any:
+def _key_form(value: Any, bridge: BridgeRules, keys: dict[int, bytes] | None = None) -> Any:
     if type(value) is not dict and type(value) is not list and type(value) is not Bag:
         return _leaf_key(value, bridge)
     root: list[Any] = [None]
@@ -121,6 +137,8 @@ def _key_form(value: Any, bridge: BridgeRules) -> Any:
             holder[slot] = copy
             for key, child in node.items():
                 stack.append((copy, key, child))
+        elif keys and type(node) is Bag and id(node) in keys:
+            holder[slot] = orjson.Fragment(keys[id(node)])
         elif type(node) is list or type(node) is Bag:
             copy = [None] * len(node)
             holder[slot] = copy
