@@ -1,0 +1,236 @@
+"""The sections of the configuration file, one settings model each.
+
+Every model forbids unknown keys and is frozen; `shadow.config.Config` assembles them and
+turns validation errors into located problems. Defaults here are the documented ones
+(`config/shadow.example.toml` lists every key; a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from yarl import URL
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not HOST:PORT: {value!r}")
+    return value
+
+
+HostPort = Annotated[str, Field(min_length=3)]
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class Backend(_Model):
+    """One build of the app: where it listens, how metrics name it, its database."""
+
+    url: str
+    label: str | None = None
+    database: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        if url.query_string or url.fragment:
+            raise ValueError(f"a backend URL takes no query or fragment: {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("sqlite:///"):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError("expected sqlite:///ABSOLUTE/PATH or postgresql://... DSN")
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", value):
+            raise ValueError(f"labels are 1-40 of [A-Za-z0-9_.-]: {value!r}")
+        return value
+
+
+class ProxySettings(_Model):
+    """The hot path: limits and timeouts toward the primary."""
+
+    max_body_bytes: Count = 1 << 20
+    connect_timeout: Positive = 5.0
+    primary_timeout: Positive = 30.0
+    pool_size: Count = 256
+    forwarded_headers: bool = True
+    max_header_bytes: Count = 16384
+    ordered_writes: bool = True
+    drain_timeout: Positive = 10.0
+
+
+class MirrorSettings(_Model):
+    """The shadow lane: bounded queue, concurrency, timeout, marker header."""
+
+    queue_size: Count = 1000
+    concurrency: Count = 64
+    timeout: Positive = 10.0
+    max_reply_bytes: Count = 4 << 20
+    write_queue_size: Count = 10000
+    marker_header: str = "X-Shadow-Request"
+    marker_value: str = "1"
+
+
+class Scrubber(_Model):
+    pattern: str
+    replacement: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc}): {value!r}") from None
+        return value
+
+
+class Bridge(_Model):
+    bool_int: bool = False
+    timestamps: bool = False
+    numeric_strings: bool = False
+    empty_null: bool = False
+
+
+class CompareSettings(_Model):
+    """How two replies are compared (see shadow.compare)."""
+
+    headers: list[str] = ["content-type"]
+    ignore_paths: list[str] = []
+    unordered_paths: list[str] = []
+    numeric_tolerance: Annotated[float, Field(ge=0)] = 0.0
+    time_tolerance: Annotated[float, Field(ge=0)] = 0.0
+    scrubbers: list[Scrubber] = []
+    bridge: Bridge = Bridge()
+
+
+class Route(_Model):
+    """A route template with its policy. `{name}` matches one path segment."""
+
+    template: str
+    methods: list[str] = []
+    policy: Literal["mirror", "skip"] = "mirror"
+    sample: Annotated[float, Field(ge=0, le=1)] = 1.0
+    writes: bool | None = None
+    ignore_paths: list[str] = []
+    unordered_paths: list[str] = []
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"a template starts with '/': {value!r}")
+        for segment in value.split("/")[1:]:
+            if "{" in segment or "}" in segment:
+                if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", segment):
+                    raise ValueError(f"a placeholder is a whole segment like {{id}}: {value!r}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for method in value:
+            if not re.fullmatch(r"[A-Z]+", method):
+                raise ValueError(f"not an upper-case HTTP method: {method!r}")
+        return value
+
+
+class RedactSettings(_Model):
+    """What is never stored or logged in the clear (DESIGN.md promise 5)."""
+
+    headers: list[str] = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
+        "x-auth-token", "x-csrf-token",
+    ]
+    json_keys: list[str] = [
+        "password", "passwd", "pin", "token", "access_token", "refresh_token", "secret",
+        "api_key", "session", "ssn", "note", "notes", "content", "body", "email",
+        "phone", "name", "username", "address", "dob", "birth_date",
+    ]
+    query_params: list[str] = ["token", "access_token", "key", "api_key", "email", "q"]
+    patterns: list[str] = [
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+        r"\b(?:\d[ -]?){13,19}\b",
+    ]
+    replacement: str = "[redacted]"
+
+    @field_validator("patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc}): {pattern!r}") from None
+        return value
+
+
+class StoreSettings(_Model):
+    """The embedded state store (SQLite file)."""
+
+    path: str = "shadow-state.db"
+    samples_per_signature: Count = 5
+    max_signatures: Count = 2000
+    retention_hours: Positive = 72.0
+    max_body_chars: Count = 16384
+
+
+class GateSettings(_Model):
+    """The cutover gate (see shadow.gate): evidence needed before the candidate serves."""
+
+    min_samples: Count = 1000
+    max_mismatch_rate: Annotated[float, Field(gt=0, le=1)] = 0.001
+    max_shadow_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
+    expected_routes: list[str] = []
+
+    @field_validator("expected_routes")
+    @classmethod
+    def _routes(cls, value: list[str]) -> list[str]:
+        for route in value:
+            if not re.fullmatch(r"(?:[A-Z]+ )?/\S*", route):
+                raise ValueError(f"expected 'METHOD /template' or '/template': {route!r}")
+        return value
+
+
+class ColumnSettings(_Model):
+    """How one database column is compared (see shadow.rows.model.ColumnRule)."""
+
+    ignore: bool = False
+    tolerance: Annotated[float, Field(ge=0)] = 0.0
+    kind: Literal["timestamp", "bool", "json"] | None = None
+    empty_is_null: bool = False
+
+
+class RowSettings(_Model):
+    """Row-state verification; on when both backends name a `database`."""
+
+    include: list[str] = []
+    exclude: list[str] = []
+    columns: dict[str, ColumnSettings] = {}
+    keymap_size: Count = 100_000
+    rewrite_ids: bool = True
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
