@@ -2,10 +2,12 @@
 
 A capture adds one change-log table (`_shadow_changes`) and row triggers to a database;
 every insert, update and delete on a captured table then writes, inside the same
-transaction, one log row `(seq, tbl, op, pk, before, after)` with JSON images of the
-row. `drain()` reads and deletes the log and returns it as RowChange records. An update
-that changes a row's key is logged as a delete of the old key and an insert of the new
-one, so that every log row names exactly one row.
+transaction, one log row with the table, the operation and JSON images of the row (the
+SQLite log also holds the key; the PostgreSQL log holds the key's column names, and its
+keys are read out of the images at drain, which keeps its trigger cheap). `drain()` reads
+and deletes the log and returns it as RowChange records, in write order. An update that
+changes a row's key comes out as a delete of the old key and an insert of the new one,
+so that every RowChange names exactly one row.
 
     Capture         the interface of SqliteCapture and PostgresCapture
     CaptureStatus   what `status()` found: captured, uncaptured, stale, unverifiable tables

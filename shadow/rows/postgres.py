@@ -2,7 +2,10 @@
 
 `install()` runs in one transaction, so a failure leaves nothing behind. The trigger
 writes the log row in the application's transaction: a rolled-back write logs nothing.
-Values come back as `to_jsonb` renders them: numbers as Decimal (exact), timestamps as
+It logs only the table, the operation, the key column names and the row images; `drain()`
+reads the key out of the images, and turns an update that changed the key into a delete
+of the old key and an insert of the new one, so that every change names exactly one row.
+Values come back as `row_to_json` renders them: numbers as Decimal (exact), timestamps as
 ISO text, json/jsonb columns as parsed structures; bytea is turned back into bytes.
 `seq` orders changes by the time they were written, which is write order as long as
 writes run one at a time (strict mode).
@@ -11,7 +14,7 @@ writes run one at a time (strict mode).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -32,6 +35,18 @@ def _mapped(action: str) -> Iterator[None]:
         yield
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise CaptureError(f"postgres {action}: {exc}") from exc
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality of decoded JSON values as jsonb defines it: numbers by value (1 = 1.0),
+    but values of different JSON types never equal (true is not 1)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_json_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (bool, list, dict)) or isinstance(b, (bool, list, dict)):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 class PostgresCapture(Capture):
@@ -135,15 +150,30 @@ class PostgresCapture(Capture):
         rows = sorted(rows, key=lambda row: row[0])
         if any(row[1] not in self._tables for row in rows):
             await self.introspect()
-        return [
-            self._change(
-                self._tables.get(tbl), tbl, op,
-                load_json(pk, parse_float=Decimal),
-                load_json(before, parse_float=Decimal),
-                load_json(after, parse_float=Decimal),
-            )
-            for _seq, tbl, op, pk, before, after in rows
-        ]
+        changes = []
+        for _seq, tbl, op, key_columns, before, after in rows:
+            info = self._tables.get(tbl)
+            if key_columns is not None:
+                names = load_json(key_columns)
+            else:
+                names = info.key if info else ()
+            changes += self._changes(info, tbl, op, names,
+                                     load_json(before, parse_float=Decimal),
+                                     load_json(after, parse_float=Decimal))
+        return changes
+
+    def _changes(self, info: TableInfo | None, tbl: str, op: str, names: Sequence[str],
+                 before: Any, after: Any) -> list[RowChange]:
+        """The changes one log row stands for, keyed by the values of the `names` columns
+        (null where an image lacks one): one, or a delete and an insert for an update that
+        changed the key."""
+        old_key = [before.get(name) for name in names] if isinstance(before, dict) else []
+        new_key = [after.get(name) for name in names] if isinstance(after, dict) else []
+        if op == "update" and not _json_equal(old_key, new_key):
+            return [self._change(info, tbl, "delete", old_key, before, None),
+                    self._change(info, tbl, "insert", new_key, None, after)]
+        return [self._change(info, tbl, op, old_key if after is None else new_key,
+                             before, after)]
 
     def _image(self, info: TableInfo | None, image: Any) -> dict[str, Any] | None:
         """The image in column order, bytea values (`\\x<hex>` text) turned into bytes."""

@@ -1,14 +1,20 @@
 """PostgreSQL catalogue reading and capture DDL, without a connection of its own.
 
-One plpgsql function, `_shadow_capture()`, serves every table: the trigger passes the
-table name and the key column names as arguments, the function images the row with
-`to_jsonb(OLD/NEW)` and picks the key out of the image. Each trigger carries a comment
+One plpgsql function, `_shadow_capture()`, serves every table. What it adds to the
+application's write is kept to one INSERT of the table name, the operation, the key
+column names and the `row_to_json` images of OLD and NEW: the table name and key column
+names are constants passed as trigger arguments at install, and nothing is looked up,
+looped over or compared per row. The key values are read out of the images when the log
+is drained, and an update that changed the key is split there into a delete and an
+insert (see PostgresCapture.drain). The log has no index: `drain()` reads all of it and
+orders it by `seq`, an identity assigned in write order. Each trigger carries a comment
 with the table's signature at install, so `status()` can tell a table whose columns
 changed since.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,7 +26,9 @@ Fetch = Callable[..., Awaitable[Sequence[Any]]]
 
 FUNCTION = f"{PREFIX}capture"
 TRIGGER = f"{PREFIX}capture"
-COMMENT_PREFIX = "shadow capture: "
+#: Starts each trigger's comment. It names the layout of the log rows the trigger writes,
+#: so that triggers left by an install with another layout show as stale.
+COMMENT_PREFIX = "shadow capture, log layout 2: "
 
 _TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -97,55 +105,39 @@ async def read_tables(fetch: Fetch, schema: str,
 
 
 def log_ddl(schema: str) -> list[str]:
-    """The change-log table and the trigger function, created if missing."""
+    """The change log and the trigger function, created if missing.
+
+    No index on the log: nothing reads it but `drain()`, which takes every row. Images are
+    `json` (text kept as written), which is cheaper to build than `jsonb` and accepts
+    every value a json column can hold (jsonb refuses `\\u0000`). REPLICA IDENTITY FULL
+    keeps the drain's DELETE allowed should the log fall under a publication of all
+    tables. The ALTER brings a log made by an earlier version (a `pk` column of key
+    values, jsonb images) to this layout."""
     log = f"{quote_ident(schema)}.{quote_ident(LOG_TABLE)}"
     function = f"{quote_ident(schema)}.{quote_ident(FUNCTION)}"
     body = f"""
-DECLARE
-  old_row jsonb;
-  new_row jsonb;
-  old_key jsonb := '[]';
-  new_key jsonb := '[]';
 BEGIN
-  IF TG_OP <> 'INSERT' THEN
-    old_row := to_jsonb(OLD);
-    FOR i IN 1 .. TG_NARGS - 1 LOOP
-      old_key := old_key || jsonb_build_array(old_row -> TG_ARGV[i]);
-    END LOOP;
-  END IF;
-  IF TG_OP <> 'DELETE' THEN
-    new_row := to_jsonb(NEW);
-    FOR i IN 1 .. TG_NARGS - 1 LOOP
-      new_key := new_key || jsonb_build_array(new_row -> TG_ARGV[i]);
-    END LOOP;
-  END IF;
-  IF TG_OP = 'UPDATE' AND old_key IS DISTINCT FROM new_key THEN
-    INSERT INTO {log} (tbl, op, pk, before, after)
-    VALUES (TG_ARGV[0], 'delete', old_key, old_row, NULL),
-           (TG_ARGV[0], 'insert', new_key, NULL, new_row);
-  ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO {log} (tbl, op, pk, before, after)
-    VALUES (TG_ARGV[0], 'delete', old_key, old_row, NULL);
-  ELSE
-    INSERT INTO {log} (tbl, op, pk, before, after)
-    VALUES (TG_ARGV[0], lower(TG_OP), new_key, old_row, new_row);
-  END IF;
+  INSERT INTO {log} (tbl, op, key_columns, before, after)
+  VALUES (TG_ARGV[0], lower(TG_OP), TG_ARGV[1], row_to_json(OLD), row_to_json(NEW));
   RETURN NULL;
 END
 """
     return [
-        f"CREATE TABLE IF NOT EXISTS {log} (seq bigint GENERATED ALWAYS AS IDENTITY "
-        "PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, pk jsonb NOT NULL, "
-        "before jsonb, after jsonb)",
+        f"CREATE TABLE IF NOT EXISTS {log} (seq bigint GENERATED ALWAYS AS IDENTITY, "
+        "tbl text NOT NULL, op text NOT NULL, key_columns text, before json, after json)",
+        f"ALTER TABLE {log} ADD COLUMN IF NOT EXISTS key_columns text, "
+        "DROP COLUMN IF EXISTS pk, ALTER COLUMN before TYPE json, "
+        "ALTER COLUMN after TYPE json, REPLICA IDENTITY FULL",
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
         f"AS $shadow${body}$shadow$",
     ]
 
 
 def trigger_ddl(schema: str, info: TableInfo) -> list[str]:
-    """CREATE TRIGGER and its signature comment for one verifiable table."""
+    """CREATE TRIGGER and its signature comment for one verifiable table. The arguments
+    are the table name and its key column names as a JSON array."""
     table = f"{quote_ident(schema)}.{quote_ident(info.name)}"
-    args = ", ".join(quote_literal(a) for a in (info.name, *info.key))
+    args = ", ".join(quote_literal(a) for a in (info.name, json.dumps(list(info.key))))
     return [
         f"CREATE TRIGGER {quote_ident(TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION {quote_ident(schema)}.{quote_ident(FUNCTION)}({args})",
@@ -169,7 +161,8 @@ def drop_log(schema: str) -> list[str]:
 
 def drain_sql(schema: str) -> str:
     log = f"{quote_ident(schema)}.{quote_ident(LOG_TABLE)}"
-    return f"DELETE FROM {log} RETURNING seq, tbl, op, pk::text, before::text, after::text"
+    return (f"DELETE FROM {log} "
+            "RETURNING seq, tbl, op, key_columns, before::text, after::text")
 
 
 def count_sql(schema: str) -> str:

@@ -177,3 +177,95 @@ async def test_unreachable_server_is_a_capture_error():
         await cap.open()
     with pytest.raises(CaptureError):
         await cap.drain()
+
+
+async def test_odd_names_in_trigger_arguments(app, capture):
+    long = "t" * 63
+    await app.execute(f'''
+        CREATE TABLE "we$shadow$ird" ("it's" text PRIMARY KEY, "a,b" int);
+        CREATE TABLE "{long}" (id int PRIMARY KEY);''')
+    status = await capture.install()
+    assert status.healthy and {"we$shadow$ird", long} <= set(status.captured)
+    await app.execute('''INSERT INTO "we$shadow$ird" VALUES ('k$shadow$', 1)''')
+    await app.execute(f'INSERT INTO "{long}" VALUES (1)')
+    changes = await capture.drain()
+    assert [(c.table, c.key, c.after) for c in changes] == [
+        ("we$shadow$ird", ("k$shadow$",), {"it's": "k$shadow$", "a,b": 1}),
+        (long, (1,), {"id": 1})]
+
+
+async def test_partitioned_table_is_logged_under_its_own_name(app, capture):
+    await app.execute('''
+        CREATE TABLE sales (id int, region text, n int, PRIMARY KEY (id, region))
+            PARTITION BY LIST (region);
+        CREATE TABLE sales_eu PARTITION OF sales FOR VALUES IN ('eu');
+        CREATE TABLE sales_us PARTITION OF sales FOR VALUES IN ('us');''')
+    status = await capture.install()
+    assert "sales" in status.captured and "sales_eu" not in status.captured
+    await app.execute("INSERT INTO sales VALUES (1, 'eu', 1)")
+    await app.execute("UPDATE sales SET region = 'us'")
+    changes = await capture.drain()
+    assert [(c.table, c.op, c.key) for c in changes] == [
+        ("sales", "insert", (1, "eu")), ("sales", "delete", (1, "eu")),
+        ("sales", "insert", (1, "us"))]
+
+
+async def test_a_key_changes_only_when_jsonb_would_call_it_different(app, capture):
+    await app.execute('''
+        CREATE TABLE prices (code numeric PRIMARY KEY);
+        CREATE TABLE docs (k jsonb PRIMARY KEY);
+        INSERT INTO prices VALUES (1.0);
+        INSERT INTO docs VALUES ('true');''')
+    await capture.install()
+    await app.execute("UPDATE prices SET code = 1.00")
+    await app.execute("UPDATE docs SET k = '1'")
+    changes = await capture.drain()
+    assert [(c.table, c.op, c.key) for c in changes] == [
+        ("prices", "update", (Decimal("1.00"),)),
+        ("docs", "delete", (True,)), ("docs", "insert", (1,))]
+
+
+async def test_renamed_key_column_does_not_fail_the_application_write(app, capture):
+    await capture.install()
+    await app.execute('ALTER TABLE "Odd ""Name""" RENAME COLUMN k TO key')
+    await app.execute('''INSERT INTO "Odd ""Name""" VALUES ('a', 1)''')
+    [change] = await capture.drain()
+    assert change.after == {"key": "a", "v": 1}
+    assert (await capture.status()).stale == ('Odd "Name"',)
+
+
+async def test_install_over_a_log_of_the_earlier_layout_keeps_its_changes(app, capture):
+    await app.execute('''
+        CREATE TABLE _shadow_changes (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            tbl text NOT NULL, op text NOT NULL, pk jsonb NOT NULL, before jsonb, after jsonb);
+        INSERT INTO _shadow_changes (tbl, op, pk, after)
+            VALUES ('tags', 'insert', '[1, "w"]', '{"entry_id": 1, "tag": "w", "weight": 1}');
+        CREATE FUNCTION _shadow_capture() RETURNS trigger LANGUAGE plpgsql
+            AS $$BEGIN RETURN NULL; END$$;
+        CREATE TRIGGER _shadow_capture AFTER INSERT ON tags
+            FOR EACH ROW EXECUTE FUNCTION _shadow_capture('tags', 'entry_id', 'tag');
+        COMMENT ON TRIGGER _shadow_capture ON tags IS 'shadow capture: old';''')
+    assert (await capture.status()).stale == ("tags",)
+    assert (await capture.install()).healthy
+    await app.execute("INSERT INTO tags VALUES (1, 'v', 2)")
+    assert [(c.op, c.key) for c in await capture.drain()] == [
+        ("insert", (1, "w")), ("insert", (1, "v"))]
+
+
+async def test_drain_works_when_a_publication_covers_every_table(app, capture):
+    await app.execute("CREATE PUBLICATION everything FOR ALL TABLES")
+    try:
+        await capture.install()
+        await app.execute("DELETE FROM tags")
+        assert [c.op for c in await capture.drain()] == ["delete"]
+        await capture.uninstall()
+    finally:
+        await app.execute("DROP PUBLICATION everything")
+
+
+async def test_a_json_value_jsonb_would_refuse_does_not_fail_the_write(app, capture):
+    await app.execute("CREATE TABLE docs (id int PRIMARY KEY, body json)")
+    await capture.install()
+    await app.execute('''INSERT INTO docs VALUES (1, '{"a": "\\u0000", "n": 1e2}')''')
+    [change] = await capture.drain()
+    assert change.after == {"id": 1, "body": {"a": "\x00", "n": 100}}
