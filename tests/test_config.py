@@ -1,6 +1,5 @@
 """Config: the documented files validate; a bad file lists every problem with its location."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -90,6 +89,3 @@ def test_check_config_command_exit_codes(tmp_path):
     assert runner.invoke(main, ["check-config", str(syntax)]).exit_code == 2
     assert runner.invoke(main, ["check-config", str(tmp_path / "absent.toml")]).exit_code == 2
 
-
-def test_example_parses_as_plain_toml():
-    tomllib.loads((ROOT / "config" / "shadow.example.toml").read_text())
