@@ -105,7 +105,9 @@ class Runtime:
             on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
         self.lane.start()
         if cfg.proxy.ordered_writes:
-            self.writes = WriteOrder(max_parked=cfg.mirror.queue_size)
+            self.writes = WriteOrder(
+                max_parked=cfg.mirror.queue_size,
+                on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
             self.write_lane = MirrorLane(
                 name="shadow_writes", queue_size=cfg.mirror.write_queue_size, workers=1,
                 timeout=cfg.mirror.timeout + 1.0, raised=self.raised,

@@ -215,12 +215,8 @@ class Proxy:
             writes.read_done_on_shadow(ticket)
             pair.drop(reason)
 
-        def parked_dropped(reason: str) -> None:  # never reached the lane: count it here
-            self.verifier.metrics.dropped.labels(reason).inc()
-            read_dropped(reason)
-
         writes.when_visible(ticket, lambda: self.lane.submit(read_job, on_drop=read_dropped),
-                            parked_dropped)
+                            read_dropped)
         return lambda: writes.read_done_on_primary(ticket)
 
     async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,

@@ -35,9 +35,11 @@ class ReadTicket:
 class WriteOrder:
     """The primary's write lock and the happens-before bookkeeping of the shadow."""
 
-    def __init__(self, *, max_parked: int) -> None:
+    def __init__(self, *, max_parked: int,
+                 on_dropped: Callable[[str], None] | None = None) -> None:
         self.lock = asyncio.Lock()
         self.max_parked = max_parked
+        self._on_dropped = on_dropped or (lambda reason: None)
         self._submitted = 0            # writes handed to the shadow (their seq numbers)
         self._primary_done = 0         # last seq the primary has completed
         self._finished = 0             # shadow is done with every seq up to this
@@ -110,10 +112,11 @@ class WriteOrder:
     def when_visible(self, ticket: ReadTicket, submit: Callable[[], None],
                      drop: Callable[[str], None]) -> None:
         """Run `submit` once the shadow has the writes the read must see; park it until
-        then (bounded: beyond `max_parked` the read is dropped)."""
+        then (bounded: beyond `max_parked` the read is dropped, reported like a lane's)."""
         if ticket.after <= self._finished:
             submit()
         elif len(self._parked) >= self.max_parked:
+            self._on_dropped("queue_full")
             drop("queue_full")
         else:
             self._parked.append((ticket.after, submit, drop))
@@ -143,4 +146,5 @@ class WriteOrder:
         """Drop every parked read (shutdown)."""
         while self._parked:
             _, _, drop = self._parked.popleft()
+            self._on_dropped(reason)
             drop(reason)

@@ -127,7 +127,8 @@ async def test_a_write_waits_for_reads_the_primary_finished_before_it_started():
 async def test_parked_reads_are_bounded_and_dropped_writes_release_them():
     from shadow.writes import WriteOrder
 
-    order = WriteOrder(max_parked=1)
+    reported: list[str] = []
+    order = WriteOrder(max_parked=1, on_dropped=reported.append)
     w1, _ = order.write_started()
     w2, _ = order.write_started()
     order.write_done_on_primary(w2)
@@ -139,3 +140,10 @@ async def test_parked_reads_are_bounded_and_dropped_writes_release_them():
     assert out == ["queue_full"]
     order.finished(w1)
     assert out == ["queue_full", "ran"] and order.pending == 0
+    assert reported == ["queue_full"]  # counted once, where the drop happened
+    order.when_visible(order.read_arrived(), lambda: out.append("ran"), out.append)
+    w3, _ = order.write_started()
+    order.write_done_on_primary(w3)
+    order.when_visible(order.read_arrived(), lambda: out.append("late"), out.append)
+    order.drop_parked("shutdown")
+    assert out[-1] == "shutdown" and reported == ["queue_full", "shutdown"]
