@@ -91,27 +91,24 @@ class IdTranslator:
 
     def body(self, body: bytes, to_candidate: bool) -> bytes:
         """A JSON request body with `*_id` fields mapped; other bodies unchanged."""
-        if not body or body[:1] not in (b"{", b"["):
-            return body
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body
-        mapped = self._walk(doc, None, to_candidate, ids_too=False)
-        return body if mapped == doc else orjson.dumps(mapped)
+        return self._json(body, None, to_candidate, ids_too=False)
 
     # --- replies from the shadow --------------------------------------------------------
 
     def reply(self, body: bytes, collection: str | None, to_candidate: bool) -> bytes:
         """A JSON reply with `id` and `*_id` fields mapped to the other side's keys."""
+        table = self.table_for(collection) if collection else None
+        return self._json(body, table, to_candidate, ids_too=True)
+
+    def _json(self, body: bytes, table: str | None, to_candidate: bool, ids_too: bool) -> bytes:
+        """`body` with its ids mapped if it is JSON; the same bytes if nothing changed."""
         if not body or body[:1] not in (b"{", b"["):
             return body
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body
-        mapped = self._walk(doc, self.table_for(collection) if collection else None,
-                            to_candidate, ids_too=True)
+        mapped = self._walk(doc, table, to_candidate, ids_too)
         return body if mapped == doc else orjson.dumps(mapped)
 
     def _walk(self, value: Any, table: str | None, to_candidate: bool, ids_too: bool,
