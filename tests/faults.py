@@ -30,6 +30,8 @@ from typing import Any
 import psutil
 from aiohttp import web
 
+from tests.support import config_data
+
 HEALTHY_BODY = b'{"id": 7, "score": 6, "tags": ["calm", "tired"], "note": null}'
 HEALTHY_TYPE = "application/json"
 
@@ -331,21 +333,10 @@ def to_toml(data: dict[str, Any]) -> str:
 
 
 def proxy_config(tmp_path: Path, legacy_url: str, candidate_url: str, **sections: Any) -> dict:
-    """A config dict for a subprocess proxy on loopback (ports 0 unless given)."""
-    data: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "admin_listen": "127.0.0.1:0",
-        "mode": "shadow",
-        "backends": {"legacy": {"url": legacy_url}, "candidate": {"url": candidate_url}},
-        "store": {"path": str(tmp_path / "state.db")},
-        "log": {"level": "info"},
-    }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+    """A config dict for a subprocess proxy on loopback (ports 0 unless given); its log
+    level is info, because `ProxyProcess` reads the ports from the start-up line."""
+    return config_data(tmp_path, legacy_url, candidate_url,
+                       **{"log": {"level": "info"}, **sections})
 
 
 _STARTED = re.compile(r"proxy started .*listen=(\d+) admin=(\d+)")

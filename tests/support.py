@@ -14,8 +14,9 @@ from shadow.config import Config, parse_config
 HITS = web.AppKey("hits", dict)
 
 
-def make_config(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> Config:
-    """A valid config on loopback port 0 with a state file in tmp_path."""
+def config_data(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> dict:
+    """A config document on loopback port 0 with a state file in tmp_path; a dict given
+    for a section is merged into that section's defaults here."""
     data: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "admin_listen": "127.0.0.1:0",
@@ -28,7 +29,12 @@ def make_config(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any)
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    return parse_config(data)
+    return data
+
+
+def make_config(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> Config:
+    """A validated config (see `config_data`)."""
+    return parse_config(config_data(tmp_path, legacy_url, candidate_url, **overrides))
 
 
 @contextlib.asynccontextmanager
