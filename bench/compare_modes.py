@@ -23,8 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,9 +30,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.processes import PIN, free_port, start, stop, wait_port
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 LUA = """
 counter = 0
 request = function()
@@ -64,38 +63,6 @@ http {{
   }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"port {port} not ready")
-
-
-def start(cmd: list[str], cpu: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = (["taskset", "-c", cpu] + cmd) if PIN else cmd
-    return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def served(port: int) -> int:

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.processes import free_port, start, stop
 from shadow.config import load_config
 from shadow.demo.runner import install_capture
 from shadow.demo.seed import seed
@@ -33,12 +31,6 @@ from shadow.pgserver import PostgresServer
 
 PY = sys.executable
 SHADOW = str(Path(PY).with_name("shadow"))
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _ready(url: str) -> None:
@@ -52,21 +44,6 @@ async def _ready(url: str) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
-
-
-def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 async def _writes(base: str, n: int) -> list[float]:
@@ -122,28 +99,28 @@ async def main(writes: int) -> None:
         dsn = await pg.create_database()
         db = tmp / "legacy.sqlite3"
         await seed(db_path=db, dsn=dsn)
-        ports = {"legacy": _port(), "candidate": _port()}
-        procs.append(_start([PY, "-m", "shadow.demo.apps", "legacy", "--port",
+        ports = {"legacy": free_port(), "candidate": free_port()}
+        procs.append(start([PY, "-m", "shadow.demo.apps", "legacy", "--port",
                              str(ports["legacy"]), "--db", str(db)]))
-        procs.append(_start([PY, "-m", "shadow.demo.apps", "candidate", "--port",
+        procs.append(start([PY, "-m", "shadow.demo.apps", "candidate", "--port",
                              str(ports["candidate"]), "--dsn", dsn]))
         urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
         for url in urls.values():
             await _ready(url + "/api/me")
         results["direct"] = await _writes(urls["legacy"], writes)
         for case, databases in (("mirror", None), ("rows", (f"sqlite:///{db}", dsn))):
-            port = _port()
+            port = free_port()
             config = _config(tmp, urls["legacy"], urls["candidate"], port, databases)
             if databases:
                 await install_capture(load_config(config))
-            proxy = _start([SHADOW, "run", "-c", str(config)])
+            proxy = start([SHADOW, "run", "-c", str(config)])
             procs.append(proxy)
             await _ready(f"http://127.0.0.1:{port}/api/me")
             results[case] = await _writes(f"http://127.0.0.1:{port}", writes)
-            _stop(proxy)
+            stop(proxy)
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
         if pg.external:
             await pg.drop_databases()
         pg.close()
