@@ -264,7 +264,7 @@ class Proxy:
         too_large = False
         try:
             await response.prepare(request)
-            async for chunk in upstream.chunks(_STREAM_CHUNK):
+            async for chunk in upstream.chunks():
                 if not too_large:
                     kept += chunk
                     if len(kept) > self.max_reply:

@@ -1,10 +1,9 @@
-"""The only place the aiohttp client is used: one pooled keep-alive session per backend.
+"""The backends as the proxy sees them: one pool of keep-alive connections each.
 
-Responsibilities: hop-by-hop header rules (RFC 9110 section 7.6.1), forwarding headers,
-byte-exact pass-through (no automatic decompression, no redirects followed, no headers
-added that the client did not send), and the mapping of client library failures to the
-four error classes the rest of the program knows: 'connect', 'timeout', 'protocol',
-'too_large'. Nothing is retried: a request reaches a backend exactly once.
+Responsibilities: hop-by-hop header rules (RFC 9110 section 7.6.1), byte-exact
+pass-through (no decompression, no redirects followed, no headers added that the client
+did not send), and the error classes the rest of the program knows: 'connect',
+'timeout', 'protocol', 'too_large'. The HTTP/1.1 client itself is `shadow.http1`.
 """
 
 from __future__ import annotations
@@ -13,31 +12,21 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 
-import aiohttp
-from yarl import URL
-
+from shadow.http1 import HttpError, Pool, Response
 from shadow.verdict import Headers, Reply
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
     "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
 })
-# Recomputed for the hop they travel on, never copied.
-_FRAMING = frozenset({"content-length", "host"})
-_SKIP_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
-
-class UpstreamError(Exception):
-    """A backend gave no usable reply; `error` is the class ('connect', 'timeout', ...)."""
-
-    def __init__(self, error: str, message: str) -> None:
-        super().__init__(message)
-        self.error = error
+UpstreamError = HttpError
+"""A backend gave no usable reply; `error` is the class ('connect', 'timeout', ...)."""
 
 
 def header_text(raw: bytes) -> str:
-    """A header name or value as text that aiohttp writes back as the same bytes: the
-    writer encodes UTF-8, so valid UTF-8 is decoded as such (Latin-1 would double-encode
+    """A header name or value as text that is written back as the same bytes: both
+    writers (aiohttp's server, `shadow.http1`'s requests) encode UTF-8, so valid UTF-8 is decoded as such (Latin-1 would double-encode
     `café` into `cafÃ©`). Other bytes fall back to Latin-1: never an error, but their
     bytes above 0x7f then reach the other side UTF-8 encoded."""
     try:
@@ -57,42 +46,25 @@ def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in pairs if (low := k.lower()) not in HOP_BY_HOP and low not in named]
 
 
-def classify(exc: BaseException) -> str:
-    """Map a client library failure to an error class."""
-    if isinstance(exc, UpstreamError):
-        return exc.error
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    return "protocol"
-
-
 class UpstreamResponse:
     """A backend's reply whose body has not been read yet (the primary's, streamed)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, started: float) -> None:
+    __slots__ = ("_response", "started", "status", "reason", "headers", "content_length")
+
+    def __init__(self, response: Response, started: float) -> None:
         self._response = response
         self.started = started
         self.status = response.status
         self.reason = response.reason
-        self.headers: Headers = tuple(
-            end_to_end((header_text(k), header_text(v)) for k, v in response.raw_headers)
-        )
+        self.headers: Headers = tuple(end_to_end(
+            (header_text(k), header_text(v)) for k, v in response.raw_headers))
         self.content_length = response.content_length
 
-    async def read(self) -> bytes:
-        try:
-            return await self._response.read()
-        except Exception as exc:
-            raise UpstreamError(classify(exc), str(exc)) from exc
+    async def read(self, max_bytes: int | None = None) -> bytes:
+        return await self._response.read(max_bytes)
 
-    async def chunks(self, size: int = 65536) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(size):
-                yield chunk
-        except Exception as exc:
-            raise UpstreamError(classify(exc), str(exc)) from exc
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.chunks()
 
     def release(self) -> None:
         self._response.release()
@@ -103,91 +75,65 @@ class UpstreamResponse:
 
 
 class Upstream:
-    """One backend: its base URL and its pooled session. Open with `start()`."""
+    """One backend: its base URL and its connection pool. Open with `start()`."""
 
     def __init__(self, *, name: str, url: str, pool_size: int, connect_timeout: float) -> None:
         self.name = name
-        self.base = URL(url)
-        self._prefix = str(self.base.origin()) + self.base.raw_path.rstrip("/")
+        self.base_url = url.rstrip("/")
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+        self._pool: Pool | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300,
-                                         enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=_SKIP_AUTO,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
-        )
+        self._pool = Pool(self.base_url, limit=self._pool_size, connect_timeout=self._connect_timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
-    def _timeout(self, seconds: float, total: bool) -> aiohttp.ClientTimeout:
-        """`seconds` for the whole exchange (`total`) or between reads (a streamed reply)."""
-        found = self._timeouts.get((seconds, total))
-        if found is None:
-            found = self._timeouts[(seconds, total)] = aiohttp.ClientTimeout(
-                total=seconds if total else None, sock_connect=self._connect_timeout,
-                sock_read=None if total else seconds)
-        return found
+    def url(self, target: str) -> str:
+        """The absolute URL of `target` (a path and query) on this backend."""
+        return self.base_url + target
 
-    def url(self, target: str) -> URL:
-        return URL(self._prefix + target, encoded=True)
+    @property
+    def open_connections(self) -> int:
+        return self._pool.open_connections if self._pool is not None else 0
 
     async def open(self, method: str, target: str, headers: Iterable[tuple[str, str]],
-                   body: bytes | AsyncIterator[bytes], *, timeout: float,
-                   total: bool = False) -> UpstreamResponse:
-        """Send a request and return once the reply's head has arrived.
-
-        Raises UpstreamError on failure; the caller must `release()` or `close()` the
-        returned response.
-        """
-        assert self._session is not None, "Upstream.start() not called"
+                   body: bytes | AsyncIterator[bytes], *, timeout: float) -> UpstreamResponse:
+        """Send a request and return once the reply's head has arrived; `timeout` bounds
+        every wait for the backend's bytes. Raises UpstreamError on failure; the caller
+        must `release()` or `close()` the returned response."""
+        assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
-        try:
-            response = await self._session.request(
-                method, self.url(target), headers=list(headers), data=body,
-                allow_redirects=False, compress=None, auto_decompress=False,
-                timeout=self._timeout(timeout, total),
-            )
-        except Exception as exc:
-            raise UpstreamError(classify(exc), f"{type(exc).__name__}: {exc}") from exc
+        response = await self._pool.request(method, target, list(headers), body,
+                                            read_timeout=timeout)
         return UpstreamResponse(response, started)
 
     async def fetch(self, method: str, target: str, headers: Iterable[tuple[str, str]],
                     body: bytes, *, timeout: float, max_bytes: int) -> Reply:
         """Send a request and read the whole reply within `timeout` seconds. Never raises:
         a failure is a Reply with `error` set."""
+        assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
+        response: Response | None = None
         try:
-            response = await self.open(method, target, headers, body, timeout=timeout,
-                                       total=True)
-            try:
+            async with asyncio.timeout(timeout):
+                response = await self._pool.request(method, target, list(headers), body)
                 if response.content_length is not None and response.content_length > max_bytes:
-                    raise UpstreamError("too_large", "reply larger than the compare limit")
-                if response.content_length is not None:
-                    data = await response.read()
-                else:
-                    data = bytearray()
-                    async for chunk in response.chunks():
-                        data += chunk
-                        if len(data) > max_bytes:
-                            raise UpstreamError("too_large", "reply larger than the compare limit")
-            except BaseException:
-                response.close()
-                raise
+                    raise HttpError("too_large", "reply larger than the compare limit")
+                data = await response.read(max_bytes)
             response.release()
-            return Reply(response.status, response.headers, bytes(data),
-                         time.perf_counter() - started)
+            reply = UpstreamResponse(response, started)
+            return Reply(reply.status, reply.headers, data, time.perf_counter() - started)
         except asyncio.CancelledError:
+            if response is not None:
+                response.close()
             raise
         except Exception as exc:
-            return Reply(0, (), b"", time.perf_counter() - started, error=classify(exc))
+            if response is not None:
+                response.close()
+            error = exc.error if isinstance(exc, HttpError) else (
+                "timeout" if isinstance(exc, TimeoutError) else "protocol")
+            return Reply(0, (), b"", time.perf_counter() - started, error=error)
