@@ -104,10 +104,12 @@ class Runtime:
             on_depth=metrics.queue_depth.set,
             on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
         self.lane.start()
+        metrics.inflight.set_function(lambda: self.lane.busy)
         if cfg.proxy.ordered_writes:
             self.writes = WriteOrder(
                 max_parked=cfg.mirror.queue_size,
                 on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
+            metrics.parked.set_function(lambda: self.writes.parked)
             self.write_lane = MirrorLane(
                 name="shadow_writes", queue_size=cfg.mirror.write_queue_size, workers=1,
                 timeout=cfg.mirror.timeout + 1.0, raised=self.raised,

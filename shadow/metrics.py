@@ -59,6 +59,10 @@ class Metrics:
             registry=r)
         self.inflight = Gauge(
             "shadow_mirror_inflight", "Shadow requests being sent right now.", registry=r)
+        self.parked = Gauge(
+            "shadow_mirror_parked",
+            "Shadow reads waiting for the writes they must see to finish on the shadow.",
+            registry=r)
         self.dropped = Counter(
             "shadow_mirror_dropped_total",
             "Shadow work dropped to protect the primary path, by reason.",
