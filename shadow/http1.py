@@ -29,7 +29,7 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 MAX_HEAD = 65536
@@ -62,10 +62,12 @@ class Response:
 
     __slots__ = ("status", "reason", "version", "raw_headers", "content_length", "keep_alive",
                  "_conn", "_head_only", "_timeout", "_state", "_remaining", "_chunks",
-                 "_buffered", "_whole", "_error", "_waiter", "_received", "_ended")
+                 "_buffered", "_whole", "_error", "_waiter", "_received", "_ended", "_on_done")
 
-    def __init__(self, conn: _Connection, method: str, timeout: float | None) -> None:
+    def __init__(self, conn: _Connection, method: str, timeout: float | None,
+                 on_done: Callable[[], None] | None = None) -> None:
         self._conn = conn
+        self._on_done = on_done
         self._head_only = method == "HEAD"
         self._timeout = timeout
         self._state = _HEAD
@@ -157,6 +159,12 @@ class Response:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _ended_on_wire(self) -> None:
+        """The whole reply has arrived: tell `on_done` now, before the reader runs."""
+        callback, self._on_done = self._on_done, None
+        if callback is not None:
+            callback()
 
     def _fail(self, error: HttpError) -> None:
         if self._error is None and self._state != _DONE:
@@ -299,6 +307,7 @@ class Response:
         self.keep_alive = False
         if self._state == _UNTIL_CLOSE and exc is None:
             self._state = _DONE
+            self._ended_on_wire()
             self._wake()
         elif self._state != _DONE:
             self._fail(HttpError("protocol", "connection closed before the reply ended",
@@ -343,6 +352,8 @@ class _Connection(asyncio.Protocol):
             response._fail(exc)
             self.close()
             return
+        if response._state == _DONE:
+            response._ended_on_wire()
         if response._state != _HEAD or response.status:
             response._wake()
 
@@ -424,14 +435,17 @@ class Pool:
 
     async def request(self, method: str, target: str, headers: list[tuple[str, str]],
                       body: bytes | AsyncIterator[bytes], *,
-                      read_timeout: float | None = None) -> Response:
+                      read_timeout: float | None = None,
+                      on_done: Callable[[], None] | None = None) -> Response:
         """Send a request; return once the reply's head is in. `read_timeout` bounds each
-        wait for bytes from the backend (None: the caller bounds the whole exchange)."""
+        wait for bytes from the backend (None: the caller bounds the whole exchange).
+        `on_done` is called as soon as the whole reply has arrived, from the connection's
+        callback: one loop turn before the reader can see it (it must not raise)."""
         head = self._head(method, target, headers, body)
         retried = False
         while True:
             conn = await self._acquire()
-            response = Response(conn, method, read_timeout)
+            response = Response(conn, method, read_timeout, on_done)
             conn.response = response
             try:
                 if conn.closed:

@@ -43,6 +43,21 @@ def _nothing() -> None:
     return None
 
 
+class _Once:
+    """Runs `action` on the first call only: the write lock is released by whichever
+    comes first, the reply's last byte arriving or the handler's end."""
+
+    __slots__ = ("_action",)
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+
+    def __call__(self) -> None:
+        action, self._action = self._action, None
+        if action is not None:
+            action()
+
+
 def error_response(status: int, error: str, message: str) -> web.Response:
     return web.Response(status=status, content_type="application/json",
                         body=orjson.dumps({"error": error, "message": message}))
@@ -88,19 +103,22 @@ class Proxy:
         body, stream = await _read_body(request, self.max_body)
         ordered = (self.writes is not None and policy.may_write(method)
                    and (roles.shadow is not None or self.rows is not None))
+        release: _Once | None = None
         if ordered:
             await self.writes.lock.acquire()
+            release = _Once(self.writes.lock.release)
         try:
             return await self._exchange(request, roles, policy, method, target, received,
-                                        headers, body, stream, ordered)
+                                        headers, body, stream, ordered, release)
         finally:
-            if ordered:
-                self.writes.lock.release()
+            if release is not None:
+                release()
 
     async def _exchange(self, request, roles, policy, method, target, received, headers, body,
-                        stream, ordered: bool) -> web.StreamResponse:
+                        stream, ordered: bool, release: _Once | None) -> web.StreamResponse:
         route = policy.template
         pair: Pair | None = None
+        answered: Callable[[], None] | None = None
         if roles.shadow is None:
             self.verifier.skipped(route, method, "mode")
         elif not policy.mirror:
@@ -115,19 +133,26 @@ class Proxy:
             pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
             if ordered and self.rows is not None:
                 pair.expect_rows()
-            primary_answered = self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
+            answered = self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
 
+        # The next write may start on the primary as soon as this one's reply is in (a
+        # loop turn before this handler resumes); with row capture, only once its rows
+        # are read, below.
         primary = self.upstreams[roles.primary]
         try:
             return await self._forward(request, primary, method, target, headers,
-                                       body if stream is None else stream, pair, route)
+                                       body if stream is None else stream, pair, route,
+                                       release if self.rows is None else None)
         finally:
             # Before the client is answered: a read it sends next may name the row this
             # write created, and must find its key pair learnt.
             if ordered and self.rows is not None:
                 await self._capture_primary(roles, pair, route)
+            # Complete for the shadow's ordering when the reply is passed on: a request that
+            # arrives before then is concurrent with it for every client.
+            if answered is not None:
+                answered()
             if pair is not None:
-                primary_answered()
                 if pair.primary is None:
                     pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
 
@@ -169,14 +194,14 @@ class Proxy:
         ex = pair.exchange
         writes = self.writes
 
-        async def send() -> None:
+        async def send(on_done: Callable[[], None] | None = None) -> None:
             target, body = ex.target, ex.body
             ids = self.rows.ids if self.rows is not None and self.rewrite_ids else None
             if ids is not None and ids.active:  # after a burnt sequence value
                 to_candidate = backend == "candidate"
                 target = ids.target(ex.route, target, to_candidate)
                 body = ids.body(body, to_candidate)
-            reply = await upstream.fetch(ex.method, target, headers, body,
+            reply = await upstream.fetch(ex.method, target, headers, body, on_done=on_done,
                                          timeout=self.shadow_timeout, max_bytes=self.max_reply)
             rows = await self._drain(backend) if pair.rows_expected else ()
             pair.set_shadow(reply, rows)
@@ -190,7 +215,9 @@ class Proxy:
             async def write_job() -> None:
                 try:
                     await writes.reads_done(reads_before, self.shadow_timeout)
-                    await send()
+                    # The reads parked behind this write may go as soon as its reply is on
+                    # the wire; with row capture, only once its rows are drained.
+                    await send(None if pair.rows_expected else lambda: writes.finished(seq))
                 finally:
                     writes.finished(seq)
 
@@ -207,7 +234,8 @@ class Proxy:
 
         async def read_job() -> None:
             try:
-                await send()
+                # The writes waiting for this read may go as soon as its reply is on the wire.
+                await send(lambda: writes.read_done_on_shadow(ticket))
             finally:
                 writes.read_done_on_shadow(ticket)
 
@@ -221,11 +249,12 @@ class Proxy:
 
     async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,
                        headers: list[tuple[str, str]], body: bytes | AsyncIterator[bytes],
-                       pair: Pair | None, route: str) -> web.StreamResponse:
+                       pair: Pair | None, route: str,
+                       on_done: Callable[[], None] | None) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             upstream = await primary.open(method, target, headers, body,
-                                          timeout=self.primary_timeout)
+                                          timeout=self.primary_timeout, on_done=on_done)
         except UpstreamError as exc:
             return self._failed(pair, primary.name, route, exc.error, started)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from shadow.http1 import HttpError, Pool, Response
 from shadow.verdict import Headers, Reply
@@ -101,26 +101,30 @@ class Upstream:
         return self._pool.open_connections if self._pool is not None else 0
 
     async def open(self, method: str, target: str, headers: Iterable[tuple[str, str]],
-                   body: bytes | AsyncIterator[bytes], *, timeout: float) -> UpstreamResponse:
+                   body: bytes | AsyncIterator[bytes], *, timeout: float,
+                   on_done: Callable[[], None] | None = None) -> UpstreamResponse:
         """Send a request and return once the reply's head has arrived; `timeout` bounds
         every wait for the backend's bytes. Raises UpstreamError on failure; the caller
-        must `release()` or `close()` the returned response."""
+        must `release()` or `close()` the returned response. `on_done`: see
+        `http1.Pool.request`."""
         assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
         response = await self._pool.request(method, target, list(headers), body,
-                                            read_timeout=timeout)
+                                            read_timeout=timeout, on_done=on_done)
         return UpstreamResponse(response, started)
 
     async def fetch(self, method: str, target: str, headers: Iterable[tuple[str, str]],
-                    body: bytes, *, timeout: float, max_bytes: int) -> Reply:
+                    body: bytes, *, timeout: float, max_bytes: int,
+                    on_done: Callable[[], None] | None = None) -> Reply:
         """Send a request and read the whole reply within `timeout` seconds. Never raises:
-        a failure is a Reply with `error` set."""
+        a failure is a Reply with `error` set. `on_done`: see `http1.Pool.request`."""
         assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
         response: Response | None = None
         try:
             async with asyncio.timeout(timeout):
-                response = await self._pool.request(method, target, list(headers), body)
+                response = await self._pool.request(method, target, list(headers), body,
+                                                    on_done=on_done)
                 if response.content_length is not None and response.content_length > max_bytes:
                     raise HttpError("too_large", "reply larger than the compare limit")
                 data = await response.read(max_bytes)

@@ -67,12 +67,16 @@ class WriteOrder:
         return self._submitted, self._completions
 
     def write_done_on_primary(self, seq: int) -> None:
-        """The primary has answered write `seq` (call under `lock`)."""
-        self._primary_done = seq
+        """The primary has answered write `seq` (its reply is being passed on; the lock
+        may already be with the next write, which may even have been answered first)."""
+        if seq > self._primary_done:
+            self._primary_done = seq
 
     def dropped(self, seq: int) -> None:
         """Write `seq` will never run on the shadow; it counts as finished once the writes
         before it are."""
+        if seq <= self._finished:
+            return
         if seq == self._finished + 1:
             self.finished(seq)
         else:

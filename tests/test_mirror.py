@@ -147,3 +147,35 @@ async def test_parked_reads_are_bounded_and_dropped_writes_release_them():
     order.when_visible(order.read_arrived(), lambda: out.append("late"), out.append)
     order.drop_parked("shutdown")
     assert out[-1] == "shutdown" and reported == ["queue_full", "shutdown"]
+
+
+async def test_write_completion_never_goes_back_when_writes_are_answered_out_of_turn():
+    from shadow.writes import WriteOrder
+
+    order = WriteOrder(max_parked=10)
+    w1, _ = order.write_started()
+    w2, _ = order.write_started()           # the lock passed on at w1's last reply byte
+    order.write_done_on_primary(w2)         # w2's handler happened to resume first
+    order.write_done_on_primary(w1)
+    ran: list[str] = []
+    order.when_visible(order.read_arrived(), lambda: ran.append("read"), ran.append)
+    order.finished(w1)
+    assert ran == []                        # it must see w2 too
+    order.finished(w2)
+    assert ran == ["read"]
+
+
+async def test_a_write_dropped_after_it_finished_changes_nothing():
+    from shadow.writes import WriteOrder
+
+    order = WriteOrder(max_parked=10)
+    w1, _ = order.write_started()
+    order.finished(w1)                      # its reply was on the wire...
+    order.dropped(w1)                       # ...then its job timed out draining rows
+    w2, _ = order.write_started()
+    order.write_done_on_primary(w2)
+    ran: list[str] = []
+    order.when_visible(order.read_arrived(), lambda: ran.append("read"), ran.append)
+    assert ran == [] and order.pending == 1
+    order.finished(w2)
+    assert ran == ["read"] and order.pending == 0
