@@ -35,7 +35,7 @@ def start(cmd: list[str], cpu: str | None = None, env: dict | None = None) -> su
     if cpu is not None and PIN:
         cmd = ["taskset", "-c", cpu] + cmd
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_STDERR") else subprocess.DEVNULL)
 
 
 def stop(proc: subprocess.Popen) -> None:
