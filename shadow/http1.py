@@ -186,7 +186,7 @@ class Response:
             if state == _HEAD:
                 end = buf.find(b"\r\n\r\n")
                 if end < 0:
-                    if len(buf) > MAX_HEAD:
+                    if len(buf) >= MAX_HEAD + 4:  # no end can start within the limit
                         raise HttpError("protocol", "reply head too large")
                     return
                 if end > MAX_HEAD:
@@ -253,6 +253,7 @@ class Response:
         headers = []
         lengths = set()
         chunked = False
+        coded = False
         connection = b""
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
@@ -266,6 +267,7 @@ class Response:
             if low == b"content-length":
                 lengths.add(value)
             elif low == b"transfer-encoding":
+                coded = True
                 chunked = value.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
             elif low == b"connection":
                 connection = connection + b"," + value.lower()
@@ -294,6 +296,10 @@ class Response:
         elif chunked:
             self.content_length = None
             self._state = _CHUNK_SIZE
+        elif coded:  # RFC 9112 6.3: Transfer-Encoding overrides Content-Length
+            self.content_length = None
+            self.keep_alive = False
+            self._state = _UNTIL_CLOSE
         elif self.content_length is not None:
             self._remaining = self.content_length
             self._state = _LENGTH if self._remaining else _DONE
@@ -305,7 +311,9 @@ class Response:
     def _closed(self, exc: BaseException | None) -> None:
         """The connection ended (EOF, reset, or closed by us)."""
         self.keep_alive = False
-        if self._state == _UNTIL_CLOSE and exc is None:
+        if self._error is not None:
+            return
+        if self._state == _UNTIL_CLOSE and exc is None and not self._conn.closed_by_us:
             self._state = _DONE
             self._ended_on_wire()
             self._wake()
@@ -323,6 +331,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.response: Response | None = None
         self.closed = False
+        self.closed_by_us = False
         self.reused = False
         self.idle_since = 0.0
         self._buf = bytearray()
@@ -400,6 +409,8 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
+        if not self.closed:
+            self.closed_by_us = True
         self.closed = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -534,18 +545,22 @@ class Pool:
                     server_hostname=self.host if self._ssl is not None else None)
         except TimeoutError:
             self._drop(conn)
+            self._wake_one()
             raise HttpError("timeout", "connecting timed out") from None
         except OSError as exc:
             self._drop(conn)
+            self._wake_one()
             raise HttpError("connect", f"cannot connect: {exc}") from None
         except BaseException:
             self._drop(conn)
+            self._wake_one()
             raise
         return conn
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
         conn.response = None
         if reusable and not conn.closed and not self._closed and not conn._buf:
+            conn.resume()
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
         else:
