@@ -7,6 +7,10 @@ Cases, all in front of the same two upstreams (bench/upstream_app.py):
     proxy-off       shadow in legacy-only mode: a plain proxy, nothing mirrored
     verify          shadow in shadow mode: every exchange mirrored and compared
     verify-slow     as verify, with a shadow 5 ms slower (c1 latency must not move)
+    verify-unordered, verify-slow-unordered
+                    the same two with `ordered_writes = false`: a shadow 5 ms slower per
+                    write cannot replay writes one at a time as fast as the mix sends
+                    them, so with ordering most of its work is dropped; without, none is
 
 With `taskset`, the proxy under test runs alone on CPU 0, wrk and the upstreams on CPU 1.
 Per case: throughput and p50/p99 at 32 connections, p50/p99 at 1 connection, CPU time
@@ -116,8 +120,10 @@ def wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
 
 def proxy_command(case: str, ports: dict, port: int, tmp: Path) -> tuple[list[str], dict]:
     primary = f"http://127.0.0.1:{ports['primary']}"
-    shadow = f"http://127.0.0.1:{ports['slow' if case == 'verify-slow' else 'shadow']}"
+    shadow = f"http://127.0.0.1:{ports['slow' if case.startswith('verify-slow') else 'shadow']}"
     env = {"PRIMARY_URL": primary, "SHADOW_URL": shadow, "LISTEN_PORT": str(port)}
+    if case.endswith("-unordered"):
+        env["SHADOW_CONFIG_EXTRA"] = "[proxy]\nordered_writes = false\n"
     if case == "minimal-mirror":
         return [PY, str(HERE / "minimal_mirror.py")], env
     if case == "nginx-mirror":
@@ -134,7 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--cases", default="direct,minimal-mirror,nginx-mirror,proxy-off,"
-                                            "verify,verify-slow")
+                                            "verify,verify-slow,verify-unordered,"
+                                            "verify-slow-unordered")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench needs wrk (apt-get install wrk)")
@@ -196,9 +203,13 @@ def report(results: dict[str, dict]) -> None:
         print(f"{case:<15}{r['rps_c32']:>10.0f}{r['p50_c32_ms']:>9.2f}{r['p99_c32_ms']:>9.2f}"
               f"{r['p50_c1_ms']:>8.3f}{r['p99_c1_ms']:>8.3f}{r['cpu_us_per_req'] or 0:>11}"
               f"{100 * r['shadow_share']:>8.1f}%{ratio}{cpu_ratio}")
-    if "verify" in results and "verify-slow" in results:
-        slow = results["verify-slow"]["p50_c1_ms"] / results["verify"]["p50_c1_ms"]
-        print(f"c1 p50 with a 5 ms slower shadow / healthy shadow: {slow:.2f}")
+    for suffix in ("", "-unordered"):
+        healthy, slow = results.get(f"verify{suffix}"), results.get(f"verify-slow{suffix}")
+        if healthy and slow:
+            print(f"c1 p50 with a 5 ms slower shadow / healthy shadow{suffix and ' (unordered)'}:"
+                  f" {slow['p50_c1_ms'] / healthy['p50_c1_ms']:.2f}"
+                  f" (shadow reached: {100 * slow['shadow_share']:.1f}%"
+                  f" vs {100 * healthy['shadow_share']:.1f}%)")
     print("JSON " + json.dumps(results))
 
 
