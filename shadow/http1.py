@@ -39,7 +39,9 @@ _PAUSE_AT = 1 << 18  # buffered body bytes of a streamed reply before the socket
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_HEADER_BLOCK = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n\x00]*\r\n)*")
+_HEADER = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\r\n\x00]*?)[ \t]*\r\n")
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
@@ -245,24 +247,22 @@ class Response:
                 buf.clear()
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        match = _STATUS.fullmatch(lines[0])
+        end = head.find(b"\r\n")
+        match = _STATUS.fullmatch(head if end < 0 else head[:end])
         if match is None:
             raise HttpError("protocol", "invalid status line")
         status = int(match.group(2))
-        headers = []
+        block = b"" if end < 0 else head[end + 2:] + b"\r\n"
+        # One pass validates every line (token name, a colon, no CR, LF or NUL in the
+        # value, no obsolete folding); a second splits them.
+        if _HEADER_BLOCK.fullmatch(block) is None:
+            raise HttpError("protocol", "invalid header line")
+        headers = _HEADER.findall(block)
         lengths = set()
         chunked = False
         coded = False
         connection = b""
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or _TOKEN.fullmatch(name) is None:
-                raise HttpError("protocol", "invalid header line")
-            value = value.strip(b" \t")
-            if b"\n" in value or b"\r" in value or b"\x00" in value:
-                raise HttpError("protocol", "invalid header value")
-            headers.append((name, value))
+        for name, value in headers:
             low = name.lower()
             if low == b"content-length":
                 lengths.add(value)
@@ -275,15 +275,21 @@ class Response:
             return  # an interim reply: the real one follows
         self.status = status
         self.version = int(match.group(1))
-        reason = match.group(3) or b""
-        try:
-            self.reason = reason.decode("utf-8")
-        except UnicodeDecodeError:
-            self.reason = reason.decode("latin-1")
+        reason = match.group(3)
+        if reason == b"OK":
+            self.reason = "OK"
+        else:
+            try:
+                self.reason = (reason or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                self.reason = reason.decode("latin-1")
         self.raw_headers = headers
-        tokens = {t.strip() for t in connection.split(b",")}
-        self.keep_alive = (b"close" not in tokens and (self.version == 1 or b"keep-alive" in tokens)
-                           and status != 101)
+        if connection:
+            tokens = {t.strip() for t in connection.split(b",")}
+            self.keep_alive = (b"close" not in tokens and status != 101
+                               and (self.version == 1 or b"keep-alive" in tokens))
+        else:
+            self.keep_alive = self.version == 1 and status != 101
         if len(lengths) > 1:
             raise HttpError("protocol", "conflicting Content-Length headers")
         if lengths:
