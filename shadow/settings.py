@@ -86,7 +86,7 @@ class MirrorSettings(_Model):
     concurrency: Count = 64
     timeout: Positive = 10.0
     max_reply_bytes: Count = 4 << 20
-    write_queue_size: Count = 10000
+    write_queue_size: Count = 1000
     marker_header: str = "X-Shadow-Request"
     marker_value: str = "1"
 
