@@ -326,6 +326,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+async def stop(*tasks: asyncio.Future) -> None:
+    """Cancel the tasks a test started and wait until they are done (test teardown)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def aiter_of(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         await asyncio.sleep(0)
@@ -991,9 +998,7 @@ async def test_limit_makes_a_third_request_wait_for_a_free_connection(serve, poo
         assert len(server.peers) == 2
         assert pool.open_connections == 2
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(*tasks)
 
 
 async def test_cancelled_waiter_does_not_break_the_pool(serve, pools):
@@ -1017,9 +1022,7 @@ async def test_cancelled_waiter_does_not_break_the_pool(serve, pools):
         assert [r.target for r in server.requests] == ["/a", "/c"]
         assert len(server.peers) == 1 and pool.open_connections == 1
     finally:
-        for task in (first, waiter):
-            task.cancel()
-        await asyncio.gather(first, waiter, return_exceptions=True)
+        await stop(first, waiter)
 
 
 async def test_woken_then_cancelled_waiter_passes_its_turn_on(serve, pools):
@@ -1041,9 +1044,7 @@ async def test_woken_then_cancelled_waiter_passes_its_turn_on(serve, pools):
         assert [r.target for r in server.requests] == ["/a", "/c"]
         assert len(server.peers) == 1
     finally:
-        for task in (second, third):
-            task.cancel()
-        await asyncio.gather(second, third, return_exceptions=True)
+        await stop(second, third)
 
 
 async def test_limit_one_serialises_concurrent_requests_on_one_connection(serve, pools):
@@ -1389,8 +1390,7 @@ async def test_pool_close_closes_every_connection(serve, pools):
         assert info.value.error == "connect"
         assert len(server.peers) == 3 and len(server.requests) == 3
     finally:
-        in_flight.cancel()
-        await asyncio.gather(in_flight, return_exceptions=True)
+        await stop(in_flight)
 
 
 async def test_pool_close_wakes_waiting_requests(serve, pools):
@@ -1409,8 +1409,7 @@ async def test_pool_close_wakes_waiting_requests(serve, pools):
         assert pool.open_connections == 0
         assert len(server.requests) == 1
     finally:
-        waiting.cancel()
-        await asyncio.gather(waiting, return_exceptions=True)
+        await stop(waiting)
 
 
 @pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
