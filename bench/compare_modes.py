@@ -69,6 +69,18 @@ http {{
 """
 
 
+def start_upstreams(procs: list[subprocess.Popen]) -> dict[str, int]:
+    """The three upstreams (primary, shadow, a shadow 5 ms slower) on CPU 1, appended to
+    `procs` for the caller to stop; returns their ports once they accept connections."""
+    ports = {name: free_port() for name in ("primary", "shadow", "slow")}
+    for name, delay in (("primary", 0), ("shadow", 0), ("slow", 5)):
+        procs.append(start([PY, str(HERE / "upstream_app.py"), str(ports[name]),
+                            "--delay-ms", str(delay)], "1"))
+    for port in ports.values():
+        wait_port(port)
+    return ports
+
+
 def served(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/__stats", timeout=5) as resp:
         return json.loads(resp.read())["requests"]
@@ -152,12 +164,7 @@ def main() -> None:
     upstreams: list[subprocess.Popen] = []
     results: dict[str, dict] = {}
     try:
-        ports = {name: free_port() for name in ("primary", "shadow", "slow")}
-        for name, delay in (("primary", 0), ("shadow", 0), ("slow", 5)):
-            upstreams.append(start([PY, str(HERE / "upstream_app.py"), str(ports[name]),
-                                    "--delay-ms", str(delay)], "1"))
-        for port in ports.values():
-            wait_port(port)
+        ports = start_upstreams(upstreams)
         for case in cases:
             url, proxy = f"http://127.0.0.1:{ports['primary']}", None
             if case != "direct":

@@ -31,11 +31,13 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 def start(cmd: list[str], cpu: str | None = None, env: dict | None = None) -> subprocess.Popen:
-    """Start `cmd` in a new session, on CPU `cpu` when pinning is possible."""
+    """Start `cmd` in a new session, on CPU `cpu` when pinning is possible. Its stderr is
+    discarded unless BENCH_STDERR is set (then it is this process's)."""
     if cpu is not None and PIN:
         cmd = ["taskset", "-c", cpu] + cmd
+    stderr = None if os.environ.get("BENCH_STDERR") else subprocess.DEVNULL
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_STDERR") else subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -16,11 +16,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.compare_modes import LUA, proxy_command, wrk
+from bench.compare_modes import LUA, proxy_command, start_upstreams, wrk
 from bench.processes import PIN, free_port, start, stop, wait_port
 
-HERE = Path(__file__).resolve().parent
-PY = sys.executable
 
 
 def frames(line: str) -> tuple[list[str], int]:
@@ -55,18 +53,13 @@ def main() -> None:
     parser.add_argument("--extra", default="")
     parser.add_argument("--keep", help="also write the collapsed stacks to this file")
     args = parser.parse_args()
-    spy = shutil.which("py-spy") or str(Path(PY).with_name("py-spy"))
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     tmp = Path(tempfile.mkdtemp(prefix="shadow-profile-"))
     script = tmp / "mix.lua"
     script.write_text(LUA)
     procs: list[subprocess.Popen] = []
     try:
-        ports = {name: free_port() for name in ("primary", "shadow", "slow")}
-        for name, delay in (("primary", 0), ("shadow", 0), ("slow", 5)):
-            procs.append(start([PY, str(HERE / "upstream_app.py"), str(ports[name]),
-                                "--delay-ms", str(delay)], "1"))
-        for port in ports.values():
-            wait_port(port)
+        ports = start_upstreams(procs)
         port = free_port()
         cmd, env = proxy_command(args.case, ports, port, tmp)
         if args.extra:
