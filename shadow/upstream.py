@@ -46,6 +46,11 @@ def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in pairs if (low := k.lower()) not in HOP_BY_HOP and low not in named]
 
 
+def reply_headers(response: Response) -> Headers:
+    """A backend reply's end-to-end headers as text."""
+    return tuple(end_to_end((header_text(k), header_text(v)) for k, v in response.raw_headers))
+
+
 class UpstreamResponse:
     """A backend's reply whose body has not been read yet (the primary's, streamed)."""
 
@@ -56,8 +61,7 @@ class UpstreamResponse:
         self.started = started
         self.status = response.status
         self.reason = response.reason
-        self.headers: Headers = tuple(end_to_end(
-            (header_text(k), header_text(v)) for k, v in response.raw_headers))
+        self.headers = reply_headers(response)
         self.content_length = response.content_length
 
     async def read(self, max_bytes: int | None = None) -> bytes:
@@ -129,8 +133,8 @@ class Upstream:
                     raise HttpError("too_large", "reply larger than the compare limit")
                 data = await response.read(max_bytes)
             response.release()
-            reply = UpstreamResponse(response, started)
-            return Reply(reply.status, reply.headers, data, time.perf_counter() - started)
+            return Reply(response.status, reply_headers(response), data,
+                         time.perf_counter() - started)
         except asyncio.CancelledError:
             if response is not None:
                 response.close()
