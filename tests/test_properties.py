@@ -30,6 +30,7 @@ from shadow.metrics import Metrics
 from shadow.redact import Redactor
 from shadow.routes import RoutePolicy
 from shadow.verdict import Exchange, Kind, Reply, Verdict
+from tests.compare.helpers import replaced
 from shadow.verifier import Verifier
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None,
@@ -71,16 +72,6 @@ def _leaves(doc, path=()):
     return [path]
 
 
-def _replaced(doc, path, value):
-    if not path:
-        return value
-    copy = orjson.loads(orjson.dumps(doc))
-    node = copy
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return copy
-
 
 def _at(doc, path):
     for step in path:
@@ -104,7 +95,7 @@ def test_a_permuted_unordered_array_matches_and_a_changed_element_is_found(items
     changed = list(items)
     if paths:
         leaf = data.draw(st.sampled_from(paths))
-        changed[index] = _replaced(items[index], leaf, _changed(_at(items[index], leaf)))
+        changed[index] = replaced(items[index], leaf, _changed(_at(items[index], leaf)))
     else:  # an empty array or object
         changed[index] = 0
     rnd.shuffle(changed)

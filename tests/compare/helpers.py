@@ -16,3 +16,16 @@ def reply(body: Any = b"", *, status: int = 200, headers=JSON, error: str | None
     if not isinstance(body, bytes):
         body = orjson.dumps(body)
     return Reply(status, tuple(headers), body, 0.01, error)
+
+
+def replaced(doc: Any, path: tuple, value: Any) -> Any:
+    """A deep copy of JSON document `doc` with the value at `path` (keys and indices)
+    replaced by `value`."""
+    if not path:
+        return value
+    copy = orjson.loads(orjson.dumps(doc))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return copy

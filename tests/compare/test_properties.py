@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shadow.compare import BridgeRules, ReplyDiff, build_rules, compare_replies, render_path
 from shadow.compare.jsonpath import compile_pattern
 
-from .helpers import reply
+from .helpers import replaced, reply
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
 SCALARS = (
@@ -81,16 +81,6 @@ def changed(value: Any) -> Any:
         return value + "~"
     return value + 1
 
-
-def replaced(doc: Any, path: tuple, value: Any) -> Any:
-    if not path:
-        return value
-    copy = orjson.loads(orjson.dumps(doc))
-    node = copy
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return copy
 
 
 def value_at(doc: Any, path: tuple) -> Any:
