@@ -96,7 +96,10 @@ class RowChange:
     """One row changed by one backend while serving one exchange.
 
     `key` is the primary key as a tuple of column values; `before` / `after` are the row
-    images (column -> value), None for the side an insert or delete does not have.
+    images (column -> value), None for the side an insert or delete does not have. `at` is
+    when the database made the change, in seconds since the epoch on the database's own
+    clock (None when the capture method does not record it); it places the change among
+    the exchanges that were running then, and takes no part in equality.
     """
 
     table: str
@@ -104,6 +107,7 @@ class RowChange:
     op: str  # 'insert' | 'update' | 'delete'
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,7 @@ class Capture(ABC):
         return names
 
     def _change(self, info: TableInfo | None, tbl: str, op: str, pk: list[Any],
-                before: Any, after: Any) -> RowChange:
+                before: Any, after: Any, at: float | None = None) -> RowChange:
         """One log row as a RowChange; `info` (if known) lets backends fix values."""
         if op not in OPS:
             raise CaptureError(f"{LOG_TABLE}: unknown op {op!r} for {tbl}")
@@ -165,6 +165,7 @@ class Capture(ABC):
             op=op,
             before=self._image(info, before),
             after=self._image(info, after),
+            at=at,
         )
 
     def _image(self, info: TableInfo | None, image: Any) -> dict[str, Any] | None:

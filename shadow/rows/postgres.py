@@ -151,7 +151,7 @@ class PostgresCapture(Capture):
         if any(row[1] not in self._tables for row in rows):
             await self.introspect()
         changes = []
-        for _seq, tbl, op, key_columns, before, after in rows:
+        for _seq, tbl, op, key_columns, before, after, at in rows:
             info = self._tables.get(tbl)
             if key_columns is not None:
                 names = load_json(key_columns)
@@ -159,21 +159,21 @@ class PostgresCapture(Capture):
                 names = info.key if info else ()
             changes += self._changes(info, tbl, op, names,
                                      load_json(before, parse_float=Decimal),
-                                     load_json(after, parse_float=Decimal))
+                                     load_json(after, parse_float=Decimal), at)
         return changes
 
     def _changes(self, info: TableInfo | None, tbl: str, op: str, names: Sequence[str],
-                 before: Any, after: Any) -> list[RowChange]:
+                 before: Any, after: Any, at: float | None) -> list[RowChange]:
         """The changes one log row stands for, keyed by the values of the `names` columns
         (null where an image lacks one): one, or a delete and an insert for an update that
         changed the key."""
         old_key = [before.get(name) for name in names] if isinstance(before, dict) else []
         new_key = [after.get(name) for name in names] if isinstance(after, dict) else []
         if op == "update" and not _json_equal(old_key, new_key):
-            return [self._change(info, tbl, "delete", old_key, before, None),
-                    self._change(info, tbl, "insert", new_key, None, after)]
+            return [self._change(info, tbl, "delete", old_key, before, None, at),
+                    self._change(info, tbl, "insert", new_key, None, after, at)]
         return [self._change(info, tbl, op, old_key if after is None else new_key,
-                             before, after)]
+                             before, after, at)]
 
     def _image(self, info: TableInfo | None, image: Any) -> dict[str, Any] | None:
         """The image in column order, bytea values (`\\x<hex>` text) turned into bytes."""

@@ -28,7 +28,7 @@ FUNCTION = f"{PREFIX}capture"
 TRIGGER = f"{PREFIX}capture"
 #: Starts each trigger's comment. It names the layout of the log rows the trigger writes,
 #: so that triggers left by an install with another layout show as stale.
-COMMENT_PREFIX = "shadow capture, log layout 2: "
+COMMENT_PREFIX = "shadow capture, log layout 3: "
 
 _TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -117,15 +117,18 @@ def log_ddl(schema: str) -> list[str]:
     function = f"{quote_ident(schema)}.{quote_ident(FUNCTION)}"
     body = f"""
 BEGIN
-  INSERT INTO {log} (tbl, op, key_columns, before, after)
-  VALUES (TG_ARGV[0], lower(TG_OP), TG_ARGV[1], row_to_json(OLD), row_to_json(NEW));
+  INSERT INTO {log} (tbl, op, key_columns, before, after, at)
+  VALUES (TG_ARGV[0], lower(TG_OP), TG_ARGV[1], row_to_json(OLD), row_to_json(NEW),
+          extract(epoch FROM clock_timestamp()));
   RETURN NULL;
 END
 """
     return [
         f"CREATE TABLE IF NOT EXISTS {log} (seq bigint GENERATED ALWAYS AS IDENTITY, "
-        "tbl text NOT NULL, op text NOT NULL, key_columns text, before json, after json)",
+        "tbl text NOT NULL, op text NOT NULL, key_columns text, before json, after json, "
+        "at double precision)",
         f"ALTER TABLE {log} ADD COLUMN IF NOT EXISTS key_columns text, "
+        "ADD COLUMN IF NOT EXISTS at double precision, "
         "DROP COLUMN IF EXISTS pk, ALTER COLUMN before TYPE json, "
         "ALTER COLUMN after TYPE json, REPLICA IDENTITY FULL",
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
@@ -162,7 +165,7 @@ def drop_log(schema: str) -> list[str]:
 def drain_sql(schema: str) -> str:
     log = f"{quote_ident(schema)}.{quote_ident(LOG_TABLE)}"
     return (f"DELETE FROM {log} "
-            "RETURNING seq, tbl, op, key_columns, before::text, after::text")
+            "RETURNING seq, tbl, op, key_columns, before::text, after::text, at")
 
 
 def count_sql(schema: str) -> str:

@@ -97,6 +97,8 @@ class SqliteCapture(Capture):
         selected = self._selected(infos, tables)
         async with self._lock, self._transaction("install"):
             await self.db.execute(schema.CREATE_LOG)
+            if "at" not in {row[0] for row in await self._rows(schema.LOG_COLUMNS)}:
+                await self.db.execute(schema.ADD_AT)
             for name in await self._trigger_names():
                 await self.db.execute(f"DROP TRIGGER {schema.quote_ident(name)}")
             for name in selected:
@@ -146,10 +148,10 @@ class SqliteCapture(Capture):
             rows = await self._rows(schema.DRAIN)
         rows.sort(key=lambda row: row[0])
         changes = []
-        for _seq, tbl, op, pk, before, after in rows:
+        for _seq, tbl, op, pk, before, after, at in rows:
             info = self._tables.get(tbl)
             changes.append(self._change(info, tbl, op, load_json(pk),
-                                        load_json(before), load_json(after)))
+                                        load_json(before), load_json(after), at))
         return changes
 
     def _image(self, info: TableInfo | None, image: Any) -> dict[str, Any] | None:

@@ -26,8 +26,13 @@ _MAX_REAL = "1.7976931348623157e308"
 LOG = quote_ident(LOG_TABLE)
 CREATE_LOG = (
     f"CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, "
-    "op TEXT NOT NULL, pk TEXT NOT NULL, before TEXT, after TEXT)"
+    "op TEXT NOT NULL, pk TEXT NOT NULL, before TEXT, after TEXT, at REAL)"
 )
+#: A log made before changes were timed gains the column (NULL for the rows it holds).
+LOG_COLUMNS = f"SELECT name FROM pragma_table_info({quote_literal(LOG_TABLE)})"
+ADD_AT = f"ALTER TABLE {LOG} ADD COLUMN at REAL"
+#: The moment of the change in seconds since the epoch (SQLite's clock: milliseconds).
+NOW = "(julianday('now') - 2440587.5) * 86400.0"
 OUR_TRIGGERS = (
     "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
     f"AND name LIKE '{PREFIX.replace('_', '!_')}%' ESCAPE '!' "
@@ -35,7 +40,7 @@ OUR_TRIGGERS = (
 )
 HAS_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {quote_literal(LOG_TABLE)}"
 COUNT_LOG = f"SELECT count(*) FROM {LOG}"
-DRAIN = f"DELETE FROM {LOG} RETURNING seq, tbl, op, pk, before, after"
+DRAIN = f"DELETE FROM {LOG} RETURNING seq, tbl, op, pk, before, after, at"
 
 _LIST_TABLES = (
     "SELECT name, type FROM pragma_table_list WHERE schema = 'main' "
@@ -144,23 +149,23 @@ def trigger_sql(info: TableInfo) -> dict[str, str]:
     names = trigger_names(info.name)
     table, tbl = quote_ident(info.name), quote_literal(info.name)
     cols = info.column_names
-    insert = f"INSERT INTO {LOG} (tbl, op, pk, before, after)"
+    insert = f"INSERT INTO {LOG} (tbl, op, pk, before, after, at)"
     same = " AND ".join(f"OLD.{quote_ident(k)} IS NEW.{quote_ident(k)}" for k in info.key)
     old, new = _image("OLD", cols), _image("NEW", cols)
     old_key, new_key = _key("OLD", info.key), _key("NEW", info.key)
     return {
         names["insert"]: (
             f"CREATE TRIGGER {quote_ident(names['insert'])} AFTER INSERT ON {table} BEGIN "
-            f"{insert} VALUES ({tbl}, 'insert', {new_key}, NULL, {new}); END"
+            f"{insert} VALUES ({tbl}, 'insert', {new_key}, NULL, {new}, {NOW}); END"
         ),
         names["update"]: (
             f"CREATE TRIGGER {quote_ident(names['update'])} AFTER UPDATE ON {table} BEGIN "
-            f"{insert} SELECT {tbl}, 'update', {new_key}, {old}, {new} WHERE {same}; "
-            f"{insert} SELECT {tbl}, 'delete', {old_key}, {old}, NULL WHERE NOT ({same}); "
-            f"{insert} SELECT {tbl}, 'insert', {new_key}, NULL, {new} WHERE NOT ({same}); END"
+            f"{insert} SELECT {tbl}, 'update', {new_key}, {old}, {new}, {NOW} WHERE {same}; "
+            f"{insert} SELECT {tbl}, 'delete', {old_key}, {old}, NULL, {NOW} WHERE NOT ({same}); "
+            f"{insert} SELECT {tbl}, 'insert', {new_key}, NULL, {new}, {NOW} WHERE NOT ({same}); END"
         ),
         names["delete"]: (
             f"CREATE TRIGGER {quote_ident(names['delete'])} AFTER DELETE ON {table} BEGIN "
-            f"{insert} VALUES ({tbl}, 'delete', {old_key}, {old}, NULL); END"
+            f"{insert} VALUES ({tbl}, 'delete', {old_key}, {old}, NULL, {NOW}); END"
         ),
     }

@@ -269,3 +269,14 @@ async def test_a_json_value_jsonb_would_refuse_does_not_fail_the_write(app, capt
     await app.execute('''INSERT INTO docs VALUES (1, '{"a": "\\u0000", "n": 1e2}')''')
     [change] = await capture.drain()
     assert change.after == {"id": 1, "body": {"a": "\x00", "n": 100}}
+
+
+async def test_each_change_carries_the_moment_the_database_made_it(app, capture):
+    await capture.install()
+    before = await app.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+    await app.execute("INSERT INTO entries (note) VALUES ('timed')")
+    await app.execute("DELETE FROM entries WHERE note = 'timed'")
+    after = await app.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+    changes = await capture.drain()
+    assert [c.op for c in changes] == ["insert", "delete"]
+    assert all(before <= c.at <= after for c in changes)

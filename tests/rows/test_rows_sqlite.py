@@ -181,3 +181,27 @@ async def test_capture_must_be_open(tmp_path):
         await cap.drain()
     with pytest.raises(CaptureError):
         await SqliteCapture(tmp_path / "missing" / "x.db").open()
+
+
+async def test_each_change_carries_the_moment_the_database_made_it(app, capture):
+    import time
+
+    await capture.install()
+    before = time.time()
+    app.execute("INSERT INTO entries (id, note) VALUES (2, 'b')")
+    app.execute("DELETE FROM entries WHERE id = 2")
+    after = time.time()
+    changes = await capture.drain()
+    assert [c.op for c in changes] == ["insert", "delete"]
+    # SQLite's clock has millisecond resolution.
+    assert all(before - 0.002 <= c.at <= after + 0.002 for c in changes)
+    assert changes[0].at <= changes[1].at
+
+
+async def test_a_log_made_before_changes_were_timed_gains_the_column(app, capture, tmp_path):
+    app.execute('CREATE TABLE "_shadow_changes" (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, '
+                "op TEXT NOT NULL, pk TEXT NOT NULL, before TEXT, after TEXT)")
+    await capture.install()
+    app.execute("INSERT INTO entries (id, note) VALUES (3, 'c')")
+    (change,) = await capture.drain()
+    assert change.at is not None
