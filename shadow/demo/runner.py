@@ -68,10 +68,11 @@ def check_free(address: str) -> None:
 
 def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str,
                 admin_listen: str, legacy_db: Path | None = None,
-                candidate_dsn: str | None = None) -> Config:
+                candidate_dsn: str | None = None, time_tolerance: float = 2.0) -> Config:
     """The proxy configuration of the demo: the app's route templates, timestamps
-    compared with a 2 s tolerance (each build stamps rows with its own clock), and, with
-    both databases given, row verification (salted password hashes differ by design)."""
+    compared with a tolerance of `time_tolerance` seconds (each build stamps rows with its
+    own clock, and the shadow serves a request after the primary), and, with both
+    databases given, row verification (salted password hashes differ by design)."""
     legacy: dict = {"url": legacy_url, "label": "sqlite"}
     candidate: dict = {"url": candidate_url, "label": "postgres"}
     if legacy_db is not None and candidate_dsn is not None:
@@ -83,10 +84,10 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
     return parse_config({
         "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
         "backends": {"legacy": legacy, "candidate": candidate},
-        "compare": {"time_tolerance": 2.0},
+        "compare": {"time_tolerance": time_tolerance},
         "rows": {"columns": {"users.password_hash": {"ignore": True},
-                             "*.created_at": {"tolerance": 2.0},
-                             "*.updated_at": {"tolerance": 2.0}}},
+                             "*.created_at": {"tolerance": time_tolerance},
+                             "*.updated_at": {"tolerance": time_tolerance}}},
         "routes": [{"template": t} for t in sorted(templates)],
         "gate": {"min_samples": 50, "max_mismatch_rate": 0.05,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
@@ -106,10 +107,12 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @contextlib.asynccontextmanager
 async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1:0",
-                     admin_listen: str = "127.0.0.1:0", rows: bool = True
+                     admin_listen: str = "127.0.0.1:0", rows: bool = True,
+                     time_tolerance: float = 2.0
                      ) -> AsyncIterator[tuple[Runtime, dict[str, str]]]:
     """Both builds on seeded databases and the proxy in front of them; yields the running
-    proxy and the builds' URLs; all stopped on exit."""
+    proxy and the builds' URLs; all stopped on exit. `time_tolerance` as in
+    `demo_config`."""
     async with contextlib.AsyncExitStack() as stack:
         db_path = tmp / "legacy.sqlite3"
         await seed(db_path=db_path, dsn=dsn)
@@ -120,7 +123,8 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
         config = demo_config(legacy_url=legacy_url, candidate_url=candidate_url,
                              state=tmp / "state.db", listen=listen, admin_listen=admin_listen,
                              legacy_db=db_path if rows else None,
-                             candidate_dsn=dsn if rows else None)
+                             candidate_dsn=dsn if rows else None,
+                             time_tolerance=time_tolerance)
         if rows:
             await install_capture(config)
         runtime = Runtime(config)
