@@ -40,7 +40,7 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind():
     try:
         env = {**os.environ, "TMPDIR": str(private)}
         demo = subprocess.Popen(
-            [SHADOW, "demo", "--duration", "3", "--bugs", "date_arith,bool_render",
+            [SHADOW, "demo", "--duration", "3", "--bugs", "date_arith,bool_render", "--users", "1",
              "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             text=True, env=env)
@@ -56,7 +56,10 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind():
                 demo.communicate()
         assert demo.returncode == 0, err[-2000:]
         assert "top mismatch signatures" in out
-        assert "GET /api/admin/stats" in out  # date_arith: the stats query fails on PostgreSQL
+        # date_arith: the stats query fails on PostgreSQL. With one new user the admin
+        # asks for the statistics within the first few requests (fixed seed), which even
+        # a loaded machine serves within the 3 s.
+        assert "GET /api/admin/stats" in out
         assert "total" in out
         assert seen or os.environ.get(ENV_DSN), "the demo's PostgreSQL was never seen running"
         assert _postgres_dirs(private) == set(), "a PostgreSQL server was left running"
