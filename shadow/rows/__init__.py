@@ -5,5 +5,7 @@
     sqlite      SqliteCapture (aiosqlite), with sqlite_schema for catalogue and triggers
     postgres    PostgresCapture (asyncpg), with postgres_schema for catalogue and DDL
     keymap      KeyMap: primary key <-> shadow key per table, bounded
+    pairing     pair_inserts: one table's inserts paired across the sides by content
+    sequences   follow: where each side's id sequence stands, which new keys break it
     diff        diff_rows: net effect per row, pairing, column comparison -> RowDiff
 """

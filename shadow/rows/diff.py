@@ -7,11 +7,17 @@ insert of the final image, insert + delete is nothing, an update that changed no
 nothing). Rows are then paired per table, in this order:
 
 1. through the key map: a primary key already paired with a shadow key;
-2. inserts left on both sides, in write order; each such pair is learnt in the key map
-   and returned in `new_pairs`. Its keys are checked against the table's anchor pair: a
-   key that breaks the established offset (a burnt sequence value) is one difference,
-   and the inserts that follow it at the new offset are not;
+2. inserts left on both sides, by content (`shadow.rows.pairing`: exact first, then the
+   closest, whatever order each side wrote them in); each such pair is learnt in the key
+   map and returned in `new_pairs`. Its keys are checked against the table's anchor
+   (`shadow.rows.sequences`): a key that breaks the established offset (a burnt
+   sequence value) is one difference, and the inserts that follow it at the new offset
+   are not; an insert on one side only moves the offset and is its one difference;
 3. the same key on both sides (rows that existed before, updated or deleted).
+
+Tables are paired parents first, so a foreign key to a row inserted in the same exchange
+is translated through its new pair. The diff is the same for one exchange and for the
+union of a group's changes (several tables, each side in its own order).
 
 A primary row left unpaired is `row_missing` (the shadow lost a write), a shadow row left
 unpaired is `row_extra`. Paired rows are compared column by column through the dialect
@@ -30,6 +36,8 @@ from typing import Any
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
 from shadow.rows.keymap import Key, KeyMap, Pair, freeze
 from shadow.rows.model import RowRules, TableInfo, fold
+from shadow.rows.pairing import CompareColumn, Content, pair_inserts
+from shadow.rows.sequences import Anchor, as_anchor, follow, is_int, surrogate_key
 from shadow.verdict import Difference, Kind, RowChange
 
 
@@ -144,14 +152,21 @@ class _Differ:
                 left.append(p)
         s_inserts = [s for s in s_rows if s.op == "insert" and id(s) not in used]
         p_inserts = [p for p in left if p.op == "insert"]
+        surrogate = surrogate_key(self.p_tables.get(table),
+                                  [r.key for r in (*p_inserts, *s_inserts)])
+        new, _, _ = pair_inserts(p_inserts, s_inserts,
+                                 self.content(table, p_inserts, s_inserts, surrogate))
         positional = set()
-        for p, s in zip(p_inserts, s_inserts, strict=False):
+        anchor = as_anchor(self.keymap.anchor(table))
+        for p, s in new:
             used.add(id(s))
             positional.add(id(p))
             pairs.append((p, s))
-            self.check_new_key(table, p, s)
+            if surrogate is None:
+                self.check_new_key(table, p, s)
             self.keymap.learn(table, p.key, s.key)
             self.new_pairs.append((p.table, p.key, s.key))
+        missing = []
         for p in (p for p in left if id(p) not in positional):
             s = s_by_key.get(p.key)
             claimed = self.keymap.primary_key(table, p.key)
@@ -161,14 +176,62 @@ class _Differ:
                 used.add(id(s))
                 pairs.append((p, s))
             else:
+                missing.append(p)
                 self.add(Kind.ROW_MISSING, p, p.after if p.after is not None else p.before,
                          None, f"{p.op} on the primary only")
-        for s in s_rows:
-            if id(s) not in used:
-                self.differences.append(Difference(
-                    Kind.ROW_EXTRA, f"{s.table}[{key_text(s.key)}]", None,
-                    s.after if s.after is not None else s.before, f"{s.op} on the shadow only"))
+        extra = [s for s in s_rows if id(s) not in used]
+        for s in extra:
+            self.differences.append(Difference(
+                Kind.ROW_EXTRA, f"{s.table}[{key_text(s.key)}]", None,
+                s.after if s.after is not None else s.before, f"{s.op} on the shadow only"))
+        if surrogate is not None:
+            self.follow_sequence(table, surrogate, anchor, new,
+                                 [p.key[0] for p in missing if p.op == "insert"],
+                                 [s.key[0] for s in extra if s.op == "insert"])
         return pairs
+
+    def content(self, table: str, p_rows: list[NetChange], s_rows: list[NetChange],
+                surrogate: str | None) -> Content:
+        """What inserted rows of `table` are paired on: the columns both sides' images
+        hold, less ignored ones and the surrogate key."""
+        if not p_rows or not s_rows:
+            return Content((), self.translate)
+        p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
+        refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
+        s_cols = {fold(c): c for c in s_rows[0].after or {}}
+        columns = []
+        for col in p_rows[0].after or {}:
+            name = fold(col)
+            rule = self.rules.rule(table, col)
+            if name not in s_cols or rule.ignore or (surrogate and name == fold(surrogate)):
+                continue
+            kind = rule.kind or pair_kind(_kind(p_info, col), _kind(s_info, s_cols[name]))
+            columns.append(CompareColumn(col, s_cols[name], kind, rule, refs.get(name)))
+        return Content(columns, self.translate)
+
+    def translate(self, parent: str, value: Any) -> Any:
+        """The shadow's key for primary key `value` of table `parent`, else `value`."""
+        found = self.keymap.shadow_key(parent, (value,))
+        return value if found is None else found[0]
+
+    def follow_sequence(self, table: str, name: str, anchor: Anchor | None,
+                        new: list[tuple[NetChange, NetChange]], missing: list[int],
+                        extra: list[int]) -> None:
+        """One difference per new shadow key that breaks the table's id sequence (from
+        `anchor`, where it stood before this exchange); the anchor moves past this
+        exchange's new, missing and extra rows."""
+        by_shadow = {s.key[0]: p for p, s in new}
+        unexpected, moved = follow(anchor, [(p.key[0], s.key[0]) for p, s in new],
+                                   missing, extra)
+        if self.rules.rule(table, name).ignore:
+            unexpected = []
+        for shadow_key, expected in unexpected:
+            p = by_shadow[shadow_key]
+            self.differences.append(Difference(
+                Kind.ROW_CHANGED, f"{p.table}[{key_text(p.key)}].{name}", p.key[0], shadow_key,
+                f"key: the shadow was expected to use {expected!r}"))
+        if moved is not None:
+            self.keymap.set_anchor(table, (moved[0],), (moved[1],))
 
     def check_new_key(self, table: str, p: NetChange, s: NetChange) -> None:
         """One difference per key column of a new pair that breaks the expected key."""
@@ -187,7 +250,7 @@ class _Differ:
             translated = self.keymap.shadow_key(parent, (pv,)) if parent else None
             if translated is not None:
                 expected = translated[0]
-            elif anchor is not None and all(_is_int(v) for v in (pv, anchor[0][i], anchor[1][i])):
+            elif anchor is not None and all(is_int(v) for v in (pv, anchor[0][i], anchor[1][i])):
                 expected = pv + anchor[1][i] - anchor[0][i]
             if expected == sv:
                 continue
@@ -253,8 +316,24 @@ def _kind(info: TableInfo | None, column: str) -> ValueKind:
     return info.kind(column) if info is not None else ValueKind.ANY
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _parents_first(tables: list[str], infos: Mapping[str, TableInfo]) -> list[str]:
+    """`tables` in their order, except that a table comes after the tables its foreign
+    keys point at (so their new pairs are known when its rows are paired by content)."""
+    present = set(tables)
+    done: dict[str, None] = {}
+
+    def visit(table: str, path: frozenset[str]) -> None:
+        if table in done or table in path:
+            return
+        info = infos.get(table)
+        for parent in (info.references.values() if info else ()):
+            if fold(parent) in present and fold(parent) != table:
+                visit(fold(parent), path | {table})
+        done[table] = None
+
+    for table in tables:
+        visit(table, frozenset())
+    return list(done)
 
 
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
@@ -279,7 +358,7 @@ def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
     p_nets = net_changes(primary, rules, kind_of)
     s_nets = net_changes(shadow, rules, kind_of)
     paired = []
-    for table in dict.fromkeys([*p_nets, *s_nets]):
+    for table in _parents_first([*dict.fromkeys([*p_nets, *s_nets])], p_tables):
         for p, s in differ.pair(table, p_nets.get(table, []), s_nets.get(table, [])):
             paired.append((table, p, s))
     for table, p, s in paired:

@@ -6,9 +6,11 @@ pairs such inserts and records the pair here, per table; later changes to the ro
 looked up through the map. The map is bounded: past `max_pairs` the least recently used
 pair is forgotten. `pairs()` / `load()` let a state store persist it across restarts.
 
-Besides the pairs, the map remembers per table the pair learnt last (the *anchor*). Its
-key offset (shadow id minus primary id) is what the next insert is expected to follow, so
-one burnt sequence value shows as one difference and not as a shift in every later row.
+Besides the pairs, the map remembers per table where the two id sequences stand (the
+*anchor*: the pair learnt last, or the ids a row inserted on one side only moved it to,
+see `shadow.rows.sequences`). Its key offset (shadow id minus primary id) is what the next
+insert is expected to follow, so one burnt sequence value, or one extra row, shows as one
+difference and not as a shift in every later row. `anchors()` / `load_anchors()` persist it.
 """
 
 from __future__ import annotations
@@ -83,12 +85,27 @@ class KeyMap:
         """The (primary, shadow) pair learnt last for `table`, or None."""
         return self._anchors.get(fold(table))
 
+    def set_anchor(self, table: str, primary: Key, shadow: Key) -> None:
+        """Record that the sequences of `table` stand at `primary` and `shadow`."""
+        self._anchors[fold(table)] = (freeze(primary), freeze(shadow))
+
+    def anchors(self) -> list[Pair]:
+        """Every table's anchor as (table, primary, shadow)."""
+        return [(t, p, s) for t, (p, s) in self._anchors.items()]
+
+    def load_anchors(self, anchors: Iterable[Pair]) -> None:
+        """Restore anchors saved by `anchors()` (after `load`, which sets its own)."""
+        for table, primary, shadow in anchors:
+            self.set_anchor(table, tuple(primary), tuple(shadow))
+
     def pairs(self) -> list[Pair]:
-        """Every pair, least recently used first and each table's anchor last, so that
-        `load(pairs())` rebuilds the same map, recency and anchors included."""
-        anchors = {(t, p, s) for t, (p, s) in self._anchors.items()}
+        """Every pair, least recently used first and each table's anchor last when it is a
+        pair, so that `load(pairs())` rebuilds the same map, recency and those anchors
+        included (`load_anchors(anchors())` restores the others)."""
+        anchors = {(t, p, s) for t, (p, s) in self._anchors.items()
+                   if self._forward.get((t, p)) == s}
         ordered = [(t, p, s) for (t, p), s in self._forward.items() if (t, p, s) not in anchors]
-        return ordered + [(t, p, s) for t, (p, s) in self._anchors.items()]
+        return ordered + [pair for pair in self.anchors() if pair in anchors]
 
     def load(self, pairs: Iterable[Pair]) -> None:
         """Learn `pairs` in order (as returned by `pairs()`, or read from a store)."""

@@ -58,6 +58,9 @@ class _Inverted:
         pair = self._inner.anchor(table)
         return None if pair is None else (pair[1], pair[0])
 
+    def set_anchor(self, table, primary, shadow) -> None:
+        self._inner.set_anchor(table, shadow, primary)
+
 
 class RowState:
     """Captures of both databases, their table catalogues, the key map and divergence."""
@@ -92,6 +95,7 @@ class RowState:
         saved = saved or {}
         state.keymap.load(tuple(tuple(k) if isinstance(k, list) else k for k in pair)
                           for pair in saved.get("keymap", []))
+        state.keymap.load_anchors(saved.get("anchors", []))
         state.ids.learn(state.keymap.pairs())
         state.diverged = saved.get("diverged")
         for backend, capture in captures.items():
@@ -111,6 +115,7 @@ class RowState:
     def saved(self) -> dict[str, Any]:
         """What the state store keeps across restarts."""
         return {"keymap": [list(pair) for pair in self.keymap.pairs()],
+                "anchors": [list(anchor) for anchor in self.keymap.anchors()],
                 "diverged": self.diverged}
 
     async def drain(self, backend: str) -> tuple[RowChange, ...]:

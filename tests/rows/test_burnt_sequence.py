@@ -1,14 +1,17 @@
-"""A burnt sequence value costs one mismatch, not every later one.
+"""A burnt sequence value, or one extra row, costs one mismatch, not every later one.
 
 Two builds of a tiny notes service: the legacy build (SQLite) rejects a too-long title
 before inserting; the candidate (PostgreSQL) lets a CHECK constraint reject it, which
 burns a sequence value, so every later note has an id one higher there. Through the proxy
 with row verification, the first insert after the burn is one mismatch (the new row's
 key); reads, updates and later inserts after it match, because requests to the shadow
-and its replies go through the key map.
+and its replies go through the key map. A candidate that stores one note twice is one
+mismatch with one difference (the extra row) in the same way.
 """
 
 from __future__ import annotations
+
+from contextlib import asynccontextmanager
 
 import aiohttp
 import aiosqlite
@@ -75,7 +78,8 @@ def legacy_app(path: str) -> web.Application:
     return _note_routes(app, insert, fetch, update)
 
 
-def candidate_app(dsn: str) -> web.Application:
+def candidate_app(dsn: str, copies=lambda title: 1) -> web.Application:
+    """The PostgreSQL build; `copies(title)` is how many times it stores a new note."""
     app = web.Application()
 
     async def connect(app):
@@ -85,9 +89,11 @@ def candidate_app(dsn: str) -> web.Application:
 
     async def insert(pool, title):
         try:  # the CHECK constraint rejects it after nextval(): one id burnt
-            return await pool.fetchval("INSERT INTO notes (title) VALUES ($1) RETURNING id", title)
+            ids = [await pool.fetchval("INSERT INTO notes (title) VALUES ($1) RETURNING id", title)
+                   for _ in range(copies(title))]
         except asyncpg.CheckViolationError:
             return None
+        return ids[0]
 
     async def fetch(pool, note_id):
         row = await pool.fetchrow("SELECT id, title FROM notes WHERE id = $1", note_id)
@@ -101,7 +107,10 @@ def candidate_app(dsn: str) -> web.Application:
     return _note_routes(app, insert, fetch, update)
 
 
-async def test_one_burnt_id_is_one_mismatch(aiohttp_server, pg_dsn, tmp_path):
+@asynccontextmanager
+async def notes_proxy(aiohttp_server, pg_dsn, tmp_path, copies=lambda title: 1):
+    """A running proxy in front of both builds, row capture installed; yields
+    (base url, the comparisons the verifier concluded, the runtime)."""
     sqlite_path = tmp_path / "notes.sqlite3"
     async with aiosqlite.connect(sqlite_path) as db:
         await db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL)")
@@ -111,7 +120,7 @@ async def test_one_burnt_id_is_one_mismatch(aiohttp_server, pg_dsn, tmp_path):
                        "title text NOT NULL CHECK (length(title) <= 20))")
     await conn.close()
     legacy = await aiohttp_server(legacy_app(str(sqlite_path)))
-    candidate = await aiohttp_server(candidate_app(pg_dsn))
+    candidate = await aiohttp_server(candidate_app(pg_dsn, copies))
     config = parse_config({
         "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
         "backends": {"legacy": {"url": str(legacy.make_url("")),
@@ -125,25 +134,55 @@ async def test_one_burnt_id_is_one_mismatch(aiohttp_server, pg_dsn, tmp_path):
         await capture.open()
         await capture.install()
         await capture.close()
-
     async with running(config) as runtime:
-        base = f"http://127.0.0.1:{runtime.proxy_port}"
-        verdicts: list[tuple[str, str]] = []
-        runtime.verifier.listeners.append(
-            lambda c: verdicts.append((f"{c.exchange.method} {c.exchange.target}", c.verdict)))
+        comparisons = []
+        runtime.verifier.listeners.append(comparisons.append)
+        yield f"http://127.0.0.1:{runtime.proxy_port}", comparisons, runtime
+
+
+async def send(base, runtime, steps):
+    async with aiohttp.ClientSession() as session:
+        for method, path, body in steps:
+            async with session.request(method, base + path, json=body) as resp:
+                assert resp.status in (200, 201, 400)
+    await settle(runtime, len(steps))
+
+
+async def test_one_burnt_id_is_one_mismatch(aiohttp_server, pg_dsn, tmp_path):
+    async with notes_proxy(aiohttp_server, pg_dsn, tmp_path) as (base, comparisons, runtime):
         steps = [("POST", "/notes", {"title": "first"}), ("POST", "/notes", {"title": "second"}),
                  ("POST", "/notes", {"title": "a title far too long to keep"}),
                  ("POST", "/notes", {"title": "third"}),       # legacy id 3, candidate id 4
                  ("GET", "/notes/3", None), ("PUT", "/notes/3", {"title": "third, edited"}),
                  ("GET", "/notes/3", None), ("POST", "/notes", {"title": "fourth"}),
                  ("GET", "/notes/4", None), ("GET", "/notes/1", None)]
-        async with aiohttp.ClientSession() as session:
-            for method, path, body in steps:
-                async with session.request(method, base + path, json=body) as resp:
-                    assert resp.status in (200, 201, 400)
-        await settle(runtime, len(steps))
+        await send(base, runtime, steps)
 
+    verdicts = [(f"{c.exchange.method} {c.exchange.target}", c.verdict) for c in comparisons]
     assert [v for _, v in verdicts] == ["match", "match", "match", "mismatch", "match", "match",
                                         "match", "match", "match", "match"], verdicts
     assert runtime.rows.keymap.shadow_key("notes", (3,)) == (4,)
     assert runtime.rows.keymap.shadow_key("notes", (4,)) == (5,)
+
+
+async def test_one_extra_row_is_one_difference_and_shifts_no_later_id(
+        aiohttp_server, pg_dsn, tmp_path):
+    def copies(title):
+        return 2 if title == "twice" else 1
+
+    async with notes_proxy(aiohttp_server, pg_dsn, tmp_path, copies) as (
+            base, comparisons, runtime):
+        steps = [("POST", "/notes", {"title": "first"}), ("POST", "/notes", {"title": "second"}),
+                 ("POST", "/notes", {"title": "twice"}),   # legacy id 3; candidate ids 3 and 4
+                 ("POST", "/notes", {"title": "third"}),   # legacy id 4, candidate id 5
+                 ("GET", "/notes/4", None), ("PUT", "/notes/4", {"title": "third, edited"}),
+                 ("GET", "/notes/4", None), ("POST", "/notes", {"title": "fourth"}),
+                 ("POST", "/notes", {"title": "fifth"}), ("GET", "/notes/6", None),
+                 ("GET", "/notes/3", None)]
+        await send(base, runtime, steps)
+
+    differences = [(c.exchange.target, d.kind, d.path) for c in comparisons for d in c.differences]
+    assert differences == [("/notes", "row_extra", "notes[4]")], differences
+    assert [c.verdict for c in comparisons].count("mismatch") == 1
+    assert [runtime.rows.keymap.shadow_key("notes", (k,)) for k in (3, 4, 5, 6)] == [
+        (3,), (5,), (6,), (7,)]
