@@ -2,8 +2,10 @@
 
     GET  /api/status        mode, roles, gate (reasons, samples needed), rollback safety,
                             mirror lane, counts
-    POST /api/mode          {"mode": "cutover", "force": false, "reason": "..."}
+    POST /api/mode          {"mode": "cutover", "force": false, "skip": false, "reason": "..."}
                             200 the new status | 400 bad request | 409 refused by the gate
+                            ("skip": a forward move over a mode, e.g. shadow ->
+                            candidate-only, is 400 unless asked for with a reason)
     POST /api/gate/reset    {"reason": "..."}  200 the new status | 400 no reason
     GET  /api/audit         audit log, newest first (?limit=1..1000, default 100)
 
@@ -95,8 +97,9 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
             raise BadRequest("'mode' is required")
         change = await runtime.cutover.change(
             target, force=_field(data, "force", bool, False),
-            reason=_field(data, "reason", str, ""))
-        done = {"from": change.from_mode, "to": change.to_mode, "forced": change.forced}
+            reason=_field(data, "reason", str, ""), skip=_field(data, "skip", bool, False))
+        done = {"from": change.from_mode, "to": change.to_mode, "forced": change.forced,
+                "skipped": list(change.skipped)}
         return _json({**runtime.cutover.status(), "change": done})
 
     async def reset_gate(request: web.Request) -> web.Response:

@@ -91,6 +91,8 @@ class Runtime:
             self.rows = await RowState.open(
                 {name: cfg.backends[name].database for name in BACKENDS}, row_rules(cfg),
                 keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META))
+            self.rows.listeners.append(self._diverged)
+            self._diverged(self.rows.diverged)
         for name in BACKENDS:
             upstream = Upstream(name=name, url=cfg.backends[name].url,
                                 pool_size=cfg.proxy.pool_size,
@@ -139,6 +141,12 @@ class Runtime:
         await self._listen()
         log.info("proxy started", extra={"mode": str(mode), "listen": f"{self.proxy_port}",
                                          "admin": f"{self.admin_port}"})
+
+    def _diverged(self, diverged: str | None) -> None:
+        """The shadow's rows diverged (or were resynced): the metric and the gate know now."""
+        self.metrics.diverged.set(1 if diverged else 0)
+        if self.cutover is not None:
+            self.cutover.stats.set_diverged(bool(diverged))
 
     async def save_rows(self) -> None:
         """Bring the row metrics and the gate up to date and persist the row state."""

@@ -5,13 +5,16 @@ every move, and the rollback ledger that says whether going back would lose data
     candidate-only -> cutover -> shadow -> legacy-only      back (rollback): never gated
 
 A forward move that gives the candidate the primary role or drops the legacy build
-(`is_gated`) needs the gate to hold, or `force` with a reason. A change is persisted
+(`is_gated`) needs the gate to hold, or `force` with a reason. A forward move that jumps
+over a mode (`skipped`: shadow -> candidate-only stops the legacy build's writes before the
+candidate ever served a client) also needs `skip` with a reason. A change is persisted
 (meta key "mode"), then applied to `ModeState`, so new requests see it at once while
 in-flight requests finish under the mode they started in.
 
 Errors of a mode request:
     CutoverError
-     +-- BadRequest    unknown mode, same mode, force or reset without a reason   (HTTP 400)
+     +-- BadRequest    unknown mode, same mode, force, skip or reset without a    (HTTP 400)
+                       reason, a skipping move without `skip`
      +-- GateRefused   the gate does not hold; `.result` carries every reason     (HTTP 409)
 """
 
@@ -61,11 +64,30 @@ class Change:
     to_mode: str
     forced: bool
     gate: GateResult
+    skipped: tuple[str, ...] = ()
 
 
 def is_gated(current: Mode | str, target: Mode | str) -> bool:
     """True for forward moves that give the candidate the primary role or drop legacy."""
     return is_forward(current, target) and Mode(target) in (Mode.CUTOVER, Mode.CANDIDATE_ONLY)
+
+
+def skipped(current: Mode | str, target: Mode | str) -> tuple[Mode, ...]:
+    """The modes a forward move from `current` to `target` jumps over (none going back)."""
+    start, end = ORDER.index(Mode(current)), ORDER.index(Mode(target))
+    return ORDER[start + 1:end]
+
+
+def check_skip(current: Mode, target: Mode, skip: bool, reason: str) -> tuple[Mode, ...]:
+    """The modes the move skips; raises BadRequest unless that is asked for with a reason."""
+    jumped = skipped(current, target)
+    names = ", ".join(str(m) for m in jumped)
+    if jumped and not skip:
+        raise BadRequest(f"{current} -> {target} skips {names}; move one mode at a time, "
+                         f"or ask for the skip with a reason")
+    if jumped and not reason:
+        raise BadRequest(f"skipping {names} needs a reason")
+    return jumped
 
 
 class RollbackLedger:
@@ -244,8 +266,10 @@ class Cutover:
             await self.flush()
         return self.status()
 
-    async def change(self, target: str, *, force: bool = False, reason: str = "") -> Change:
-        """Move to mode `target`; raises BadRequest, or GateRefused (audit-logged too)."""
+    async def change(self, target: str, *, force: bool = False, reason: str = "",
+                     skip: bool = False) -> Change:
+        """Move to mode `target`; raises BadRequest, or GateRefused (audit-logged too).
+        `skip` allows a forward move over a mode (it needs a reason)."""
         if target not in MODES:
             raise BadRequest(f"unknown mode {target!r}; modes: {', '.join(MODES)}")
         reason = reason.strip()
@@ -256,6 +280,7 @@ class Cutover:
             current = self.runtime.modes.current.mode
             if wanted == current:
                 raise BadRequest(f"already in mode {current}")
+            jumped = check_skip(current, wanted, skip, reason)
             result = self.gate()
             gated = is_gated(current, wanted)
             if gated and not result.passed and not force:
@@ -270,7 +295,8 @@ class Cutover:
             forced = gated and not result.passed
             await self._audit("mode_change", current, wanted, forced, reason, result)
             await self.flush()
-            return Change(str(current), str(wanted), forced, result)
+            return Change(str(current), str(wanted), forced, result,
+                          tuple(str(m) for m in jumped))
 
     async def reset(self, reason: str) -> GateResult:
         """Start a new gate window (audit-logged with the answer of the old one)."""

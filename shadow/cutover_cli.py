@@ -1,16 +1,20 @@
 """The cutover commands: they talk to a running proxy's admin API.
 
-    shadow status                          mode, roles, gate, rollback safety
+    shadow status                          mode, roles, gate, rollback safety, rows
+    shadow resume [--reason T]             legacy-only -> shadow (mirroring again)
     shadow cutover [--force --reason T]    shadow -> cutover (gated)
-    shadow finalize [--force --reason T]   -> candidate-only (gated)
-    shadow rollback [--to MODE]            one step back; never gated
+    shadow finalize [--force --reason T]   cutover -> candidate-only (gated); from shadow
+                    [--skip-cutover]       only with --skip-cutover and a reason
+    shadow rollback [--to MODE]            one step back toward legacy; never gated;
+                                           from shadow only with --to legacy-only
     shadow gate [--reset --reason T]       the gate's answer (exit 1 when it refuses)
     shadow audit [--limit N]               the audit log, newest first
 
 `--admin URL` (or $SHADOW_ADMIN_URL) names the admin listener; mutating commands send the
 token held in the environment variable named by `--token-env` (default
 $SHADOW_ADMIN_TOKEN). Output is a readable table, or the API's JSON with `--json`.
-Exit codes: 0 done, 1 refused by the gate, 2 usage or connection error.
+Exit codes: 0 done, 1 refused by the gate, 2 usage, a move the mode does not allow, or
+a connection error.
 """
 
 from __future__ import annotations
@@ -28,8 +32,7 @@ import orjson
 from shadow.modes import Mode, is_forward
 
 DEFAULT_ADMIN = "http://127.0.0.1:8081"
-_BACK = {Mode.CANDIDATE_ONLY: Mode.SHADOW, Mode.CUTOVER: Mode.SHADOW,
-         Mode.SHADOW: Mode.LEGACY_ONLY}
+_BACK = {Mode.CANDIDATE_ONLY: Mode.SHADOW, Mode.CUTOVER: Mode.SHADOW}
 
 
 class _Admin:
@@ -112,6 +115,26 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     for route, n in rollback["routes"].items():
         click.echo(f"          {route}: {n}")
     click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight")
+    pending = status.get("writes", {}).get("shadow_pending")
+    if pending is not None:
+        click.echo(f"writes    {pending} shadow write(s) not yet done on the shadow")
+    show_rows(status.get("rows", {}))
+
+
+def show_rows(rows: dict[str, Any]) -> None:
+    """The row-state lines of `shadow status` (and of `shadow rows resync`)."""
+    if not rows.get("enabled"):
+        click.echo("rows      not verified (no database on both backends)")
+        return
+    if rows.get("diverged"):
+        click.echo(f"rows      DIVERGED: {rows['diverged']}")
+        click.echo("          rows cannot match until the data is re-copied and "
+                   "`shadow rows resync --reason T` is run")
+    else:
+        click.echo(f"rows      in step; {rows.get('keymap_size', 0)} key pair(s) remembered")
+    for backend, capture in rows.get("capture", {}).items():
+        for problem in capture.get("problems", []):
+            click.echo(f"          {backend}: {problem}")
 
 
 def _show_gate(gate: dict[str, Any]) -> None:
@@ -130,22 +153,41 @@ def _show_gate(gate: dict[str, Any]) -> None:
         click.echo(f"          - {reason}")
 
 
-def _move(admin: _Admin, mode: str, force: bool, reason: str | None) -> None:
+def _move(admin: _Admin, mode: str, force: bool, reason: str | None, skip: bool = False) -> None:
     if force and not reason:
         raise click.UsageError("--force needs --reason TEXT")
-    answer = admin.call("POST", "/api/mode", {"mode": mode, "force": force, "reason": reason or ""})
+    answer = admin.call("POST", "/api/mode", {"mode": mode, "force": force, "skip": skip,
+                                              "reason": reason or ""})
     if not admin.as_json:
         change = answer["change"]
+        notes = [f"skipped {', '.join(change['skipped'])}"] if change.get("skipped") else []
+        notes += ["forced past the gate"] if change["forced"] else []
         click.echo(f"mode changed: {change['from']} -> {change['to']}"
-                   + (" (forced past the gate)" if change["forced"] else ""))
+                   + (f" ({'; '.join(notes)})" if notes else ""))
     _show_status(admin, answer)
+
+
+def _current(admin: _Admin) -> Mode:
+    return Mode(admin.call("GET", "/api/status")["mode"])
 
 
 @click.command("status")
 @_common
 def status_command(admin: _Admin) -> None:
-    """Show the mode, the gate, rollback safety and the mirror lane."""
+    """Show the mode, the gate, rollback safety, the mirror lane and the rows."""
     _show_status(admin, admin.call("GET", "/api/status"))
+
+
+@click.command("resume")
+@click.option("--reason", help="Why; kept in the audit log.")
+@_common
+def resume_command(admin: _Admin, reason: str | None) -> None:
+    """Mirror to the candidate again (legacy-only -> shadow); never gated. Writes made in
+    legacy-only did not reach the candidate: its rows stay diverged until a resync."""
+    current = _current(admin)
+    if current != Mode.LEGACY_ONLY:
+        _fail(f"resume moves legacy-only -> shadow; the mode is {current}", 2)
+    _move(admin, str(Mode.SHADOW), False, reason)
 
 
 @click.command("cutover")
@@ -159,26 +201,40 @@ def cutover_command(admin: _Admin, force: bool, reason: str | None) -> None:
 
 @click.command("finalize")
 @click.option("--force", is_flag=True, help="Move even if the gate refuses (needs --reason).")
+@click.option("--skip-cutover", is_flag=True,
+              help="From shadow: go straight to candidate-only (needs --reason).")
 @click.option("--reason", help="Why; kept in the audit log.")
 @_common
-def finalize_command(admin: _Admin, force: bool, reason: str | None) -> None:
-    """Stop mirroring to the legacy build (-> candidate-only), through the gate."""
-    _move(admin, str(Mode.CANDIDATE_ONLY), force, reason)
+def finalize_command(admin: _Admin, force: bool, skip_cutover: bool, reason: str | None) -> None:
+    """Stop mirroring to the legacy build (cutover -> candidate-only), through the gate."""
+    if skip_cutover and not reason:
+        raise click.UsageError("--skip-cutover needs --reason TEXT")
+    current = _current(admin)
+    if current in (Mode.LEGACY_ONLY, Mode.SHADOW) and not skip_cutover:
+        _fail(f"finalize from {current} skips cutover: the candidate would never have served "
+              f"a client while the legacy build kept the writes. Run `shadow cutover` first, "
+              f"or `shadow finalize --skip-cutover --reason TEXT`.", 2)
+    _move(admin, str(Mode.CANDIDATE_ONLY), force, reason, skip=skip_cutover)
 
 
 @click.command("rollback")
 @click.option("--to", "target", type=click.Choice([str(Mode.LEGACY_ONLY), str(Mode.SHADOW)]),
-              help="Mode to go back to (default: shadow from cutover or candidate-only, "
-                   "legacy-only from shadow).")
+              help="Mode to go back to (default: shadow from cutover or candidate-only; "
+                   "from shadow, --to legacy-only must be given).")
 @click.option("--reason", help="Why; kept in the audit log.")
 @_common
 def rollback_command(admin: _Admin, target: str | None, reason: str | None) -> None:
     """Go back toward the legacy build at once; never gated."""
-    current = Mode(admin.call("GET", "/api/status")["mode"])
+    current = _current(admin)
+    if current == Mode.SHADOW and target is None:
+        _fail("the legacy build already serves in shadow mode; `shadow rollback --to "
+              "legacy-only` stops mirroring, and the candidate's rows then diverge "
+              "(`shadow resume` mirrors again)", 2)
     target = target or _BACK.get(current)
     if target is None or not is_forward(target, current):
+        hint = "; `shadow resume` goes to shadow" if current == Mode.LEGACY_ONLY else ""
         _fail(f"nothing to roll back to from {current}"
-              + (f" (to {target})" if target else ""), 2)
+              + (f" (to {target})" if target else "") + hint, 2)
     _move(admin, str(target), False, reason)
 
 
@@ -219,5 +275,5 @@ def audit_command(admin: _Admin, limit: int) -> None:
                    f"{row['reason']}")
 
 
-COMMANDS = [status_command, cutover_command, finalize_command, rollback_command, gate_command,
-            audit_command]
+COMMANDS = [status_command, resume_command, cutover_command, finalize_command, rollback_command,
+            gate_command, audit_command]

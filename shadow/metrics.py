@@ -86,7 +86,8 @@ class Metrics:
             registry=r)
         self.diverged = Gauge(
             "shadow_diverged",
-            "1 when the shadow's rows can no longer be compared (a write was dropped).",
+            "1 from the moment the shadow's rows can no longer be compared (a write reached "
+            "one database only) until a resync.",
             registry=r)
         self.write_lane_depth = Gauge(
             "shadow_write_lane_depth", "Writes waiting in a backend's ordered write lane.",

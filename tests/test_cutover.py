@@ -158,7 +158,7 @@ async def test_gate_refuses_then_a_forced_flip_is_recorded_with_its_reason(
         status, answer = await call(runtime, "POST", "/api/mode",
                                     {"mode": "cutover", "force": True, "reason": "INC-42 window"})
         assert status == 200 and answer["change"] == {"from": "shadow", "to": "cutover",
-                                                      "forced": True}
+                                                      "forced": True, "skipped": []}
         status, log = await call(runtime, "GET", "/api/audit", auth=None)
         forced, refusal = log["audit"]
         assert (forced["action"], forced["forced"], forced["reason"], forced["who"]) == (
@@ -320,7 +320,7 @@ async def test_cli_commands_and_exit_codes(tmp_path, backends, token):
         assert result.exit_code == 0 and "cli drill" in result.output
         result = await cli(runtime, "status", "--json")
         assert result.exit_code == 0 and orjson.loads(result.output)["mode"] == "shadow"
-        result = await cli(runtime, "finalize", "--json")
+        result = await cli(runtime, "finalize", "--skip-cutover", "--reason", "r", "--json")
         assert result.exit_code == 1 and orjson.loads(result.output)["error"] == "gate_refused"
     result = await asyncio.to_thread(CliRunner().invoke, main,
                                      ["status", "--admin", "http://127.0.0.1:9"])

@@ -3,7 +3,8 @@
     shadow rows install   -c FILE     triggers + one change-log table in each database
     shadow rows status    -c FILE     what is installed; tables added or altered since
     shadow rows uninstall -c FILE     removes every trace
-    shadow rows resync --reason TEXT  (running proxy) forget divergence and the key map
+    shadow rows resync --reason TEXT  (running proxy) forget divergence and the key map;
+                                      --admin URL, token from $SHADOW_ADMIN_TOKEN, --json
 
 Exit codes: 0 done / healthy, 1 status found problems, 2 usage, config or connection error.
 """
@@ -14,8 +15,10 @@ import asyncio
 import sys
 
 import click
+import orjson
 
 from shadow.config import BACKENDS
+from shadow.cutover_cli import _common as _admin_options
 
 
 def _databases(config_path: str) -> tuple[dict[str, str], object]:
@@ -117,15 +120,18 @@ def status(config_path: str) -> None:
 
 @rows.command("resync")
 @click.option("--reason", required=True, help="How the shadow's data was re-copied.")
-@click.option("--admin", "url", envvar="SHADOW_ADMIN_URL", default="http://127.0.0.1:8081",
-              show_default=True, help="Admin API of the running proxy.")
-@click.option("--token-env", default="SHADOW_ADMIN_TOKEN", show_default=True)
-def resync(reason: str, url: str, token_env: str) -> None:
+@_admin_options
+def resync(admin, reason: str) -> None:
     """After re-copying the data: clear divergence and the key map of a running proxy."""
-    from shadow.cutover_cli import _Admin
+    from shadow.cutover_cli import show_rows
 
-    answer = _Admin(url, token_env, False).call("POST", "/api/rows/resync", {"reason": reason})
-    click.echo(f"resynced; rows: {answer.get('rows')}")
+    answer = admin.call("POST", "/api/rows/resync", {"reason": reason})
+    if admin.as_json:
+        click.echo(orjson.dumps(answer["rows"], option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo("resynced: divergence cleared, key pairs forgotten, row mismatches of the "
+               "gate window resolved")
+    show_rows(answer["rows"])
 
 
 COMMANDS = [rows]

@@ -8,13 +8,15 @@ state store with the divergence flag, so a restart loses neither.
 
 Divergence: once a write reached one database but not the other (dropped shadow work, a
 route the shadow never sees, a mode without a shadow), rows can no longer match; the
-flag stays set until an operator re-copies the data and calls resync.
+flag stays set until an operator re-copies the data and calls resync. `listeners` are
+told at once, with the reason or None, each time the flag is set or cleared.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shadow.rows.capture import Capture, CaptureStatus
@@ -72,6 +74,7 @@ class RowState:
         self.rules = rules
         self.keymap = keymap
         self.diverged: str | None = None
+        self.listeners: list[Callable[[str | None], None]] = []
         self.status: dict[str, CaptureStatus] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
 
@@ -137,6 +140,7 @@ class RowState:
             return False
         self.diverged = f"{reason} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
         log.warning("shadow rows diverged", extra={"reason": reason})
+        self._tell()
         return True
 
     def resync(self) -> None:
@@ -144,3 +148,8 @@ class RowState:
         self.diverged = None
         self.keymap.clear()
         self.ids.shifted.clear()
+        self._tell()
+
+    def _tell(self) -> None:
+        for listener in self.listeners:
+            listener(self.diverged)
