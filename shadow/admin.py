@@ -5,6 +5,7 @@
     GET /api/mismatches          redacted samples, newest first (?route= ?signature= ?limit=)
     GET /api/signatures          mismatch signatures, most frequent first (?route= ?kind=)
     GET /api/samples/{id}        one redacted sample
+    GET /api/routes              configured templates and those learned from traffic
     GET /  /signatures  /samples/{id}   the mismatch browser (HTML, shadow.browser)
 
 Mutating routes (mode changes, gate resets) live in shadow.admin_cutover and need the token.
@@ -73,11 +74,21 @@ def build(runtime: Runtime) -> web.Application:
             return json_response({"error": "no such sample"}, 404)
         return json_response(row)
 
+    async def routes(request: web.Request) -> web.Response:
+        table = runtime.routes
+        return json_response({
+            "configured": table.templates if table else [],
+            "learned": [{"template": r.template, "hits": r.hits}
+                        for r in (table.learned() if table else [])],
+            "max_learned": runtime.config.learn_routes.max_templates,
+        })
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/mismatches", mismatches)
     app.router.add_get("/api/signatures", signatures)
     app.router.add_get("/api/samples/{id}", sample)
+    app.router.add_get("/api/routes", routes)
     admin_cutover.add_routes(app, runtime)
     browser.add_routes(app, runtime)
     return app

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from shadow import admin
+from shadow import admin, events
 from shadow.compare.rules import BridgeRules, build_rules
 from shadow.config import BACKENDS, Config
 from shadow.cutover import Cutover
+from shadow.events import BackendStates
+from shadow.logs import Raised
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
@@ -58,6 +60,7 @@ class Runtime:
     writes: WriteOrder | None = None
     rows: RowState | None = None
     _rows_task: asyncio.Task | None = None
+    _probe_task: asyncio.Task | None = None
     verifier: Verifier | None = None
     proxy: Proxy | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
@@ -66,10 +69,14 @@ class Runtime:
     admin_token: str | None = None
     cutover: Cutover | None = None
 
+    def __post_init__(self) -> None:
+        self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
+            operation).inc())
+
     def raised(self, operation: str, exc: BaseException) -> None:
-        """The one place the verifier's own failures go: counted and logged, never raised."""
-        self.metrics.internal_errors.labels(operation).inc()
-        log.error("internal error", exc_info=exc, extra={"operation": operation})
+        """The one place the verifier's own failures go: counted and logged (with the
+        traceback once per error class), never raised."""
+        self._raised(operation, exc)
 
     async def start(self) -> None:
         cfg = self.config
@@ -85,6 +92,8 @@ class Runtime:
         self.metrics.set_mode(mode, MODES)
         self.modes.subscribe(lambda roles: self.metrics.set_mode(roles.mode, MODES))
         self.routes = RouteTable.from_config(cfg)
+        self.routes.on_retired(self.metrics.forget_route)
+        self.metrics.routes_learned.set_function(lambda: self.routes.learned_count)
         if cfg.rows_enabled:
             from shadow.config import row_rules
 
@@ -138,9 +147,13 @@ class Runtime:
         if self.rows is not None:
             self._rows_task = asyncio.get_running_loop().create_task(
                 self._watch_rows(), name="shadow-rows-state")
+        self.verifier.backends = BackendStates({name: cfg.label(name) for name in BACKENDS})
         await self._listen()
-        log.info("proxy started", extra={"mode": str(mode), "listen": f"{self.proxy_port}",
-                                         "admin": f"{self.admin_port}"})
+        events.started(cfg, mode=str(mode), proxy_port=self.proxy_port,
+                       admin_port=self.admin_port, rows=self.rows,
+                       admin_token=self.admin_token is not None)
+        self._probe_task = asyncio.get_running_loop().create_task(
+            events.probe_backends(cfg), name="shadow-probe-backends")
 
     def _diverged(self, diverged: str | None) -> None:
         """The shadow's rows diverged (or were resynced): the metric and the gate know now."""
@@ -201,9 +214,10 @@ class Runtime:
         self.runners.clear()
         for upstream in self.upstreams.values():
             await upstream.close()
-        if self._rows_task is not None:
-            self._rows_task.cancel()
-            await asyncio.gather(self._rows_task, return_exceptions=True)
+        for task in (self._rows_task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.rows is not None:
             await self.save_rows()
             await self.rows.close()

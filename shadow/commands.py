@@ -8,7 +8,7 @@ import importlib
 
 import click
 
-_PROVIDERS = ("shadow.cutover_cli", "shadow.demo.commands", "shadow.rows.cli")
+_PROVIDERS = ("shadow.cutover_cli", "shadow.routes_cli", "shadow.demo.commands", "shadow.rows.cli")
 
 
 def register_all(group: click.Group) -> None:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import ValidationError, field_validator, model_validator
 
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
-    Backend, Bridge, ColumnSettings, CompareSettings, GateSettings, HostPort, LogSettings,
+    Backend, Bridge, ColumnSettings, CompareSettings, GateSettings, HostPort, LearnRoutes, LogSettings,
     MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
     _host_port, _Model,
 )
@@ -48,6 +48,7 @@ class Config(_Model):
     compare: CompareSettings = CompareSettings()
     routes: list[Route] = []
     fold_ids: bool = True
+    learn_routes: LearnRoutes = LearnRoutes()
     redact: RedactSettings = RedactSettings()
     store: StoreSettings = StoreSettings()
     gate: GateSettings = GateSettings()

@@ -77,6 +77,10 @@ class Metrics:
         self.samples_stored = Counter(
             "shadow_samples_stored_total", "Redacted mismatch samples written to the store.",
             registry=r)
+        self.routes_learned = Gauge(
+            "shadow_routes_learned",
+            "Route templates learned from traffic (capped by learn_routes.max_templates; "
+            "beyond, paths are named {other}).", registry=r)
         # Row state
         self.row_mismatches = Counter(
             "shadow_row_mismatches_total", "Row differences by table and kind.",
@@ -114,6 +118,18 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def forget_route(self, route: str) -> None:
+        """Drop every series labelled with `route` (a learned template that was retired)."""
+        for metric in list(vars(self).values()):
+            names = getattr(metric, "_labelnames", ())
+            if "route" not in names:
+                continue
+            at = names.index("route")
+            for values in [v for v in list(metric._metrics) if v[at] == route]:
+                metric.remove(*values)
+        for key in [k for k in self._children if route in k[1]]:
+            del self._children[key]
 
     def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
         for name in modes:

@@ -327,6 +327,7 @@ class Proxy:
                 started: float) -> web.Response:
         reply = Reply(0, (), b"", time.perf_counter() - started, error=error)
         self._primary_done(pair, backend, route, reply)
+        self.verifier.primary_failed(backend, route, 504 if error == "timeout" else 502, error)
         if error == "timeout":
             return error_response(504, "primary_timeout",
                                   f"the {backend} backend did not answer in time")

@@ -1,31 +1,24 @@
 """Route templates: bounded names for request paths, and the policy of each route.
 
 A request path is matched against the configured templates (`/api/mood/{id}`); a path no
-template matches is folded automatically, id-like segments (integers, UUIDs, long hex or
-token-like strings) becoming `{id}`. The number of distinct folded templates is capped, so
-metric labels stay bounded whatever the traffic: past the cap a path is named `{other}`.
+template matches is named by a template learned from traffic (shadow.route_learning:
+constant segments stay, everything else is `{param}`), or `{other}` while its shape is
+unknown, past the cap on learned templates, or with `fold_ids = false`. Metric labels stay
+bounded whatever the traffic, and never carry a raw path value.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from shadow.route_learning import OTHER, LearnedRoute, RouteLearner
 
 if TYPE_CHECKING:
     from shadow.config import Config
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-OTHER = "{other}"
-_ID = re.compile(
-    r"""^(?:
-        \d+                                                   # integer
-      | [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}  # UUID
-      | (?=[^/]*\d)[0-9a-fA-F]{8,}                            # hex with a digit
-      | (?=[^/]*\d)(?=[^/]*[A-Za-z])[A-Za-z0-9_-]{16,}        # long token with digits
-    )$""",
-    re.VERBOSE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +50,11 @@ class _Node:
     policies: list[RoutePolicy] = field(default_factory=list)
 
 
-def fold_path(path: str) -> str:
-    """The path with id-like segments replaced by `{id}`."""
-    segments = path.split("/")
-    return "/".join("{id}" if _ID.match(seg) else seg for seg in segments)
-
-
 class RouteTable:
     """Matches a path to its template and policy. Build once with `from_config`."""
 
     def __init__(self, policies: list[RoutePolicy], *, fold_ids: bool = True,
-                 max_folded: int = 500) -> None:
+                 learner: RouteLearner | None = None) -> None:
         self._root = _Node()
         for policy in policies:
             node = self._root
@@ -81,9 +68,19 @@ class RouteTable:
                 if not existing.methods or not policy.methods or existing.methods & policy.methods:
                     raise ValueError(f"duplicate template {policy.template!r} for the same methods")
             node.policies.append(policy)
-        self._fold_ids = fold_ids
-        self._max_folded = max_folded
-        self._folded: dict[str, RoutePolicy] = {}
+        if learner is None:
+            learner = RouteLearner(pinned=[p.template for p in policies])
+        self._learner = learner if fold_ids else None
+        self._learned: dict[str, RoutePolicy] = {}
+
+    def on_retired(self, forget: Callable[[str], None]) -> None:
+        """Call `forget(template)` whenever a learned template is retired (its position
+        turned out to hold values, not words), e.g. to drop its metric series."""
+        if self._learner is not None:
+            def retired(template: str) -> None:
+                self._learned.pop(template, None)
+                forget(template)
+            self._learner.on_retired = retired
 
     @classmethod
     def from_config(cls, config: Config) -> RouteTable:
@@ -99,7 +96,12 @@ class RouteTable:
             )
             for route in config.routes
         ]
-        return cls(policies, fold_ids=config.fold_ids)
+        learn = config.learn_routes
+        learner = RouteLearner(
+            min_hits=learn.min_hits, max_literals=learn.max_literals,
+            max_templates=learn.max_templates, repeats=learn.repeats,
+            pinned=[p.template for p in policies])
+        return cls(policies, fold_ids=config.fold_ids, learner=learner)
 
     def match(self, method: str, path: str) -> RoutePolicy:
         """The policy of the configured template matching `path`, or of its folded form."""
@@ -125,14 +127,23 @@ class RouteTable:
         return None
 
     def _fold(self, path: str) -> RoutePolicy:
-        template = fold_path(path) if self._fold_ids else OTHER
-        policy = self._folded.get(template)
+        if self._learner is None:
+            return DEFAULT_POLICY
+        template = self._learner.name(path)
+        policy = self._learned.get(template)
         if policy is None:
-            if len(self._folded) >= self._max_folded:
+            if template == OTHER:
                 return DEFAULT_POLICY
-            policy = RoutePolicy(template=template)
-            self._folded[template] = policy
+            policy = self._learned[template] = RoutePolicy(template=template)
         return policy
+
+    @property
+    def learned_count(self) -> int:
+        return len(self._learner) if self._learner is not None else 0
+
+    def learned(self) -> list[LearnedRoute]:
+        """The templates learned from traffic, most used first (empty with fold_ids off)."""
+        return self._learner.learned() if self._learner is not None else []
 
     @property
     def templates(self) -> list[str]:

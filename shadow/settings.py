@@ -155,6 +155,16 @@ class Route(_Model):
         return value
 
 
+class LearnRoutes(_Model):
+    """How templates are learned for paths no configured route matches
+    (see shadow.route_learning)."""
+
+    min_hits: Count = 20
+    max_literals: Count = 24
+    max_templates: Count = 200
+    repeats: Count = 2
+
+
 class RedactSettings(_Model):
     """What is never stored or logged in the clear (DESIGN.md promise 5)."""
 

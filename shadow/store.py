@@ -21,6 +21,8 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from shadow import jsonable
+
 log = logging.getLogger("shadow.store")
 
 SCHEMA = """
@@ -127,7 +129,7 @@ class Store:
             return
         for sig, *_ in signatures:
             if self.wants_sample(sig, now):
-                body = orjson.dumps(sample).decode()
+                body = jsonable.dumps(sample).decode()
                 pending.samples.append((sig, exchange_id, route, method, now, body))
                 self._sample_counts[sig] = self._sample_counts.get(sig, 0) + 1
                 self._last_sample[sig] = now
@@ -227,7 +229,7 @@ class Store:
         async with self._lock:
             await self._db.execute(
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, orjson.dumps(value).decode()))
+                (key, jsonable.dumps(value).decode()))
             await self._db.commit()
 
     async def add_audit(self, *, action: str, from_mode: str | None, to_mode: str | None,
@@ -237,7 +239,7 @@ class Store:
                 "INSERT INTO audit (at, action, from_mode, to_mode, forced, reason, who, gate)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), action, from_mode, to_mode, int(forced), reason, who,
-                 orjson.dumps(gate).decode()))
+                 jsonable.dumps(gate).decode()))
             await self._db.commit()
             return cur.lastrowid or 0
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from shadow.compare import compare_replies
 from shadow.compare.rules import ReplyRules
+from shadow.events import BackendStates
 from shadow.metrics import Metrics
 from shadow.redact import Redactor
 from shadow.routes import RoutePolicy
@@ -114,6 +115,7 @@ class Verifier:
         self.raised = raised
         self.max_body_chars = max_body_chars
         self.listeners: list[Callable[[Comparison], None]] = []
+        self.backends: BackendStates | None = None
         self.concluded = 0
 
     def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
@@ -137,6 +139,8 @@ class Verifier:
 
     def observe_primary(self, backend: str, route: str, reply: Reply) -> None:
         label = self.labels.get(backend, backend)
+        if self.backends is not None:
+            self.backends.seen(backend, Role.PRIMARY, reply)
         if reply.ok:
             self.metrics.child(self.metrics.upstream_duration, label, Role.PRIMARY,
                                route).observe(reply.elapsed)
@@ -144,8 +148,15 @@ class Verifier:
             self.metrics.upstream_errors.labels(label, Role.PRIMARY, reply.error).inc()
 
     def conclude(self, pair: Pair) -> Comparison | None:
+        """Compare and publish one pair. A failure to compare still publishes the exchange
+        (verdict skipped, reason internal_error), so the gate and the rollback ledger
+        hear of every exchange."""
         try:
-            comparison = self.compare(pair)
+            try:
+                comparison = self.compare(pair)
+            except Exception as exc:
+                self.raised("compare", exc)
+                comparison = self._uncompared(pair)
             self.publish(comparison, pair)
             return comparison
         except Exception as exc:
@@ -153,6 +164,16 @@ class Verifier:
             return None
         finally:
             self.concluded += 1
+
+    def _uncompared(self, pair: Pair) -> Comparison:
+        p_obs = Observation(pair.primary_backend, Role.PRIMARY, pair.primary, pair.primary_rows or ())
+        s_obs = Observation(pair.shadow_backend, Role.SHADOW, pair.shadow, pair.shadow_rows or ())
+        return Comparison(pair.exchange, p_obs, s_obs, (), Verdict.SKIPPED, reason="internal_error")
+
+    def primary_failed(self, backend: str, route: str, status: int, error: str) -> None:
+        """A client got `status` (502/504) because the primary gave no usable reply."""
+        if self.backends is not None:
+            self.backends.primary_failed(backend, route, status, error)
 
     def compare(self, pair: Pair) -> Comparison:
         """The Comparison of a pair whose two replies are in. Pure but for the clock."""
@@ -194,6 +215,8 @@ class Verifier:
         route, method = ex.route, ex.method
         if c.shadow is not None and c.shadow.reply.error != "dropped":
             label = self.labels.get(c.shadow.backend, c.shadow.backend)
+            if self.backends is not None:
+                self.backends.seen(c.shadow.backend, Role.SHADOW, c.shadow.reply)
             if c.shadow.reply.ok:
                 m.child(m.upstream_duration, label, Role.SHADOW, route).observe(
                     c.shadow.reply.elapsed)
@@ -210,12 +233,17 @@ class Verifier:
             for table, kind in dict.fromkeys(
                     (d.path.split("[", 1)[0], d.kind) for d in c.differences if d.kind in ROW_KINDS):
                 m.row_mismatches.labels(table, kind).inc()
-            self._store(c)
+        # The gate and the rollback ledger first: nothing after them may hide an exchange.
         for listener in self.listeners:
             try:
                 listener(c)
             except Exception as exc:
                 self.raised("listener", exc)
+        if c.differences:
+            try:
+                self._store(c)
+            except Exception as exc:
+                self.raised("store", exc)
 
     def _store(self, c: Comparison) -> None:
         if self.store is None:

@@ -79,3 +79,14 @@ def counting(app: web.Application) -> web.Application:
     app.middlewares.append(count)
     app[HITS] = hits
     return app
+
+
+def ok_app() -> web.Application:
+    """Answers every request with the same small JSON reply."""
+    app = web.Application()
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_route("*", "/{tail:.*}", reply)
+    return app

@@ -187,7 +187,8 @@ async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, ai
         need(False, "selenium is not installed (pip install -e '.[test]')")
     legacy = await aiohttp_server(backend(candidate=False))
     candidate = await aiohttp_server(backend(candidate=True))
-    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         routes=[{"template": "/api/journal/{id}"}, {"template": "/api/items/{id}"}])
     async with running(config) as runtime, aiohttp.ClientSession() as client:
         for i in range(WRITES):
             async with client.put(proxy_url(runtime, f"/api/journal/{i + 1}"), json={

@@ -57,6 +57,7 @@ async def backends(aiohttp_server):
 
 
 def config_for(tmp_path, backends, **overrides):
+    overrides.setdefault("routes", [{"template": "/api/items"}, {"template": "/api/broken"}])
     return make_config(tmp_path, *backends, **overrides)
 
 

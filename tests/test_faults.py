@@ -193,7 +193,8 @@ async def test_fault(fault, side, tmp_path, matrix, huge_sha256):
     n = N_SHADOW if side == "shadow" else (1 if fault == "huge" else N_PRIMARY)
     config = make_config(tmp_path, legacy, candidate,
                          mirror={"timeout": TIMEOUT, "max_reply_bytes": MAX_REPLY},
-                         proxy={"primary_timeout": TIMEOUT, "connect_timeout": TIMEOUT})
+                         proxy={"primary_timeout": TIMEOUT, "connect_timeout": TIMEOUT},
+                         routes=[{"template": ROUTE}])
     try:
         async with running(config) as runtime:
             # Healthy phase: the same request pattern, so pools reach their usual size

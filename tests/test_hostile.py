@@ -63,7 +63,8 @@ async def proxy(aiohttp_server, tmp_path, monkeypatch):
     legacy = await aiohttp_server(echo_app())
     candidate = await aiohttp_server(echo_app())
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         proxy={"max_header_bytes": MAX_HEADER})
+                         proxy={"max_header_bytes": MAX_HEADER},
+                         routes=[{"template": "/latin"}, {"template": "/api/items/{id}"}])
     async with running(config) as runtime:
         yield runtime, legacy
 
@@ -420,7 +421,8 @@ async def test_deeply_nested_replies_are_forwarded_and_compared(aiohttp_server, 
     candidate = await aiohttp_server(_deep_app(b"2"))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
                          compare={"unordered_paths": ["$..[*]"], "ignore_paths": ["$..x"]},
-                         mirror={"max_reply_bytes": 1 << 20})
+                         mirror={"max_reply_bytes": 1 << 20},
+                         routes=[{"template": path} for path in DEEP])
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as session:
             for path, make in DEEP.items():
@@ -572,7 +574,8 @@ async def test_non_utf8_bodies_are_forwarded_byte_for_byte_and_compared(aiohttp_
     legacy = await aiohttp_server(_bytes_app(NON_UTF8))
     candidate = await aiohttp_server(_bytes_app(
         {path: (body + b"\xfd", ctype) for path, (body, ctype) in NON_UTF8.items()}))
-    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         routes=[{"template": path} for path in NON_UTF8])
     request_body = b'{"note": "\xff\xfe\x00 not UTF-8"}'
     async with running(config) as runtime:
         async with aiohttp.ClientSession(auto_decompress=False) as session:

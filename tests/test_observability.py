@@ -304,7 +304,8 @@ async def test_every_dashboard_and_rule_query_against_real_prometheus(tmp_path, 
     legacy = await aiohttp_server(backend(candidate=False))
     candidate = await aiohttp_server(backend(candidate=True))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         routes=[{"template": "/api/mail", "policy": "skip"}])
+                         routes=[{"template": "/api/mail", "policy": "skip"},
+                                 {"template": "/api/moods/{id}"}, {"template": "/api/items/{id}"}])
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         with prometheus(tmp_path, runtime.admin_port) as (base, proc):
             api = PromAPI(session, base)

@@ -200,7 +200,7 @@ async def test_large_request_body_is_streamed_to_primary_and_not_mirrored(aiohtt
     legacy = await aiohttp_server(corpus_app("legacy"))
     candidate = await aiohttp_server(corpus_app("candidate"))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         proxy={"max_body_bytes": 1024})
+                         proxy={"max_body_bytes": 1024}, routes=[{"template": "/echo"}])
     payload = os.urandom(300_000)
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as session:
@@ -216,7 +216,7 @@ async def test_large_request_body_is_streamed_to_primary_and_not_mirrored(aiohtt
 async def test_primary_down_gives_502_and_the_proxy_keeps_serving(aiohttp_server, tmp_path, unused_tcp_port):
     candidate = await aiohttp_server(corpus_app("candidate"))
     config = make_config(tmp_path, f"http://127.0.0.1:{unused_tcp_port}",
-                         str(candidate.make_url("")))
+                         str(candidate.make_url("")), routes=[{"template": "/json"}])
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as session:
             for _ in range(3):

@@ -1,4 +1,5 @@
-from shadow.routes import OTHER, RoutePolicy, RouteTable, fold_path
+from shadow.route_learning import RouteLearner
+from shadow.routes import OTHER, RoutePolicy, RouteTable
 
 
 def table(*templates, **kw):
@@ -27,18 +28,25 @@ def test_methods_select_between_policies_of_one_template():
     assert routes.match("GET", "/api/mail").mirror is True
 
 
-def test_unknown_paths_fold_id_like_segments():
-    assert fold_path("/api/mood/123") == "/api/mood/{id}"
-    assert fold_path("/u/550e8400-e29b-41d4-a716-446655440000/x") == "/u/{id}/x"
-    assert fold_path("/blob/deadbeef42") == "/blob/{id}"
-    assert fold_path("/t/aB3dE5fG7hJ9kL1mN") == "/t/{id}"
-    assert fold_path("/api/settings/profile") == "/api/settings/profile"
+def test_unknown_paths_are_other_until_learned_then_folded():
+    routes = table("/api/mood", learner=RouteLearner(min_hits=3, max_literals=4))
+    names = [routes.match("GET", f"/api/users/user{i}/records").template for i in range(12)]
+    assert names[0] == OTHER
+    assert names[-1] == "/api/users/{param}/records"
+    assert routes.match("GET", "/api/users/someone@example.com/records").template \
+        == "/api/users/{param}/records"
 
 
-def test_folded_templates_are_capped_so_labels_stay_bounded():
-    routes = table(max_folded=3)
-    names = {routes.match("GET", f"/page/word{chr(97 + i)}x").template for i in range(20)}
-    assert len(names) == 4 and OTHER in names
+def test_learned_templates_are_capped_so_labels_stay_bounded():
+    routes = table(learner=RouteLearner(min_hits=1, max_literals=100, max_templates=3))
+    names = {routes.match("GET", f"/page{i}").template for i in range(20) for _ in range(2)}
+    assert names == {"/page0", "/page1", "/page2", OTHER}
+
+
+def test_fold_ids_off_names_every_unknown_path_other():
+    routes = table("/api/mood", fold_ids=False)
+    assert {routes.match("GET", "/api/x").template for _ in range(50)} == {OTHER}
+    assert routes.learned() == []
 
 
 def test_writes_default_to_unsafe_methods():

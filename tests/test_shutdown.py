@@ -33,6 +33,8 @@ IN_FLIGHT = 8
 TOKEN = "shutdown-test-token"
 SHADOW_BODY = HEALTHY_BODY.replace(b'"score": 6', b'"score": 5')  # one difference: $.score
 
+ITEMS = [{"template": "/api/items/{id}"}]  # the route every test here names
+
 
 async def _server(app) -> TestServer:
     server = TestServer(app, host="127.0.0.1")
@@ -64,7 +66,7 @@ async def test_sigterm_finishes_in_flight_refuses_new_drains_and_flushes(tmp_pat
     shadow = await _server(healthy_app(SHADOW_DELAY, SHADOW_BODY))
     proxy: ProxyProcess | None = None
     try:
-        proxy = await ProxyProcess.start(tmp_path, proxy_config(tmp_path, _url(primary), _url(shadow)))
+        proxy = await ProxyProcess.start(tmp_path, proxy_config(tmp_path, _url(primary), _url(shadow), routes=ITEMS))
         async with aiohttp.ClientSession() as session:
 
             async def get(i: int) -> tuple[int, bytes, float]:
@@ -109,7 +111,8 @@ async def test_shadow_that_never_answers_does_not_hold_the_exit(tmp_path):
     shadow = await FaultServer("hang").start()
     proxy: ProxyProcess | None = None
     try:
-        config = proxy_config(tmp_path, _url(primary), shadow.url, mirror={"timeout": 1.0})
+        config = proxy_config(tmp_path, _url(primary), shadow.url, mirror={"timeout": 1.0},
+                              routes=ITEMS)
         proxy = await ProxyProcess.start(tmp_path, config)
         async with aiohttp.ClientSession() as session:
             for i in range(4):
@@ -138,7 +141,8 @@ async def test_drain_stops_at_its_deadline_and_counts_what_it_drops(tmp_path):
     shadow = await FaultServer("hang").start()
     queued, deadline, timeout = 12, 0.5, 30.0
     config = make_config(tmp_path, _url(primary), shadow.url,
-                         mirror={"timeout": timeout, "concurrency": 1})
+                         mirror={"timeout": timeout, "concurrency": 1},
+                         routes=ITEMS)
     runtime = Runtime(config)
     try:
         await runtime.start()
