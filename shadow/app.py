@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from shadow import admin, events
+from shadow.compare.offload import Offload
 from shadow.compare.rules import BridgeRules, build_rules
 from shadow.config import BACKENDS, Config
 from shadow.cutover import Cutover
@@ -68,6 +69,7 @@ class Runtime:
     admin_port: int = 0
     admin_token: str | None = None
     cutover: Cutover | None = None
+    offload: Offload | None = None
 
     def __post_init__(self) -> None:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
@@ -84,6 +86,8 @@ class Runtime:
         self.store = await Store.open(
             cfg.store.path, samples_per_signature=cfg.store.samples_per_signature,
             max_signatures=cfg.store.max_signatures, retention_hours=cfg.store.retention_hours)
+        self.store.on_evicted = self.metrics.signatures_evicted.inc
+        self.metrics.signatures.set_function(lambda: self.store.signature_count)
         mode = await self.store.get_meta("mode")
         if mode is None:
             mode = cfg.mode
@@ -138,6 +142,13 @@ class Runtime:
             metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
             max_body_chars=cfg.store.max_body_chars, rows=self.rows)
+        if compare.offload_workers:
+            self.offload = Offload(inline_bytes=compare.offload_bytes,
+                                   workers=compare.offload_workers,
+                                   timeout=compare.offload_timeout,
+                                   max_pending=compare.offload_queue)
+            self.verifier.offload = self.offload
+            metrics.compare_offloaded.set_function(lambda: self.offload.pending)
         self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,
                            upstreams=self.upstreams, lane=self.lane, verifier=self.verifier,
                            writes=self.writes, write_lane=self.write_lane, rows=self.rows,
@@ -209,6 +220,11 @@ class Runtime:
             if lane is not None and not await lane.drain(deadline):
                 log.warning("shadow work left undone at shutdown", extra={"lane": lane.name})
         await asyncio.sleep(0)  # let the last comparisons conclude
+        if self.offload is not None:
+            if not await self.offload.drain(deadline):
+                log.warning("comparisons left undone at shutdown",
+                            extra={"pending": self.offload.pending})
+            await self.offload.close()
         for runner in self.runners[1:]:
             await runner.cleanup()
         self.runners.clear()

@@ -13,16 +13,17 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import field_validator
 
+from shadow import config_check
+from shadow.config_check import BACKENDS
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
-    Backend, Bridge, ColumnSettings, CompareSettings, GateSettings, HostPort, LearnRoutes, LogSettings,
-    MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
+    Backend, Bridge, ColumnSettings, CompareSettings, GateSettings, HostPort, LearnRoutes,
+    LogSettings, MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
     _host_port, _Model,
 )
 
 MODES = ("legacy-only", "shadow", "cutover", "candidate-only")
-BACKENDS = ("legacy", "candidate")
 
 
 class ConfigError(Exception):
@@ -60,12 +61,6 @@ class Config(_Model):
     def _listen(cls, value: str) -> str:
         return _host_port(value)
 
-    @model_validator(mode="after")
-    def _distinct(self) -> Config:
-        if self.listen == self.admin_listen and not self.listen.endswith(":0"):
-            raise ValueError(f"listen and admin_listen are the same address: {self.listen}")
-        return self
-
     def label(self, backend: str) -> str:
         """The name a backend goes by in metrics and the UI."""
         return self.backends[backend].label or backend
@@ -75,56 +70,12 @@ class Config(_Model):
         return all(self.backends[name].database for name in BACKENDS)
 
 
-def _location(loc: tuple) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("function-after", "function-before") or str(item).startswith("function-"):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "missing":
-            message = "required"
-        problems.append(f"{_location(error['loc'])}: {message}")
-    return problems
-
-
-def _backend_problems(data: dict) -> list[str]:
-    """The two backend keys are fixed words; checked on the raw document so that this is
-    reported even when a backend's own fields are invalid too."""
-    backends = data.get("backends")
-    if not isinstance(backends, dict):
-        return []
-    problems = []
-    unknown = sorted(set(backends) - set(BACKENDS))
-    missing = [name for name in BACKENDS if name not in backends]
-    if unknown:
-        problems.append(f"backends: unknown backend(s) {unknown}; the two backends are "
-                        "'legacy' and 'candidate'")
-    if missing:
-        problems.append(f"backends: missing backend(s) {missing}")
-    return problems
-
-
 def parse_config(data: dict, source: str = "config") -> Config:
     """Validate a decoded TOML document; raises ConfigError listing every problem."""
-    problems = _backend_problems(data)
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems + _problems(exc), source) from None
+    problems = config_check.problems(data, Config)
     if problems:
         raise ConfigError(problems, source)
+    config = Config.model_validate(data)
     problems = _compile_problems(config)
     if problems:
         raise ConfigError(problems, source)

@@ -70,10 +70,22 @@ class Metrics:
         self.compare_duration = Histogram(
             "shadow_compare_duration_seconds", "Time to compare one exchange's observations.",
             buckets=COMPARE_BUCKETS, registry=r)
+        self.compare_offloaded = Gauge(
+            "shadow_compare_offloaded",
+            "Comparisons (exchanges) waiting or running in the comparison worker processes "
+            "(capped by compare.offload_queue).", registry=r)
         self.internal_errors = Counter(
             "shadow_internal_errors_total",
             "Failures inside the verifier itself (never the backends'), by operation.",
             ["operation"], registry=r)
+        self.signatures = Gauge(
+            "shadow_signatures",
+            "Mismatch signatures kept in the state store (capped by store.max_signatures).",
+            registry=r)
+        self.signatures_evicted = Counter(
+            "shadow_signatures_evicted_total",
+            "Signatures deleted, with their samples, to stay under store.max_signatures "
+            "(least frequent and least recent first).", registry=r)
         self.samples_stored = Counter(
             "shadow_samples_stored_total", "Redacted mismatch samples written to the store.",
             registry=r)

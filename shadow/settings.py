@@ -122,6 +122,10 @@ class CompareSettings(_Model):
     time_tolerance: Annotated[float, Field(ge=0)] = 0.0
     scrubbers: list[Scrubber] = []
     bridge: Bridge = Bridge()
+    offload_bytes: Count = 32768
+    offload_workers: Annotated[int, Field(ge=0)] = 1
+    offload_timeout: Positive = 10.0
+    offload_queue: Count = 32
 
 
 class Route(_Model):

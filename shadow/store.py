@@ -6,7 +6,8 @@ Mismatches arrive on the verifier's path, so `record()` never waits: counts are 
 memory and written by a background flusher in one transaction every `flush_interval`
 seconds. Samples are kept per signature up to a cap (newest kept, at most one new sample
 per signature every `sample_interval` seconds once the cap is reached) and dropped after
-the retention period. Everything given to the store is already redacted.
+the retention period. At most `max_signatures` signatures are kept: past it, each flush
+evicts the least frequent and least recent ones, with their samples (`on_evicted(n)`). Everything given to the store is already redacted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,8 @@ class Store:
         self._sample_counts: dict[str, int] = {}
         self._last_sample: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self.signature_count = 0
+        self.on_evicted: Callable[[int], None] = lambda n: None
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -84,6 +88,8 @@ class Store:
                     flush_interval=flush_interval, sample_interval=sample_interval)
         async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as cur:
             store._sample_counts = {sig: n async for sig, n in cur}
+        async with db.execute("SELECT count(*) FROM signatures") as cur:
+            (store.signature_count,) = await cur.fetchone()
         store._flusher = asyncio.get_running_loop().create_task(store._flush_forever(),
                                                                 name="shadow-store-flush")
         return store
@@ -171,7 +177,35 @@ class Store:
                     """DELETE FROM samples WHERE signature = ? AND id NOT IN (
                        SELECT id FROM samples WHERE signature = ? ORDER BY id DESC LIMIT ?)""",
                     (sig, sig, self.samples_per_signature))
+            evicted = await self._evict() if pending.counts else []
             await db.commit()
+        if evicted:
+            for sig in evicted:
+                self._sample_counts.pop(sig, None)
+                self._last_sample.pop(sig, None)
+            self.on_evicted(len(evicted))
+
+    async def _evict(self, now: float | None = None) -> list[str]:
+        """Delete the signatures past `max_signatures` (with their samples and hourly
+        counts): the least frequent, weighted by how long ago they were last seen
+        (count / (1 + hours since last seen)), the oldest first among equals."""
+        async with self._db.execute("SELECT count(*) FROM signatures") as cur:
+            (total,) = await cur.fetchone()
+        self.signature_count = total
+        excess = total - self.max_signatures
+        if excess <= 0:
+            return []
+        now = time.time() if now is None else now
+        async with self._db.execute(
+                """SELECT signature FROM signatures
+                   ORDER BY count / (1.0 + max(0.0, ? - last_seen) / 3600.0), last_seen
+                   LIMIT ?""", (now, excess)) as cur:
+            victims = [row[0] async for row in cur]
+        for table in ("samples", "signature_hours", "signatures"):
+            await self._db.executemany(f"DELETE FROM {table} WHERE signature = ?",
+                                       [(sig,) for sig in victims])
+        self.signature_count = total - len(victims)
+        return victims
 
     async def prune(self, now: float | None = None) -> int:
         """Delete samples and hourly counts older than the retention period."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shadow.compare import compare_replies
+from shadow.compare.offload import Offload
+from shadow.compare.replies import ReplyDiff
 from shadow.compare.rules import ReplyRules
 from shadow.events import BackendStates
 from shadow.metrics import Metrics
@@ -33,6 +35,7 @@ from shadow.verdict import (
 ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 
 log = logging.getLogger("shadow.verifier")
+_NO_DIFFERENCE = ReplyDiff(())
 _MAX_VALUE_CHARS = 2000
 
 
@@ -116,6 +119,7 @@ class Verifier:
         self.max_body_chars = max_body_chars
         self.listeners: list[Callable[[Comparison], None]] = []
         self.backends: BackendStates | None = None
+        self.offload: Offload | None = None
         self.concluded = 0
 
     def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
@@ -147,13 +151,16 @@ class Verifier:
         else:
             self.metrics.upstream_errors.labels(label, Role.PRIMARY, reply.error).inc()
 
-    def conclude(self, pair: Pair) -> Comparison | None:
+    def conclude(self, pair: Pair, reply_diff: ReplyDiff | None = None) -> Comparison | None:
         """Compare and publish one pair. A failure to compare still publishes the exchange
         (verdict skipped, reason internal_error), so the gate and the rollback ledger
-        hear of every exchange."""
+        hear of every exchange. A heavy pair is compared off the loop first (see
+        shadow.compare.offload) and concluded when its `reply_diff` is back."""
+        if reply_diff is None and self._offload_pair(pair):
+            return None
         try:
             try:
-                comparison = self.compare(pair)
+                comparison = self.compare(pair, reply_diff)
             except Exception as exc:
                 self.raised("compare", exc)
                 comparison = self._uncompared(pair)
@@ -165,6 +172,23 @@ class Verifier:
         finally:
             self.concluded += 1
 
+    def _offload_pair(self, pair: Pair) -> bool:
+        """Send a heavy pair to the process pool; True when it went."""
+        offload, primary, shadow = self.offload, pair.primary, pair.shadow
+        if (offload is None or pair.skip_reason or not primary.ok or not shadow.ok
+                or pair.rows_expected or (self.rows is not None and self.rows.ids.active)
+                or not offload.wants(primary, shadow)):
+            return False
+        rules = self.rules_for(pair.policy)
+
+        def done(reply_diff: ReplyDiff | None, reason: str) -> None:
+            if reply_diff is None:
+                pair.skip_reason = pair.skip_reason or reason
+            self.conclude(pair, reply_diff or _NO_DIFFERENCE)
+
+        offload.submit(primary, shadow, rules, done)
+        return True
+
     def _uncompared(self, pair: Pair) -> Comparison:
         p_obs = Observation(pair.primary_backend, Role.PRIMARY, pair.primary, pair.primary_rows or ())
         s_obs = Observation(pair.shadow_backend, Role.SHADOW, pair.shadow, pair.shadow_rows or ())
@@ -175,8 +199,9 @@ class Verifier:
         if self.backends is not None:
             self.backends.primary_failed(backend, route, status, error)
 
-    def compare(self, pair: Pair) -> Comparison:
-        """The Comparison of a pair whose two replies are in. Pure but for the clock."""
+    def compare(self, pair: Pair, reply_diff: ReplyDiff | None = None) -> Comparison:
+        """The Comparison of a pair whose two replies are in (`reply_diff`: the replies'
+        comparison when it was made elsewhere). Pure but for the clock."""
         primary, shadow = pair.primary, pair.shadow
         assert primary is not None and shadow is not None
         ex = pair.exchange
@@ -200,7 +225,8 @@ class Verifier:
         if self.rows is not None and self.rows.ids.active and shadow.header("content-encoding") is None:
             shadow = replace(shadow, body=self.rows.ids.reply(
                 shadow.body, collection_of(ex.route), pair.shadow_backend == "legacy"))
-        result = compare_replies(primary, shadow, self.rules_for(pair.policy))
+        result = reply_diff if reply_diff is not None else compare_replies(
+            primary, shadow, self.rules_for(pair.policy))
         differences = result.differences + differences
         normalised += result.normalised
         self.metrics.compare_duration.observe(time.perf_counter() - started)

@@ -213,7 +213,8 @@ async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, ai
 async def test_odd_ids_and_parameters_are_refused(tmp_path, aiohttp_server):
     """No browser needed: the answers to malformed requests, over real sockets."""
     legacy = await aiohttp_server(backend(candidate=False))
-    config = make_config(tmp_path, str(legacy.make_url("")), str(legacy.make_url("")))
+    twin = await aiohttp_server(backend(candidate=False))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(twin.make_url("")))
     cases = {
         "/samples/abc": 400, "/samples/-1": 400, "/samples/%C2%B2": 400,
         "/samples/..%2F..%2Fetc%2Fpasswd": 400, "/samples/1e3": 400,

@@ -217,13 +217,14 @@ async def test_no_header_is_added_to_the_primary_reply(tmp_path):
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(bare, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    servers = [await asyncio.start_server(bare, "127.0.0.1", 0) for _ in range(2)]
+    urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers]
     try:
-        async with running(make_config(tmp_path, url, url)) as runtime:
+        async with running(make_config(tmp_path, *urls)) as runtime:
             status, head, body = await raw(runtime.proxy_port, _get("/bare"))
     finally:
-        server.close()
+        for server in servers:
+            server.close()
     assert (status, body) == (200, b"ok")
     for name in (b"content-type", b"date", b"server"):
         assert name not in head.lower(), head
@@ -356,8 +357,8 @@ async def test_a_mutating_admin_call_without_the_token_is_401_and_changes_nothin
 
 
 async def test_without_a_configured_token_mutating_calls_are_403(aiohttp_server, tmp_path):
-    backend = await aiohttp_server(echo_app())
-    config = make_config(tmp_path, str(backend.make_url("")), str(backend.make_url("")),
+    legacy, candidate = await aiohttp_server(echo_app()), await aiohttp_server(echo_app())
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
                          admin_token_env="SHADOW_TEST_TOKEN_THAT_IS_NOT_SET")
     async with running(config) as runtime:
         for auth in (None, "Bearer ", f"Bearer {TOKEN}"):

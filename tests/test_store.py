@@ -44,8 +44,9 @@ async def test_sample_cap_on_number_of_signatures(store):
         assert store.wants_sample(sig[0]) == (i < 3)
         store.record(signatures=[sig], exchange_id="e", method="GET", route="/a", sample={"i": i})
     await store.flush()
-    assert len(await store.signatures()) == 5
-    assert len(await store.samples()) == 3
+    # Past max_signatures the oldest of equally frequent signatures go, samples with them.
+    assert [r["signature"][-2:] for r in await store.signatures()] == ["f2", "f3", "f4"]
+    assert len(await store.samples()) == 1
 
 
 async def test_meta_audit_and_reopen_keep_state(tmp_path):
@@ -72,3 +73,26 @@ async def test_prune_drops_old_samples(store):
     await store.flush()
     assert await store.prune() == 1
     assert await store.samples() == []
+
+
+async def test_signatures_past_the_cap_are_evicted_least_frequent_and_least_recent_first(tmp_path):
+    s = await Store.open(str(tmp_path / "cap.db"), samples_per_signature=1, max_signatures=3,
+                         retention_hours=1, flush_interval=3600, sample_interval=60)
+    evicted = []
+    s.on_evicted = evicted.append
+    now = time.time()
+    try:
+        for _ in range(50):  # one cause seen often, long ago
+            s.record(signatures=[("frequent", "GET", "/a", "body", "$.x")], exchange_id="f",
+                     method="GET", route="/a", sample={"n": 0}, now=now - 7200)
+        for i in range(20):  # a flood of signatures keyed by request values, seen once
+            s.record(signatures=[(f"flood{i}", "GET", "/b", "body", f"$.k{i}")],
+                     exchange_id=f"e{i}", method="GET", route="/b", sample={"n": i},
+                     now=now + i)
+        await s.flush()
+        kept = {row["signature"] for row in await s.signatures()}
+        assert kept == {"frequent", "flood19", "flood18"}
+        assert evicted == [18] and s.signature_count == 3
+        assert {row["signature"] for row in await s.samples()} <= kept
+    finally:
+        await s.close()
