@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dashboards.grafana import (
     BAD_IF_ANY, PCT, Layout, colours, dashboard, datasource_variable, latency, panel,
-    route_variable, series, stat, target, texts,
+    route_variable, scope_variables, series, stat, target, texts,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +34,11 @@ QUANTILES = (0.5, 0.95, 0.99)
 def overview_layout() -> Layout:
     drill = [{"title": "Drill down into ${__field.labels.method} ${__field.labels.route}",
               "url": "/d/shadow-route/shadow-route?${datasource:queryparam}"
-                     "&var-route=${__field.labels.route:percentencode}&${__url_time_range}"}]
+                     "&${job:queryparam}&${instance:queryparam}&${browser:queryparam}"
+                     "&var-route=${__field.labels.route:percentencode}&${__url_time_range}"},
+             {"title": "Mismatches of ${__field.labels.route} in the browser",
+              "url": "${browser}/?route=${__field.labels.route:percentencode}",
+              "targetBlank": True}]
     lay = Layout()
     lay.row("Cutover")
     lay.add(
@@ -59,7 +63,8 @@ def overview_layout() -> Layout:
              description="Failures inside the verifier itself over the time range."))
     lay.add(
         panel("bargauge", "Samples still needed per route",
-              [target("max by (route) (shadow_gate_samples_needed)", "{{route}}",
+              [target("max by (route, method) (shadow_gate_samples_needed)",
+                      "{{method}} {{route}}",
                       instant=True)], w=12, h=8,
               options={"displayMode": "basic", "showUnfilled": True, "valueMode": "color"},
               thresholds=colours([(None, "green"), (1, "orange")]),
@@ -135,9 +140,11 @@ def route_layout() -> Layout:
              f"job_route_method:shadow_requests_shadow_error:ratio_rate5m{{{ROUTE}}}",
              "{{method}}", **PCT),
         stat("Compared exchanges", f"sum({COMPARED}{{{ROUTE}}})", unit="reqps"),
-        stat("Samples still needed", f"max(shadow_gate_samples_needed{{{ROUTE}}})",
+        stat("Samples still needed",
+             f"max by (method) (shadow_gate_samples_needed{{{ROUTE}}})", "{{method}}",
              thresholds=colours([(None, "green"), (1, "orange")]),
-             description="Clean compared exchanges this route still needs for the gate."),
+             description="Clean compared exchanges each method of this route still needs "
+                         "for the gate."),
         stat("Normalised by the bridge",
              f"sum(increase(shadow_normalised_total{{{ROUTE}}}[$__range])) or vector(0)",
              thresholds=colours([(None, "blue")])),
@@ -168,11 +175,12 @@ def build() -> dict[str, dict]:
         "shadow-overview", "shadow: overview",
         "Is the candidate build ready? Mismatch rates, verdicts, gate, latency of both "
         "backends, mirror lane health.", overview_layout(),
-        [datasource_variable()], ("Route drill-down", "shadow-route"))
+        [datasource_variable(), *scope_variables()], ("Route drill-down", "shadow-route"))
     route = dashboard(
         "shadow-route", "shadow: route", "One route template: its mismatches, verdicts, gate "
         "standing and the latency of both backends.", route_layout(),
-        [datasource_variable(), route_variable()], ("Overview", "shadow-overview"))
+        [datasource_variable(), *scope_variables(), route_variable()],
+        ("Overview", "shadow-overview"))
     return {"shadow-overview.json": overview, "shadow-route.json": route}
 
 

@@ -3,9 +3,14 @@ targets, variables, a grid layout and the dashboard itself (schemaVersion 39).
 
 Every panel and target reads from the dashboard variable `${datasource}` (type
 prometheus), so the dashboards import into any Grafana with any Prometheus data source.
+Every query is scoped to the dashboard's `$job` (and raw metrics to `$instance` too; the
+recording rules sum instances already), so two deployments scraped by one Prometheus
+never mix. `$browser` is the mismatch browser's base URL (the admin listener), for links.
 """
 
 from __future__ import annotations
+
+import re
 
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -24,7 +29,26 @@ PCT = {"unit": "percentunit",
 BAD_IF_ANY = {"thresholds": colours([(None, "green"), (1, "red")])}
 
 
+_SELECTOR = re.compile(
+    r'"(?:[^"\\]|\\.)*"'                                  # a quoted string: kept as is
+    r'|(?<![\w:$])(shadow_[A-Za-z0-9_]+|[a-z_]+:[A-Za-z0-9_]+:[A-Za-z0-9_]+)(\{[^}]*\})?')
+
+
+def scoped(expr: str) -> str:
+    """`expr` with every metric selector limited to `$job` (raw `shadow_*` metrics also
+    to `$instance`); matchers already there are kept."""
+    def one(m: re.Match) -> str:
+        name, braces = m.group(1), m.group(2)
+        if name is None:
+            return m.group(0)
+        scope = 'job="$job"' if ":" in name else 'job="$job", instance=~"$instance"'
+        inner = braces[1:-1].strip() if braces else ""
+        return f"{name}{{{scope}{', ' + inner if inner else ''}}}"
+    return _SELECTOR.sub(one, expr)
+
+
 def target(expr: str, legend: str = "", *, instant: bool = False) -> dict:
+    expr = scoped(expr)
     return {"datasource": DS, "editorMode": "code", "expr": expr,
             "legendFormat": legend or "__auto", "range": not instant, "instant": instant}
 
@@ -119,29 +143,55 @@ def datasource_variable() -> dict:
             "multi": False, "options": [], "refresh": 1, "regex": "", "skipUrlSync": False}
 
 
-def route_variable() -> dict:
-    """`$route`: one route template, from the labels of shadow_requests_total."""
-    query = "label_values(shadow_requests_total, route)"
+def query_variable(name: str, label: str, query: str, *, every: bool = False) -> dict:
+    """A variable filled from label values; `every`: several may be chosen, or All."""
     editor = {"qryType": 1, "query": query,
               "refId": "PrometheusVariableQueryEditor-VariableQuery"}
-    return {"type": "query", "name": "route", "label": "Route", "datasource": DS,
-            "definition": query, "current": {}, "hide": 0, "includeAll": False, "multi": False,
-            "options": [], "query": editor, "refresh": 2, "regex": "", "skipUrlSync": False,
-            "sort": 1}
+    extra = {"allValue": ".*"} if every else {}
+    return {"type": "query", "name": name, "label": label, "datasource": DS,
+            "definition": query, "current": {}, "hide": 0, "includeAll": every,
+            "multi": every, "options": [], "query": editor, "refresh": 2, "regex": "",
+            "skipUrlSync": False, "sort": 1, **extra}
+
+
+def route_variable() -> dict:
+    """`$route`: one route template, from the labels of shadow_requests_total."""
+    return query_variable("route", "Route",
+                          'label_values(shadow_requests_total{job="$job"}, route)')
+
+
+def scope_variables() -> list[dict]:
+    """`$job` (one deployment), `$instance` (its proxies, All by default) and `$browser`."""
+    browser = {"type": "textbox", "name": "browser", "label": "Mismatch browser URL",
+               "query": "http://127.0.0.1:8081", "current": {"text": "http://127.0.0.1:8081",
+                                                          "value": "http://127.0.0.1:8081"},
+               "hide": 0, "options": [], "skipUrlSync": False,
+               "description": "The admin listener of the proxy (its / is the mismatch "
+                              "browser); links from the dashboards open it."}
+    return [query_variable("job", "Job", "label_values(shadow_build_info, job)"),
+            query_variable("instance", "Instance",
+                           'label_values(shadow_build_info{job="$job"}, instance)', every=True),
+            browser]
 
 
 def dashboard(uid: str, title: str, description: str, layout: Layout,
               variables: list[dict], link: tuple[str, str]) -> dict:
     """A whole dashboard; `link` (title, uid) is the other dashboard, shown at the top."""
     links = [{"title": link[0], "type": "link", "icon": "dashboard", "url": f"/d/{link[1]}/"
-              f"{link[1]}?${{datasource:queryparam}}", "includeVars": False, "keepTime": True,
-              "targetBlank": False, "tags": [], "asDropdown": False, "tooltip": ""}]
+              f"{link[1]}?${{datasource:queryparam}}&${{job:queryparam}}"
+              f"&${{instance:queryparam}}&${{browser:queryparam}}", "includeVars": False,
+              "keepTime": True, "targetBlank": False, "tags": [], "asDropdown": False,
+              "tooltip": ""},
+             {"title": "Mismatch browser", "type": "link", "icon": "external link",
+              "url": "${browser}/", "includeVars": False, "keepTime": False,
+              "targetBlank": True, "tags": [], "asDropdown": False,
+              "tooltip": "Signatures and redacted samples on the admin listener"}]
     mode_changes = {
         "datasource": DS, "enable": True, "hide": False, "iconColor": "purple",
         "name": "Mode changes", "step": "60s", "titleFormat": "mode: {{mode}}",
         "tagKeys": "mode", "textFormat": "", "useValueForTime": False,
-        "expr": "(max by (mode) (shadow_mode) == 1)"
-                " unless (max by (mode) (shadow_mode offset 1m) == 1)"}
+        "expr": scoped("(max by (mode) (shadow_mode) == 1)"
+                       " unless (max by (mode) (shadow_mode offset 1m) == 1)")}
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
                "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
                "name": "Annotations & Alerts", "type": "dashboard"}

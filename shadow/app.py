@@ -86,6 +86,8 @@ class Runtime:
         self.store = await Store.open(
             cfg.store.path, samples_per_signature=cfg.store.samples_per_signature,
             max_signatures=cfg.store.max_signatures, retention_hours=cfg.store.retention_hours)
+        self.metrics.initialise([cfg.label(name) for name in BACKENDS],
+                                [(r.template, r.methods) for r in cfg.routes])
         self.store.on_evicted = self.metrics.signatures_evicted.inc
         self.metrics.signatures.set_function(lambda: self.store.signature_count)
         mode = await self.store.get_meta("mode")

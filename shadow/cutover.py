@@ -156,7 +156,7 @@ class Cutover:
         self.who = runtime.config.admin_token_name
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._labelled: set[str] = set()
+        self._labelled: set[tuple[str, str]] = set()
 
     @classmethod
     async def attach(cls, runtime: Runtime) -> Cutover:
@@ -200,14 +200,16 @@ class Cutover:
         result = evaluate(self.stats, self.thresholds)
         metrics = self.runtime.metrics
         metrics.gate_passed.set(1 if result.passed else 0)
-        needed: dict[str, int] = {}
+        needed: dict[tuple[str, str], int] = {}
         for route in result.routes:
-            needed[route.template] = max(needed.get(route.template, 0), route.samples_needed)
-        for template in self._labelled - needed.keys():
+            method = route.route.partition(" ")[0] if " " in route.route else "any"
+            key = (route.template, method)
+            needed[key] = max(needed.get(key, 0), route.samples_needed)
+        for labels in self._labelled - needed.keys():
             with contextlib.suppress(KeyError):
-                metrics.gate_samples_needed.remove(template)
-        for template, n in needed.items():
-            metrics.gate_samples_needed.labels(template).set(n)
+                metrics.gate_samples_needed.remove(*labels)
+        for labels, n in needed.items():
+            metrics.gate_samples_needed.labels(*labels).set(n)
         self._labelled = set(needed)
         return result
 

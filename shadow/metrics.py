@@ -16,6 +16,12 @@ LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0,
 )
+DROP_REASONS = ("queue_full", "timeout", "cancelled", "shutdown", "closing")
+UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
+INTERNAL_OPERATIONS = ("conclude", "compare", "store", "listener", "rows_state",
+                       "cutover_refresh", "drain_legacy", "drain_candidate", "lane_shadow",
+                       "lane_shadow_drop", "lane_shadow_writes", "lane_shadow_writes_drop")
+VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
 COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -27,86 +33,99 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self._children: dict[tuple, object] = {}
         r = self.registry
-        self.build_info = Gauge("shadow_build_info", "Version of the running proxy (always 1).",
+        self.build_info = Gauge("shadow_build_info", "Version of the running proxy (always 1; no unit).",
                                 ["version"], registry=r)
         self.build_info.labels(__version__).set(1)
         self.requests = Counter(
             "shadow_requests_total",
-            "Client exchanges by route template, method and verdict.",
+            "Client exchanges by route template, method and verdict (unit: exchanges).",
             ["route", "method", "verdict"], registry=r)
         self.mismatches = Counter(
             "shadow_mismatches_total",
-            "Differences found between primary and shadow, by route, method and kind.",
+            "Exchanges with at least one difference of this kind, by route and method (unit: "
+            "exchanges; a request that wrote 3 missing rows counts 1 here).",
             ["route", "method", "kind"], registry=r)
         self.normalised = Counter(
             "shadow_normalised_total",
-            "Differences the dialect bridge normalised away (hidden, but counted).",
+            "Values the dialect bridge or a tolerance found equal although written "
+            "differently (hidden, but counted; unit: values).",
             ["route", "method"], registry=r)
         self.upstream_duration = Histogram(
             "shadow_upstream_duration_seconds",
-            "Time from sending a request to a backend to having its whole reply.",
+            "Time from sending a request to a backend to having its whole reply (unit: seconds).",
             ["backend", "role", "route"], buckets=LATENCY_BUCKETS, registry=r)
         self.upstream_errors = Counter(
             "shadow_upstream_errors_total",
-            "Requests to a backend that gave no usable reply, by error class.",
+            "Requests to a backend that gave no usable reply, by error class (unit: requests).",
             ["backend", "role", "error"], registry=r)
         self.skipped = Counter(
             "shadow_skipped_total",
-            "Exchanges not compared, by reason (policy, sampled_out, body_too_large, mode...).",
+            "Exchanges not compared, by reason (policy, sampled_out, body_too_large, mode, "
+            "compare_queue_full...; unit: exchanges).",
             ["route", "reason"], registry=r)
         self.queue_depth = Gauge(
-            "shadow_mirror_queue_depth", "Shadow requests waiting in the mirror lane.",
+            "shadow_mirror_queue_depth",
+            "Shadow requests waiting in the mirror lane (unit: requests).",
             registry=r)
         self.inflight = Gauge(
-            "shadow_mirror_inflight", "Shadow requests being sent right now.", registry=r)
+            "shadow_mirror_inflight", "Shadow requests being sent right now (unit: requests).", registry=r)
         self.parked = Gauge(
             "shadow_mirror_parked",
-            "Shadow reads waiting for the writes they must see to finish on the shadow.",
+            "Shadow reads waiting for the writes they must see to finish on the shadow "
+            "(unit: requests).",
             registry=r)
         self.dropped = Counter(
             "shadow_mirror_dropped_total",
-            "Shadow work dropped to protect the primary path, by reason.",
+            "Shadow requests dropped to protect the primary path, by reason (unit: requests).",
             ["reason"], registry=r)
         self.compare_duration = Histogram(
-            "shadow_compare_duration_seconds", "Time to compare one exchange's observations.",
+            "shadow_compare_duration_seconds",
+            "Time to compare one exchange's observations on the event loop (unit: seconds).",
             buckets=COMPARE_BUCKETS, registry=r)
         self.compare_offloaded = Gauge(
             "shadow_compare_offloaded",
             "Comparisons (exchanges) waiting or running in the comparison worker processes "
-            "(capped by compare.offload_queue).", registry=r)
+            "(capped by compare.offload_queue; unit: exchanges).", registry=r)
         self.internal_errors = Counter(
             "shadow_internal_errors_total",
-            "Failures inside the verifier itself (never the backends'), by operation.",
+            "Failures inside the verifier itself (never the backends'), by operation "
+            "(unit: errors).",
             ["operation"], registry=r)
         self.signatures = Gauge(
             "shadow_signatures",
-            "Mismatch signatures kept in the state store (capped by store.max_signatures).",
+            "Mismatch signatures kept in the state store (capped by store.max_signatures; "
+            "unit: signatures).",
             registry=r)
         self.signatures_evicted = Counter(
             "shadow_signatures_evicted_total",
             "Signatures deleted, with their samples, to stay under store.max_signatures "
-            "(least frequent and least recent first).", registry=r)
+            "(least frequent and least recent first; unit: signatures).", registry=r)
         self.samples_stored = Counter(
-            "shadow_samples_stored_total", "Redacted mismatch samples written to the store.",
+            "shadow_samples_stored_total",
+            "Redacted mismatch samples written to the store (unit: samples).",
             registry=r)
         self.routes_learned = Gauge(
             "shadow_routes_learned",
             "Route templates learned from traffic (capped by learn_routes.max_templates; "
-            "beyond, paths are named {other}).", registry=r)
+            "beyond, paths are named {other}; unit: templates).", registry=r)
         # Row state
         self.row_mismatches = Counter(
-            "shadow_row_mismatches_total", "Row differences by table and kind.",
+            "shadow_row_mismatches_total",
+            "Rows that differ between the two databases, by table and kind (unit: rows; one "
+            "exchange that wrote 3 missing rows counts 3 here).",
             ["table", "kind"], registry=r)
         self.keymap_size = Gauge(
-            "shadow_keymap_size", "Key pairs (legacy key <-> candidate key) remembered.",
+            "shadow_keymap_size",
+            "Key pairs (legacy key <-> candidate key) remembered (unit: pairs).",
             registry=r)
         self.diverged = Gauge(
             "shadow_diverged",
             "1 from the moment the shadow's rows can no longer be compared (a write reached "
-            "one database only) until a resync.",
+            "one database only) until a resync; else 0.",
             registry=r)
         self.write_lane_depth = Gauge(
-            "shadow_write_lane_depth", "Writes waiting in a backend's ordered write lane.",
+            "shadow_write_lane_depth",
+            "Writes waiting in a backend's ordered write lane (unit: requests).",
             ["role"], registry=r)
         # Cutover
         self.mode = Gauge("shadow_mode", "1 for the current mode, 0 for the others.", ["mode"],
@@ -115,11 +134,13 @@ class Metrics:
                                  "1 when the cutover gate holds, 0 when it refuses.", registry=r)
         self.gate_samples_needed = Gauge(
             "shadow_gate_samples_needed",
-            "Clean compared exchanges a route still needs for the gate to hold.",
-            ["route"], registry=r)
+            "Clean compared exchanges a route and method still needs for the gate to hold "
+            "(unit: exchanges; method \"any\" for a gate.expected_routes entry without one).",
+            ["route", "method"], registry=r)
         self.rollback_unsafe_writes = Counter(
             "shadow_rollback_unsafe_writes_total",
-            "Writes that failed on the legacy build while it was the shadow (cutover).",
+            "Writes that failed on the legacy build while it was the shadow (cutover; "
+            "unit: writes).",
             ["route"], registry=r)
 
     def child(self, metric, *labels: str):
@@ -130,6 +151,26 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def initialise(self, backends: list[str], routes: list[tuple[str, list[str]]]) -> None:
+        """Create every counter series whose label values are known at start-up at 0, so
+        that panels read 0 rather than "no data" and the first event is a visible rise:
+        drop reasons, backend errors, internal-error operations, and the verdicts of the
+        configured routes that name their methods (`routes`: (template, methods))."""
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+            self.dropped.labels(f"write_{reason}")
+        for backend in backends:
+            for role in ("primary", "shadow"):
+                for error in UPSTREAM_ERRORS:
+                    self.upstream_errors.labels(backend, role, error)
+        for operation in INTERNAL_OPERATIONS:
+            self.internal_errors.labels(operation)
+        for template, methods in routes:
+            self.rollback_unsafe_writes.labels(template)
+            for method in methods:
+                for verdict in VERDICTS:
+                    self.requests.labels(template, method, verdict)
 
     def forget_route(self, route: str) -> None:
         """Drop every series labelled with `route` (a learned template that was retired)."""

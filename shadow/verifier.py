@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
@@ -256,9 +257,10 @@ class Verifier:
         if c.differences:
             for kind in dict.fromkeys(d.kind for d in c.differences):
                 m.mismatches.labels(route, method, kind).inc()
-            for table, kind in dict.fromkeys(
-                    (d.path.split("[", 1)[0], d.kind) for d in c.differences if d.kind in ROW_KINDS):
-                m.row_mismatches.labels(table, kind).inc()
+            rows = Counter((table, kind) for table, _key, kind in dict.fromkeys(
+                (*_row_parts(d.path)[:2], d.kind) for d in c.differences if d.kind in ROW_KINDS))
+            for (table, kind), n in rows.items():  # rows, not exchanges: one per table row
+                m.row_mismatches.labels(table, kind).inc(n)
         # The gate and the rollback ledger first: nothing after them may hide an exchange.
         for listener in self.listeners:
             try:
@@ -335,15 +337,21 @@ def _row_path(d: Difference) -> str:
     so one cause in many rows is one signature."""
     if d.kind not in ROW_KINDS:
         return d.path
-    table, bracket, rest = d.path.partition("[")
+    table, key, rest = _row_parts(d.path)
+    return f"{table}[*]{rest}" if key else d.path
+
+
+def _row_parts(path: str) -> tuple[str, str, str]:
+    """(table, `[key]`, the rest) of a row difference's path (`moods[17].score`)."""
+    table, bracket, rest = path.partition("[")
     if not bracket:
-        return d.path
+        return path, "", ""
     depth, index = 1, 0
     for index, char in enumerate(rest):
         depth += {"[": 1, "]": -1}.get(char, 0)
         if depth == 0:
             break
-    return f"{table}[*]{rest[index + 1:]}"
+    return table, f"[{rest[:index + 1]}", rest[index + 1:]
 
 
 def _clip(value: Any) -> Any:

@@ -154,7 +154,8 @@ async def test_gate_refuses_then_a_forced_flip_is_recorded_with_its_reason(
             f"GET /api/items: 3 of {3 + needed} samples, 0 mismatches, upper bound 47.4% >= 0.1%"]
         assert runtime.modes.current.mode == Mode.SHADOW
         assert sample_value(runtime, "shadow_gate_passed") == 0
-        assert sample_value(runtime, "shadow_gate_samples_needed", route="/api/items") == needed
+        assert sample_value(runtime, "shadow_gate_samples_needed", route="/api/items",
+                            method="GET") == needed
 
         status, answer = await call(runtime, "POST", "/api/mode",
                                     {"mode": "cutover", "force": True, "reason": "INC-42 window"})

@@ -35,7 +35,8 @@ BROKEN = ("/api/moods/{id}", "GET")
 CLEAN = [("/api/items/{id}", "GET"), ("/api/items/{id}", "PUT")]
 ROUTES = (BROKEN[0], CLEAN[0][0])  # the templates: one broken, one clean
 ROUNDS = 12
-BUILTINS = {"__rate_interval": "30s", "__range": "5m", "__interval": "15s"}
+BUILTINS = {"__rate_interval": "30s", "__range": "5m", "__interval": "15s", "job": "shadow",
+            "instance": ".*"}
 
 
 def need(path: str) -> None:
@@ -130,9 +131,17 @@ def test_dashboards_are_well_formed_and_use_only_existing_metrics():
             assert p["targets"] and all(t["expr"] and t["datasource"] == p["datasource"]
                                         for t in p["targets"]), p["title"]
             assert len({t["refId"] for t in p["targets"]}) == len(p["targets"])
-    route = dashboards.build()["shadow-route.json"]["templating"]["list"][1]
-    assert route["name"] == "route"
-    assert route["query"]["query"] == "label_values(shadow_requests_total, route)"
+    for name, board in dashboards.build().items():
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert variables["job"]["query"]["query"] == "label_values(shadow_build_info, job)"
+        assert variables["instance"]["includeAll"] and variables["instance"]["multi"]
+        assert any(link["url"] == "${browser}/" for link in board["links"]), name
+        for where, expr in panel_queries(board):
+            for metric in re.findall(r"(?<![\w:$])(shadow_\w+|\w+:\w+:\w+)(\{[^}]*\})?", expr):
+                assert 'job="$job"' in metric[1], f"{where}: {metric[0]} not scoped to $job"
+    route = {v["name"]: v for v in dashboards.build()["shadow-route.json"]["templating"]["list"]}
+    assert route["route"]["query"]["query"] == \
+        'label_values(shadow_requests_total{job="$job"}, route)'
 
 
 def test_rules_use_only_existing_metrics():
@@ -141,7 +150,7 @@ def test_rules_use_only_existing_metrics():
     for path in RULE_FILES:
         for name, expr in rule_exprs(path).items():
             assert not metric_names(expr) - known, f"{path.name} {name}: {expr}"
-    assert len(rule_exprs(RULE_FILES[1])) == 7
+    assert len(rule_exprs(RULE_FILES[1])) == 8
 
 
 def test_latency_buckets_span_sub_millisecond_to_seconds():
