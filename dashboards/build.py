@@ -62,8 +62,8 @@ def overview_layout() -> Layout:
              "or vector(0)", **BAD_IF_ANY,
              description="Failures inside the verifier itself over the time range."))
     lay.add(
-        panel("bargauge", "Samples still needed per route",
-              [target("max by (route, method) (shadow_gate_samples_needed)",
+        panel("bargauge", "Compared exchanges still needed per route",
+              [target("max by (route, method) (shadow_gate_compared_needed)",
                       "{{method}} {{route}}",
                       instant=True)], w=12, h=8,
               options={"displayMode": "basic", "showUnfilled": True, "valueMode": "color"},
@@ -140,8 +140,8 @@ def route_layout() -> Layout:
              f"job_route_method:shadow_requests_shadow_error:ratio_rate5m{{{ROUTE}}}",
              "{{method}}", **PCT),
         stat("Compared exchanges", f"sum({COMPARED}{{{ROUTE}}})", unit="reqps"),
-        stat("Samples still needed",
-             f"max by (method) (shadow_gate_samples_needed{{{ROUTE}}})", "{{method}}",
+        stat("Compared exchanges still needed",
+             f"max by (method) (shadow_gate_compared_needed{{{ROUTE}}})", "{{method}}",
              thresholds=colours([(None, "green"), (1, "orange")]),
              description="Clean compared exchanges each method of this route still needs "
                          "for the gate."),

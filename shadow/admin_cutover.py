@@ -1,6 +1,6 @@
 """The admin API of the cutover: status, mode changes, gate resets, the audit log.
 
-    GET  /api/status        mode, roles, gate (reasons, samples needed), rollback safety,
+    GET  /api/status        mode, roles, gate (reasons, compared exchanges still needed), rollback safety,
                             mirror lane, counts
     POST /api/mode          {"mode": "cutover", "force": false, "skip": false, "reason": "..."}
                             200 the new status | 400 bad request | 409 refused by the gate

@@ -162,7 +162,7 @@ class Cutover:
     async def attach(cls, runtime: Runtime) -> Cutover:
         """Load the saved window and ledger, listen to the verifier, start refreshing."""
         g = runtime.config.gate
-        cutover = cls(runtime, Thresholds(g.min_samples, g.max_mismatch_rate,
+        cutover = cls(runtime, Thresholds(g.min_compared, g.max_mismatch_rate,
                                           g.max_shadow_error_rate, tuple(g.expected_routes)))
         store = runtime.store
         cutover.stats = GateStats.from_json(await store.get_meta("gate"), time.time())
@@ -204,12 +204,12 @@ class Cutover:
         for route in result.routes:
             method = route.route.partition(" ")[0] if " " in route.route else "any"
             key = (route.template, method)
-            needed[key] = max(needed.get(key, 0), route.samples_needed)
+            needed[key] = max(needed.get(key, 0), route.compared_needed)
         for labels in self._labelled - needed.keys():
             with contextlib.suppress(KeyError):
-                metrics.gate_samples_needed.remove(*labels)
+                metrics.gate_compared_needed.remove(*labels)
         for labels, n in needed.items():
-            metrics.gate_samples_needed.labels(*labels).set(n)
+            metrics.gate_compared_needed.labels(*labels).set(n)
         self._labelled = set(needed)
         return result
 

@@ -148,7 +148,7 @@ def _show_gate(gate: dict[str, Any]) -> None:
                    f"{'upper bound':>11} {'still needed':>12}")
         for r in gate["routes"]:
             click.echo(f"          {r['route']:<{width}}  {r['compared']:>9} {r['mismatches']:>10} "
-                       f"{r['upper_bound'] * 100:>10.3g}% {r['samples_needed']:>12}")
+                       f"{r['upper_bound'] * 100:>10.3g}% {r['compared_needed']:>12}")
     for reason in gate["reasons"]:
         click.echo(f"          - {reason}")
 

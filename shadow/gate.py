@@ -7,7 +7,7 @@ does I/O or reads a clock. `GateStats` holds the counts of the current window, k
 The gate holds when, in its window,
   - there is evidence at all (at least one compared exchange: verdict match or mismatch);
   - every expected route (config `gate.expected_routes`) was seen;
-  - every route seen has at least `min_samples` compared exchanges, and the one-sided 95%
+  - every route seen has at least `min_compared` compared exchanges, and the one-sided 95%
     upper confidence bound (Wilson score) of its mismatch rate is under `max_mismatch_rate`;
   - no row mismatch is left unresolved, and the shadow is not diverged;
   - the shadow error rate, shadow_error / (compared + shadow_error), is under its limit.
@@ -41,20 +41,20 @@ def wilson_upper(failures: int, n: int, z: float = Z95) -> float:
     return min(1.0, (centre + spread) / (1 + z2 / n))
 
 
-def samples_needed(failures: int, n: int, target: float, min_samples: int = 0) -> int:
+def compared_needed(failures: int, n: int, target: float, min_compared: int = 0) -> int:
     """The fewest further clean exchanges (no more failures) after which the route has at
-    least `min_samples` and a Wilson upper bound under `target`; 0 when it already has.
+    least `min_compared` and a Wilson upper bound under `target`; 0 when it already has.
     Raises ValueError when `target` is not in (0, 1]."""
     if not 0 < target <= 1:
         raise ValueError(f"target must be in (0, 1]: {target}")
 
     def enough(extra: int) -> bool:
         total = n + extra
-        return total >= min_samples and wilson_upper(failures, total) < target
+        return total >= min_compared and wilson_upper(failures, total) < target
 
     if enough(0):
         return 0
-    high = max(1, min_samples - n)
+    high = max(1, min_compared - n)
     while not enough(high):
         high *= 2
     low = 0  # not enough(low); enough(high)
@@ -77,7 +77,7 @@ class Thresholds:
     """The gate's rules (config `[gate]`). `expected_routes` holds "METHOD /template" or
     "/template" (any method)."""
 
-    min_samples: int = 1000
+    min_compared: int = 1000
     max_mismatch_rate: float = 0.001
     max_shadow_error_rate: float = 0.01
     expected_routes: tuple[str, ...] = ()
@@ -170,7 +170,7 @@ class RouteGate:
     mismatches: int
     shadow_errors: int
     upper_bound: float
-    samples_needed: int
+    compared_needed: int
 
     @property
     def template(self) -> str:
@@ -204,8 +204,8 @@ class GateResult:
             "routes": [{"route": r.route, "compared": r.compared, "mismatches": r.mismatches,
                         "shadow_errors": r.shadow_errors,
                         "upper_bound": round(r.upper_bound, 6),
-                        "samples_needed": r.samples_needed} for r in self.routes],
-            "thresholds": {"min_samples": t.min_samples,
+                        "compared_needed": r.compared_needed} for r in self.routes],
+            "thresholds": {"min_compared": t.min_compared,
                            "max_mismatch_rate": t.max_mismatch_rate,
                            "max_shadow_error_rate": t.max_shadow_error_rate,
                            "expected_routes": list(t.expected_routes)},
@@ -231,18 +231,18 @@ def evaluate(stats: GateStats, t: Thresholds) -> GateResult:
     for key in sorted(seen):
         c = seen[key]
         bound = wilson_upper(c.mismatches, c.compared)
-        needed = samples_needed(c.mismatches, c.compared, t.max_mismatch_rate, t.min_samples)
+        needed = compared_needed(c.mismatches, c.compared, t.max_mismatch_rate, t.min_compared)
         routes.append(RouteGate(key, c.compared, c.mismatches, c.shadow_errors, bound, needed))
         if needed:
             relation = ">=" if bound >= t.max_mismatch_rate else "<"
             reasons.append(
-                f"{key}: {c.compared} of {c.compared + needed} samples, {c.mismatches} "
+                f"{key}: {c.compared} of {c.compared + needed} compared exchanges, {c.mismatches} "
                 f"mismatches, upper bound {pct(bound)} {relation} {pct(t.max_mismatch_rate)}")
     for expected in t.expected_routes:
         if not _seen(expected, seen):
-            needed = samples_needed(0, 0, t.max_mismatch_rate, t.min_samples)
+            needed = compared_needed(0, 0, t.max_mismatch_rate, t.min_compared)
             routes.append(RouteGate(expected, 0, 0, 0, 1.0, needed))
-            reasons.append(f"{expected}: never exercised (0 of {needed} samples)")
+            reasons.append(f"{expected}: never exercised (0 of {needed} compared exchanges)")
     unresolved = {k: c.row_mismatches for k, c in stats.routes.items() if c.row_mismatches}
     rows = sum(unresolved.values())
     if rows:

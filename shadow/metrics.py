@@ -132,8 +132,8 @@ class Metrics:
                           registry=r)
         self.gate_passed = Gauge("shadow_gate_passed",
                                  "1 when the cutover gate holds, 0 when it refuses.", registry=r)
-        self.gate_samples_needed = Gauge(
-            "shadow_gate_samples_needed",
+        self.gate_compared_needed = Gauge(
+            "shadow_gate_compared_needed",
             "Clean compared exchanges a route and method still needs for the gate to hold "
             "(unit: exchanges; method \"any\" for a gate.expected_routes entry without one).",
             ["route", "method"], registry=r)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 
@@ -212,7 +212,9 @@ class StoreSettings(_Model):
 class GateSettings(_Model):
     """The cutover gate (see shadow.gate): evidence needed before the candidate serves."""
 
-    min_samples: Count = 1000
+    #: compared exchanges each route needs; `min_samples` is its former name, still read
+    min_compared: Count = Field(1000, validation_alias=AliasChoices("min_compared",
+                                                                    "min_samples"))
     max_mismatch_rate: Annotated[float, Field(gt=0, le=1)] = 0.001
     max_shadow_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
     expected_routes: list[str] = []

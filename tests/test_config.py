@@ -39,6 +39,12 @@ def test_example_documents_every_key():
     assert missing == []
 
 
+def test_the_gate_reads_min_compared_and_its_former_name():
+    assert parse_config({**MINIMAL, "gate": {"min_compared": 7}}).gate.min_compared == 7
+    assert parse_config({**MINIMAL, "gate": {"min_samples": 9}}).gate.min_compared == 9
+    assert parse_config(MINIMAL).gate.min_compared == 1000
+
+
 def test_every_problem_is_reported_at_once_with_its_location():
     bad = {
         "listen": "8080",

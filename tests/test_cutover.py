@@ -20,7 +20,7 @@ from shadow.modes import Mode
 from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
 
 TOKEN = "t0ken-for-tests-only"
-LOOSE = {"min_samples": 5, "max_mismatch_rate": 0.5}  # a gate a few requests can satisfy
+LOOSE = {"min_compared": 5, "max_mismatch_rate": 0.5}  # a gate a few requests can satisfy
 
 
 def stamp_app(tag: str, *, fail_writes: bool = False) -> web.Application:
@@ -149,12 +149,12 @@ async def test_gate_refuses_then_a_forced_flip_is_recorded_with_its_reason(
         await traffic(runtime, 3)
         status, refused = await call(runtime, "POST", "/api/mode", {"mode": "cutover"})
         assert status == 409 and refused["error"] == "gate_refused"
-        needed = refused["gate"]["routes"][0]["samples_needed"]
+        needed = refused["gate"]["routes"][0]["compared_needed"]
         assert refused["reasons"] == [
-            f"GET /api/items: 3 of {3 + needed} samples, 0 mismatches, upper bound 47.4% >= 0.1%"]
+            f"GET /api/items: 3 of {3 + needed} compared exchanges, 0 mismatches, upper bound 47.4% >= 0.1%"]
         assert runtime.modes.current.mode == Mode.SHADOW
         assert sample_value(runtime, "shadow_gate_passed") == 0
-        assert sample_value(runtime, "shadow_gate_samples_needed", route="/api/items",
+        assert sample_value(runtime, "shadow_gate_compared_needed", route="/api/items",
                             method="GET") == needed
 
         status, answer = await call(runtime, "POST", "/api/mode",

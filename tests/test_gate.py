@@ -1,15 +1,15 @@
-"""The cutover gate, without I/O: the Wilson bound, samples still needed, every reason."""
+"""The cutover gate, without I/O: the Wilson bound, compared exchanges still needed, every reason."""
 
 from __future__ import annotations
 
 import pytest
 
 from shadow.gate import (
-    GateStats, RouteCounts, Thresholds, evaluate, samples_needed, wilson_upper,
+    GateStats, RouteCounts, Thresholds, evaluate, compared_needed, wilson_upper,
 )
 from shadow.verdict import Verdict
 
-STRICT = Thresholds(min_samples=1000, max_mismatch_rate=0.001, max_shadow_error_rate=0.01)
+STRICT = Thresholds(min_compared=1000, max_mismatch_rate=0.001, max_shadow_error_rate=0.01)
 
 
 def stats_of(**routes: RouteCounts) -> GateStats:
@@ -42,22 +42,22 @@ def test_bound_shrinks_as_clean_samples_grow():
     assert bounds == sorted(bounds, reverse=True)
 
 
-def test_samples_needed_is_the_smallest_clean_count_under_the_target():
-    n = samples_needed(0, 0, 0.001)
+def test_compared_needed_is_the_smallest_clean_count_under_the_target():
+    n = compared_needed(0, 0, 0.001)
     assert 2690 < n < 2720
     assert wilson_upper(0, n) < 0.001 <= wilson_upper(0, n - 1)
     # counts so far are taken into account, and later exchanges are assumed clean
-    assert samples_needed(0, 212, 0.001) == n - 212
-    k = samples_needed(2, 100, 0.01)
+    assert compared_needed(0, 212, 0.001) == n - 212
+    k = compared_needed(2, 100, 0.01)
     assert wilson_upper(2, 100 + k) < 0.01 <= wilson_upper(2, 100 + k - 1)
 
 
-def test_samples_needed_respects_min_samples_and_is_zero_when_met():
-    assert samples_needed(0, 0, 0.5, min_samples=1000) == 1000
-    assert samples_needed(0, 400, 0.5, min_samples=1000) == 600
-    assert samples_needed(0, 5000, 0.001, min_samples=1000) == 0
+def test_compared_needed_respects_min_compared_and_is_zero_when_met():
+    assert compared_needed(0, 0, 0.5, min_compared=1000) == 1000
+    assert compared_needed(0, 400, 0.5, min_compared=1000) == 600
+    assert compared_needed(0, 5000, 0.001, min_compared=1000) == 0
     with pytest.raises(ValueError):
-        samples_needed(0, 0, 0.0)
+        compared_needed(0, 0, 0.0)
 
 
 def test_no_evidence_at_all_fails():
@@ -70,9 +70,9 @@ def test_route_with_too_few_samples_names_its_numbers():
     result = evaluate(stats_of(POST__api_mood=RouteCounts(compared=212)), STRICT)
     [route] = result.routes
     assert route.route == "POST /api/mood" and route.template == "/api/mood"
-    assert route.samples_needed == samples_needed(0, 212, 0.001, 1000)
+    assert route.compared_needed == compared_needed(0, 212, 0.001, 1000)
     [reason] = result.reasons
-    assert reason == (f"POST /api/mood: 212 of {212 + route.samples_needed} samples, "
+    assert reason == (f"POST /api/mood: 212 of {212 + route.compared_needed} compared exchanges, "
                       f"0 mismatches, upper bound 1.26% >= 0.1%")
 
 
@@ -80,7 +80,7 @@ def test_enough_samples_but_too_many_mismatches_fails_with_the_bound():
     result = evaluate(stats_of(GET__api_list=RouteCounts(compared=20_000, mismatches=40)), STRICT)
     [reason] = result.reasons
     assert "GET /api/list: 20000 of" in reason and "40 mismatches" in reason
-    assert ">= 0.1%" in reason and result.routes[0].samples_needed > 0
+    assert ">= 0.1%" in reason and result.routes[0].compared_needed > 0
 
 
 def test_clean_evidence_on_every_route_passes():
@@ -88,7 +88,7 @@ def test_clean_evidence_on_every_route_passes():
                      POST__api_mood=RouteCounts(compared=4000, shadow_errors=3))
     result = evaluate(stats, Thresholds(expected_routes=("/api/list", "POST /api/mood")))
     assert result.passed and result.reasons == ()
-    assert [r.samples_needed for r in result.routes] == [0, 0]
+    assert [r.compared_needed for r in result.routes] == [0, 0]
     assert result.to_dict()["passed"] is True
 
 
@@ -96,10 +96,10 @@ def test_expected_routes_never_seen_fail():
     stats = stats_of(GET__api_list=RouteCounts(compared=5000))
     t = Thresholds(expected_routes=("/api/list", "POST /api/list", "/api/export"))
     result = evaluate(stats, t)
-    needed = samples_needed(0, 0, t.max_mismatch_rate, t.min_samples)
-    assert result.reasons == (f"POST /api/list: never exercised (0 of {needed} samples)",
-                              f"/api/export: never exercised (0 of {needed} samples)")
-    assert {r.route: r.samples_needed for r in result.routes}["/api/export"] == needed
+    needed = compared_needed(0, 0, t.max_mismatch_rate, t.min_compared)
+    assert result.reasons == (f"POST /api/list: never exercised (0 of {needed} compared exchanges)",
+                              f"/api/export: never exercised (0 of {needed} compared exchanges)")
+    assert {r.route: r.compared_needed for r in result.routes}["/api/export"] == needed
 
 
 def test_unresolved_row_mismatches_fail_until_resolved():

@@ -402,7 +402,7 @@ def check_values(results: dict[str, list]) -> None:
         backends = {m["backend"] for m, _ in panel(f"shadow-overview: Latency p{q} by backend")}
         assert backends == {"legacy", "candidate"}, q
     needed = dict((m["route"], v) for m, v in panel(
-        "shadow-overview: Samples still needed per route"))
+        "shadow-overview: Compared exchanges still needed per route"))
     assert set(needed) == set(ROUTES) and min(needed.values()) > 0, needed
     normalised = panel("shadow-overview: Normalised by the bridge, by route")
     assert {m["route"] for m, _ in normalised} == {ROUTES[1]}, normalised

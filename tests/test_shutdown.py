@@ -179,7 +179,7 @@ async def test_restart_in_traffic_keeps_mode_audit_and_gate_statistics(tmp_path)
     listen, admin = closed_port(), closed_port()
     config = proxy_config(
         tmp_path, _url(primary), _url(shadow), listen=f"127.0.0.1:{listen}",
-        admin_listen=f"127.0.0.1:{admin}", gate={"min_samples": 5, "max_mismatch_rate": 0.5})
+        admin_listen=f"127.0.0.1:{admin}", gate={"min_compared": 5, "max_mismatch_rate": 0.5})
     env = {"SHADOW_ADMIN_TOKEN": TOKEN}
     auth = {"Authorization": f"Bearer {TOKEN}"}
     proxies: list[ProxyProcess] = []

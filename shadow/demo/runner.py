@@ -89,7 +89,7 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
                              "*.created_at": {"tolerance": time_tolerance},
                              "*.updated_at": {"tolerance": time_tolerance}}},
         "routes": [{"template": t} for t in sorted(templates)],
-        "gate": {"min_samples": 50, "max_mismatch_rate": 0.05,
+        "gate": {"min_compared": 50, "max_mismatch_rate": 0.05,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
         "store": {"path": str(state)},
         "log": {"level": "warning"},
