@@ -30,9 +30,11 @@ Cost: one fingerprint per row, at most `MAX_SPAN` scores per row: O(n·k) for n 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from shadow.compare.bridge import ValueKind, canonical, values_equal
@@ -134,18 +136,18 @@ def pair_inserts(primary: Sequence[Row], shadow: Sequence[Row], content: Content
 
 def _exact(primary: Sequence[Row], shadow: Sequence[Row], content: Content,
            p_match: list[int | None], s_taken: list[bool]) -> None:
-    buckets: dict[tuple, list[int]] = {}
+    buckets: dict[tuple, deque[int]] = {}
     for j, row in enumerate(shadow):
-        buckets.setdefault(content.fingerprint(row, primary=False), []).append(j)
+        buckets.setdefault(content.fingerprint(row, primary=False), deque()).append(j)
     for i, row in enumerate(primary):
         bucket = buckets.get(content.fingerprint(row, primary=True))
         if not bucket:
             continue
-        for position, j in enumerate(bucket[:WINDOW]):
+        for position, j in enumerate(islice(bucket, WINDOW)):
             if not content.loose or content.differing(row, shadow[j], content.loose) == 0:
                 p_match[i] = j
                 s_taken[j] = True
-                del bucket[position]
+                del bucket[position]  # position < WINDOW: constant time in a deque
                 break
 
 
