@@ -84,6 +84,14 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _refuse(admin: _Admin, message: str) -> None:
+    """A move the current mode does not allow: exit 2 with why (as JSON with --json)."""
+    if admin.as_json:
+        click.echo(orjson.dumps({"error": "refused", "message": message}).decode())
+        raise SystemExit(2)
+    _fail(message, 2)
+
+
 def _common(command):
     """Options every cutover command takes; passes an `_Admin` as `admin`."""
 
@@ -186,7 +194,7 @@ def resume_command(admin: _Admin, reason: str | None) -> None:
     legacy-only did not reach the candidate: its rows stay diverged until a resync."""
     current = _current(admin)
     if current != Mode.LEGACY_ONLY:
-        _fail(f"resume moves legacy-only -> shadow; the mode is {current}", 2)
+        _refuse(admin, f"resume moves legacy-only -> shadow; the mode is {current}")
     _move(admin, str(Mode.SHADOW), False, reason)
 
 
@@ -211,9 +219,9 @@ def finalize_command(admin: _Admin, force: bool, skip_cutover: bool, reason: str
         raise click.UsageError("--skip-cutover needs --reason TEXT")
     current = _current(admin)
     if current in (Mode.LEGACY_ONLY, Mode.SHADOW) and not skip_cutover:
-        _fail(f"finalize from {current} skips cutover: the candidate would never have served "
-              f"a client while the legacy build kept the writes. Run `shadow cutover` first, "
-              f"or `shadow finalize --skip-cutover --reason TEXT`.", 2)
+        _refuse(admin, f"finalize from {current} skips cutover: the candidate would never have "
+                       f"served a client while the legacy build kept the writes. Run `shadow "
+                       f"cutover` first, or `shadow finalize --skip-cutover --reason TEXT`.")
     _move(admin, str(Mode.CANDIDATE_ONLY), force, reason, skip=skip_cutover)
 
 
@@ -227,14 +235,14 @@ def rollback_command(admin: _Admin, target: str | None, reason: str | None) -> N
     """Go back toward the legacy build at once; never gated."""
     current = _current(admin)
     if current == Mode.SHADOW and target is None:
-        _fail("the legacy build already serves in shadow mode; `shadow rollback --to "
-              "legacy-only` stops mirroring, and the candidate's rows then diverge "
-              "(`shadow resume` mirrors again)", 2)
+        _refuse(admin, "the legacy build already serves in shadow mode; `shadow rollback --to "
+                       "legacy-only` stops mirroring, and the candidate's rows then diverge "
+                       "(`shadow resume` mirrors again)")
     target = target or _BACK.get(current)
     if target is None or not is_forward(target, current):
         hint = "; `shadow resume` goes to shadow" if current == Mode.LEGACY_ONLY else ""
-        _fail(f"nothing to roll back to from {current}"
-              + (f" (to {target})" if target else "") + hint, 2)
+        _refuse(admin, f"nothing to roll back to from {current}"
+                + (f" (to {target})" if target else "") + hint)
     _move(admin, str(target), False, reason)
 
 

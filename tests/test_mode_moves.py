@@ -28,6 +28,8 @@ async def test_rollback_from_shadow_needs_an_explicit_target_and_resume_comes_ba
     async with running(config_for(tmp_path, backends)) as runtime:
         result = await cli(runtime, "rollback")
         assert result.exit_code == 2 and "--to legacy-only" in result.output
+        result = await cli(runtime, "rollback", "--json")
+        assert result.exit_code == 2 and orjson.loads(result.output)["error"] == "refused"
         assert runtime.modes.current.mode == Mode.SHADOW
         result = await cli(runtime, "resume")
         assert result.exit_code == 2 and "the mode is shadow" in result.output

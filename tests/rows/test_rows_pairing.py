@@ -1,7 +1,10 @@
-"""Inserts paired by content (no I/O): one extra or missing row is one difference, in one
-exchange, across exchanges, and in the union of a group written in another order."""
+"""Inserts paired by content: one extra or missing row is one difference, in one
+exchange, across exchanges, and in the union of a group written in another order. Pure,
+but for the last test: the row state kept across a restart, on real SQLite files."""
 
 from decimal import Decimal
+
+import orjson
 
 from shadow.compare.bridge import kind_of_postgres, kind_of_sqlite
 from shadow.rows.keymap import KeyMap
@@ -180,3 +183,31 @@ def test_follow_walks_keys_in_key_order():
     assert follow((2, 2), [(3, 4)], [], [3]) == ([], (3, 4))
     assert follow((2, 2), [(4, 3)], [3], []) == ([], (4, 3))
     assert follow(None, [], [7], [9]) == ([], (7, 9))
+
+
+async def test_row_state_keeps_anchors_that_are_not_pairs_across_a_restart(tmp_path):
+    """An extra row moved the anchor past the last pair: a restart must not lose that."""
+    import sqlite3
+
+    from shadow.rows.live import RowState
+
+    databases = {}
+    for name in ("legacy", "candidate"):
+        path = tmp_path / f"{name}.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)")
+        databases[name] = f"sqlite:///{path}"
+    state = await RowState.open(databases, RowRules(), keymap_size=10, saved=None)
+    try:
+        run([note(1, "a")], [note(1, "a", legacy=False), note(2, "a", legacy=False)],
+            state.keymap)
+        saved = orjson.loads(orjson.dumps(state.saved()))
+    finally:
+        await state.close()
+    again = await RowState.open(databases, RowRules(), keymap_size=10, saved=saved)
+    try:
+        assert again.keymap.anchor("notes") == ((1,), (2,))
+        later = run([note(2, "b")], [note(3, "b", legacy=False)], again.keymap)
+        assert later.differences == ()
+    finally:
+        await again.close()
