@@ -113,7 +113,7 @@ def overview_layout() -> Layout:
         series("Mirror lane depth", ("sum(shadow_mirror_queue_depth)", "queued"),
                ("sum(shadow_mirror_inflight)", "in flight"),
                ("sum(shadow_mirror_parked)", "parked reads"),
-               ("sum by (role) (shadow_write_lane_depth)", "write lane ({{role}})")),
+               ("sum(shadow_shadow_writes_pending)", "writes pending on the shadow")),
         series("Dropped shadow work", (
             "sum by (reason) (job_reason:shadow_mirror_dropped:rate5m)", "{{reason}}"),
             unit="reqps"),

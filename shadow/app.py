@@ -35,7 +35,11 @@ from shadow.upstream import Upstream
 from shadow.verifier import Verifier
 from shadow.rows.live import META as ROWS_META
 from shadow.rows.live import RowState
-from shadow.writes import WriteOrder
+from shadow.writes import Writes
+from shadow.writes.attribution import Attribution
+from shadow.writes.causality import Causality
+from shadow.writes.hold import Hold
+from shadow.writes.outside import OutsideWrites
 
 log = logging.getLogger("shadow.app")
 RUNTIME = web.AppKey("runtime", "Runtime")
@@ -57,8 +61,7 @@ class Runtime:
     routes: RouteTable | None = None
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     lane: MirrorLane | None = None
-    write_lane: MirrorLane | None = None
-    writes: WriteOrder | None = None
+    writes: Writes = field(default_factory=Writes)
     rows: RowState | None = None
     _rows_task: asyncio.Task | None = None
     _probe_task: asyncio.Task | None = None
@@ -122,17 +125,7 @@ class Runtime:
             on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
         self.lane.start()
         metrics.inflight.set_function(lambda: self.lane.busy)
-        if cfg.proxy.ordered_writes:
-            self.writes = WriteOrder(
-                max_parked=cfg.mirror.queue_size,
-                on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
-            metrics.parked.set_function(lambda: self.writes.parked)
-            self.write_lane = MirrorLane(
-                name="shadow_writes", queue_size=cfg.mirror.write_queue_size, workers=1,
-                timeout=cfg.mirror.timeout + 1.0, raised=self.raised,
-                on_depth=metrics.write_lane_depth.labels("shadow").set,
-                on_dropped=lambda reason: metrics.dropped.labels(f"write_{reason}").inc())
-            self.write_lane.start()
+        await self._start_writes()
         compare = cfg.compare
         rules = build_rules(
             headers=compare.headers, ignore_paths=compare.ignore_paths,
@@ -153,7 +146,7 @@ class Runtime:
             metrics.compare_offloaded.set_function(lambda: self.offload.pending)
         self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,
                            upstreams=self.upstreams, lane=self.lane, verifier=self.verifier,
-                           writes=self.writes, write_lane=self.write_lane, rows=self.rows,
+                           writes=self.writes, rows=self.rows,
                            raised=self.raised)
         self.admin_token = os.environ.get(cfg.admin_token_env) or None
         self.cutover = await Cutover.attach(self)
@@ -173,6 +166,36 @@ class Runtime:
         self.metrics.diverged.set(1 if diverged else 0)
         if self.cutover is not None:
             self.cutover.stats.set_diverged(bool(diverged))
+
+    async def _start_writes(self) -> None:
+        """The write path: the hold and the shadow's causality when writes are ordered,
+        the attribution of rows when both backends have a database."""
+        cfg, metrics, writes = self.config, self.metrics, self.writes
+        if cfg.proxy.ordered_writes:
+            writes.hold = Hold(limit=cfg.proxy.write_hold, drains=self.rows is not None,
+                               on_wait=lambda outcome: metrics.write_hold.labels(outcome).inc())
+            writes.causality = Causality(
+                max_parked=cfg.mirror.queue_size,
+                on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
+            metrics.parked.set_function(lambda: writes.causality.parked)
+            metrics.shadow_writes_pending.set_function(lambda: writes.causality.pending)
+        if self.rows is None:
+            return
+        rows = self.rows
+        outside = OutsideWrites(
+            limit=cfg.rows.max_outside_writes, diverge=rows.diverge,
+            on_count=lambda backend, table, n: metrics.outside_writes.labels(
+                cfg.label(backend), table).inc(n))
+        causality = writes.causality
+        attribution = writes.attribution = Attribution(
+            rows=rows, hold=writes.hold, outside=outside, max_group=cfg.rows.max_group,
+            timeout=cfg.rows.attribution_timeout, tick=cfg.rows.drain_interval,
+            raised=self.raised, primary=lambda: self.modes.current.primary,
+            on_counted=lambda how, n: metrics.rows_attributed.labels(how).inc(n),
+            on_concluded=causality.release if causality is not None else None)
+        if causality is not None:
+            causality.keys_ready = attribution.keys_ready
+        await attribution.start()
 
     async def save_rows(self) -> None:
         """Bring the row metrics and the gate up to date and persist the row state."""
@@ -216,11 +239,12 @@ class Runtime:
         for runner in self.runners[:1]:  # the proxy listener: in-flight requests finish
             await runner.shutdown()
             await runner.cleanup()
-        if self.writes is not None:
-            self.writes.drop_parked("shutdown")
-        for lane in (self.write_lane, self.lane):
-            if lane is not None and not await lane.drain(deadline):
-                log.warning("shadow work left undone at shutdown", extra={"lane": lane.name})
+        if self.writes.causality is not None:
+            self.writes.causality.drop_parked("shutdown")
+        if self.lane is not None and not await self.lane.drain(deadline):
+            log.warning("shadow work left undone at shutdown", extra={"lane": self.lane.name})
+        if self.writes.attribution is not None:
+            await self.writes.attribution.stop()
         await asyncio.sleep(0)  # let the last comparisons conclude
         if self.offload is not None:
             if not await self.offload.drain(deadline):

@@ -234,11 +234,19 @@ class Cutover:
             "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
                        "compared": result.compared, "mismatches": result.mismatches,
                        "shadow_errors": result.shadow_errors},
-            "writes": {"ordered": rt.writes is not None,
-                       "shadow_pending": rt.writes.pending if rt.writes else 0,
-                       "parked_reads": rt.writes.parked if rt.writes else 0},
+            "writes": self._writes_status(),
             "rows": self._rows_status(),
         }
+
+    def _writes_status(self) -> dict[str, Any]:
+        causality, attribution = self.runtime.writes.causality, self.runtime.writes.attribution
+        status: dict[str, Any] = {
+            "ordered": causality is not None,
+            "shadow_pending": causality.pending if causality else 0,
+            "parked": causality.parked if causality else 0}
+        if attribution is not None:
+            status.update(attribution.status())
+        return status
 
     def _rows_status(self) -> dict[str, Any]:
         rows = self.runtime.rows

@@ -20,7 +20,7 @@ DROP_REASONS = ("queue_full", "timeout", "cancelled", "shutdown", "closing")
 UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
 INTERNAL_OPERATIONS = ("conclude", "compare", "store", "listener", "rows_state",
                        "cutover_refresh", "drain_legacy", "drain_candidate", "lane_shadow",
-                       "lane_shadow_drop", "lane_shadow_writes", "lane_shadow_writes_drop")
+                       "lane_shadow_drop", "attribute")
 VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
 COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.025, 0.05, 0.1, 0.25, 1.0)
@@ -123,10 +123,26 @@ class Metrics:
             "1 from the moment the shadow's rows can no longer be compared (a write reached "
             "one database only) until a resync; else 0.",
             registry=r)
-        self.write_lane_depth = Gauge(
-            "shadow_write_lane_depth",
-            "Writes waiting in a backend's ordered write lane (unit: requests).",
-            ["role"], registry=r)
+        self.shadow_writes_pending = Gauge(
+            "shadow_shadow_writes_pending",
+            "Mirrored writes not yet done on the shadow: parked, queued or running "
+            "(unit: requests).",
+            registry=r)
+        self.rows_attributed = Counter(
+            "shadow_rows_attributed_total",
+            "Writes whose rows were compared, by attribution: exact (the write ran alone) or "
+            "group (overlapping writes compared as a whole; unit: writes).",
+            ["how"], registry=r)
+        self.outside_writes = Counter(
+            "shadow_outside_writes_total",
+            "Changes in a change log that no proxied exchange can own, by backend and table "
+            "(unit: rows).",
+            ["backend", "table"], registry=r)
+        self.write_hold = Counter(
+            "shadow_write_hold_total",
+            "Writes that waited for the write before them on the primary, by outcome: waited "
+            "(it finished in time) or expired (went after proxy.write_hold; unit: writes).",
+            ["outcome"], registry=r)
         # Cutover
         self.mode = Gauge("shadow_mode", "1 for the current mode, 0 for the others.", ["mode"],
                           registry=r)
@@ -159,13 +175,16 @@ class Metrics:
         configured routes that name their methods (`routes`: (template, methods))."""
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
-            self.dropped.labels(f"write_{reason}")
         for backend in backends:
             for role in ("primary", "shadow"):
                 for error in UPSTREAM_ERRORS:
                     self.upstream_errors.labels(backend, role, error)
         for operation in INTERNAL_OPERATIONS:
             self.internal_errors.labels(operation)
+        for how in ("exact", "group"):
+            self.rows_attributed.labels(how)
+        for outcome in ("waited", "expired"):
+            self.write_hold.labels(outcome)
         for template, methods in routes:
             self.rollback_unsafe_writes.labels(template)
             for method in methods:

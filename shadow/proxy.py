@@ -1,17 +1,22 @@
 """The hot path: exchange in, the primary's reply out, shadow work scheduled.
 
     request -> read body (up to the limit; larger bodies are streamed, not mirrored)
-            -> route match -> roles snapshot (the mode at the request's start)
-            -> shadow job queued on the mirror lane (never awaited here)
-            -> primary forwarded exactly once -> its reply returned byte for byte
-            -> the primary's reply handed to the verifier's Pair
+            -> route match -> roles snapshot (the mode at the request's start) -> a Flow
+            -> a write waits at most `proxy.write_hold` for the write before it
+            -> sent to the primary exactly once (its window opens; its shadow job is
+               handed to causality, never awaited here) -> its reply returned byte for byte
+            -> the window closes at the reply's last byte; the Pair gets the reply
 
 Only the primary is awaited. A failure to reach the primary is a 502 (or 504 on timeout)
-with a short JSON body; nothing else the proxy does can fail a client request.
+with a short JSON body; nothing else the proxy does can fail a client request. A client
+that goes away mid-request does not cut the primary's exchange short: it finishes in the
+background (bounded by `primary_timeout`), so its rows and its comparison stay right.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -23,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from shadow.config import Config
+from shadow.flow import Flow
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
 from shadow.routes import RouteTable
@@ -30,32 +36,14 @@ from shadow.rows.live import RowState
 from shadow.upstream import Upstream, UpstreamError, end_to_end, header_text
 from shadow.verdict import Exchange, Reply
 from shadow.verifier import Pair, Verifier
-from shadow.writes import WriteOrder
+from shadow.writes import Writes
+from shadow.writes.groups import Member
 
 log = logging.getLogger("shadow.proxy")
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _DROP_REQUEST = frozenset({"host", "content-length"})
 _STREAM_CHUNK = 65536
-
-
-def _nothing() -> None:
-    return None
-
-
-class _Once:
-    """Runs `action` on the first call only: the write lock is released by whichever
-    comes first, the reply's last byte arriving or the handler's end."""
-
-    __slots__ = ("_action",)
-
-    def __init__(self, action: Callable[[], None]) -> None:
-        self._action: Callable[[], None] | None = action
-
-    def __call__(self) -> None:
-        action, self._action = self._action, None
-        if action is not None:
-            action()
 
 
 def error_response(status: int, error: str, message: str) -> web.Response:
@@ -68,14 +56,12 @@ class Proxy:
 
     def __init__(self, *, config: Config, routes: RouteTable, modes: ModeState,
                  upstreams: dict[str, Upstream], lane: MirrorLane, verifier: Verifier,
-                 writes: WriteOrder | None = None, write_lane: MirrorLane | None = None,
-                 rows: RowState | None = None,
+                 writes: Writes | None = None, rows: RowState | None = None,
                  raised: Callable[[str, BaseException], None] | None = None) -> None:
         self.routes = routes
         self.rows = rows
         self.raised = raised or (lambda operation, exc: None)
-        self.writes = writes
-        self.write_lane = write_lane
+        self.writes = writes or Writes()
         self.modes = modes
         self.upstreams = upstreams
         self.lane = lane
@@ -90,8 +76,22 @@ class Proxy:
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()
         self._random = random.random
+        self._background: set[asyncio.Task] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        flow = await self._receive(request)
+        self._verify(flow)
+        hold = self.writes.hold
+        if flow.writes and hold is not None:
+            await hold.enter()
+        self._send(flow)
+        try:
+            return await self._forward(request, flow)
+        finally:
+            if flow.pair is not None and flow.pair.primary is None and flow.finished:
+                flow.pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
+
+    async def _receive(self, request: web.Request) -> Flow:
         roles = self.modes.current
         method = request.method
         target = request.raw_path
@@ -101,75 +101,95 @@ class Proxy:
         received = tuple((header_text(k), header_text(v)) for k, v in request.raw_headers)
         headers = self._forward_headers(request, received)
         body, stream = await _read_body(request, self.max_body)
-        ordered = (self.writes is not None and policy.may_write(method)
-                   and (roles.shadow is not None or self.rows is not None))
-        release: _Once | None = None
-        if ordered:
-            await self.writes.lock.acquire()
-            release = _Once(self.writes.lock.release)
-        try:
-            return await self._exchange(request, roles, policy, method, target, received,
-                                        headers, body, stream, ordered, release)
-        finally:
-            if release is not None:
-                release()
+        return Flow(next(self._ids), roles, policy, method, target, received, headers, body,
+                    stream, policy.may_write(method))
 
-    async def _exchange(self, request, roles, policy, method, target, received, headers, body,
-                        stream, ordered: bool, release: _Once | None) -> web.StreamResponse:
-        route = policy.template
-        pair: Pair | None = None
-        answered: Callable[[], None] | None = None
-        if roles.shadow is None:
-            self.verifier.skipped(route, method, "mode")
-        elif not policy.mirror:
-            self.verifier.skipped(route, method, "policy")
-        elif stream is not None:
-            self.verifier.skipped(route, method, "request_too_large")
-        elif policy.sample < 1.0 and self._random() >= policy.sample:
-            self.verifier.skipped(route, method, "sampled_out")
+    def _verify(self, flow: Flow) -> None:
+        """Give the flow a Pair, or count why it is not compared."""
+        route, method, roles, policy = flow.route, flow.method, flow.roles, flow.policy
+        reason = ("mode" if roles.shadow is None else "policy" if not policy.mirror
+                  else "request_too_large" if flow.stream is not None
+                  else "sampled_out" if policy.sample < 1.0 and self._random() >= policy.sample
+                  else "")
+        if reason:
+            self.verifier.skipped(route, method, reason)
+            return
+        exchange = Exchange(f"{self._boot}-{flow.number}", method, flow.target, route,
+                            flow.received, flow.body, time.time())
+        flow.pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
+
+    def _send(self, flow: Flow) -> None:
+        """The flow leaves for the primary now: open its window and hold token, and hand
+        its shadow job to causality."""
+        hold, causality, attribution = self.writes.hold, self.writes.causality, self.writes.attribution
+        primary = flow.roles.primary
+        if attribution is not None:
+            attribution.join(Member(flow.number, flow.method, flow.route, primary,
+                                    flow.roles.shadow if flow.pair else None, flow.writes,
+                                    flow.pair))
+            if flow.pair is not None:
+                flow.pair.expect_rows()
+            window = flow.window = attribution.open(flow.number, primary, flow.route, flow.writes)
+            flow.on_finish.append(lambda: attribution.close(window, primary))
+        if flow.writes and hold is not None:
+            token = hold.opened()
+            flow.on_finish.append(lambda: hold.closed(token))
+        if flow.pair is not None:
+            if causality is not None:
+                ticket = flow.ticket = causality.sent(flow.number, flow.writes)
+                flow.on_finish.append(lambda: causality.primary_done(ticket))
+                if attribution is not None:
+                    flow.on_finish.append(lambda: attribution.completed(ticket))
+            self._mirror(flow)
+
+    def _mirror(self, flow: Flow) -> None:
+        """Hand the exchange to the shadow, through causality when writes are ordered."""
+        pair, backend = flow.pair, flow.roles.shadow
+        assert pair is not None and backend is not None
+        upstream = self.upstreams[backend]
+        causality, attribution, ticket = self.writes.causality, self.writes.attribution, flow.ticket
+        headers = flow.headers + [self.marker]
+        ex = pair.exchange
+
+        def shadow_done() -> None:
+            if flow.shadow_window is not None:
+                attribution.close(flow.shadow_window, backend)
+            if ticket is not None:
+                causality.shadow_done(ticket)
+
+        async def job() -> None:
+            target, body = ex.target, ex.body
+            ids = self.rows.ids if self.rows is not None and self.rewrite_ids else None
+            if ids is not None and ids.active:  # after a burnt sequence value
+                to_candidate = backend == "candidate"
+                target = ids.target(ex.route, target, to_candidate)
+                body = ids.body(body, to_candidate)
+            if attribution is not None:
+                flow.shadow_window = attribution.open(flow.number, backend, flow.route, flow.writes)
+            try:
+                reply = await upstream.fetch(ex.method, target, headers, body, on_done=shadow_done,
+                                             timeout=self.shadow_timeout, max_bytes=self.max_reply)
+            finally:
+                shadow_done()
+            pair.set_shadow(reply)
+
+        def dropped(reason: str) -> None:
+            shadow_done()
+            if ticket is not None:
+                causality.shadow_done(ticket)
+            if attribution is not None and flow.shadow_window is None:
+                attribution.never_sent(flow.number, backend)
+            pair.drop(reason)
+            if self.rows is not None and flow.writes:
+                self.rows.diverge(f"a shadow write was dropped ({reason})")
+
+        def submit() -> None:
+            self.lane.submit(job, on_drop=dropped)
+
+        if ticket is None:
+            submit()
         else:
-            exchange = Exchange(f"{self._boot}-{next(self._ids)}", method, target, route,
-                                received, body, time.time())
-            pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
-            if ordered and self.rows is not None:
-                pair.expect_rows()
-            answered = self._mirror(pair, roles.shadow, headers + [self.marker], ordered)
-
-        # The next write may start on the primary as soon as this one's reply is in (a
-        # loop turn before this handler resumes); with row capture, only once its rows
-        # are read, below.
-        primary = self.upstreams[roles.primary]
-        try:
-            return await self._forward(request, primary, method, target, headers,
-                                       body if stream is None else stream, pair, route,
-                                       release if self.rows is None else None)
-        finally:
-            # Before the client is answered: a read it sends next may name the row this
-            # write created, and must find its key pair learnt.
-            if ordered and self.rows is not None:
-                await self._capture_primary(roles, pair, route)
-            # Complete for the shadow's ordering when the reply is passed on: a request that
-            # arrives before then is concurrent with it for every client.
-            if answered is not None:
-                answered()
-            if pair is not None:
-                if pair.primary is None:
-                    pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
-
-    async def _capture_primary(self, roles, pair: Pair | None, route: str) -> None:
-        """Read what this write changed on the primary (still under the write lock)."""
-        rows = await self._drain(roles.primary)
-        if pair is not None:
-            pair.set_primary_rows(rows)
-        elif rows:
-            self.rows.diverge(f"{route} wrote rows the shadow never received")
-
-    async def _drain(self, backend: str) -> tuple:
-        try:
-            return await self.rows.drain(backend)
-        except Exception as exc:  # the verifier's own failure: logged, counted
-            self.raised(f"drain_{backend}", exc)
-            return ()
+            causality.when_ready(ticket, submit, dropped)
 
     def _forward_headers(self, request: web.Request,
                          received: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
@@ -185,83 +205,45 @@ class Proxy:
                 headers.append(("X-Forwarded-Host", request.host))
         return headers
 
-    def _mirror(self, pair: Pair, backend: str, headers: list[tuple[str, str]],
-                ordered: bool) -> Callable[[], None]:
-        """Hand the exchange to the shadow; returns what to call once the primary has
-        answered. Writes go to the ordered lane (numbered under the write lock); reads go
-        to the concurrent lane once the writes they must see are on the shadow."""
-        upstream = self.upstreams[backend]
-        ex = pair.exchange
-        writes = self.writes
-
-        async def send(on_done: Callable[[], None] | None = None) -> None:
-            target, body = ex.target, ex.body
-            ids = self.rows.ids if self.rows is not None and self.rewrite_ids else None
-            if ids is not None and ids.active:  # after a burnt sequence value
-                to_candidate = backend == "candidate"
-                target = ids.target(ex.route, target, to_candidate)
-                body = ids.body(body, to_candidate)
-            reply = await upstream.fetch(ex.method, target, headers, body, on_done=on_done,
-                                         timeout=self.shadow_timeout, max_bytes=self.max_reply)
-            rows = await self._drain(backend) if pair.rows_expected else ()
-            pair.set_shadow(reply, rows)
-
-        if writes is None:
-            self.lane.submit(send, on_drop=pair.drop)
-            return _nothing
-        if ordered:
-            seq, reads_before = writes.write_started()
-
-            async def write_job() -> None:
-                try:
-                    await writes.reads_done(reads_before, self.shadow_timeout)
-                    # The reads parked behind this write may go as soon as its reply is on
-                    # the wire; with row capture, only once its rows are drained.
-                    await send(None if pair.rows_expected else lambda: writes.finished(seq))
-                finally:
-                    writes.finished(seq)
-
-            def write_dropped(reason: str) -> None:
-                writes.dropped(seq)
-                pair.drop(reason)
-                if self.rows is not None:
-                    self.rows.diverge(f"a shadow write was dropped ({reason})")
-
-            self.write_lane.submit(write_job, on_drop=write_dropped)
-            return lambda: writes.write_done_on_primary(seq)
-
-        ticket = writes.read_arrived()
-
-        async def read_job() -> None:
-            try:
-                # The writes waiting for this read may go as soon as its reply is on the wire.
-                await send(lambda: writes.read_done_on_shadow(ticket))
-            finally:
-                writes.read_done_on_shadow(ticket)
-
-        def read_dropped(reason: str) -> None:
-            writes.read_done_on_shadow(ticket)
-            pair.drop(reason)
-
-        writes.when_visible(ticket, lambda: self.lane.submit(read_job, on_drop=read_dropped),
-                            read_dropped)
-        return lambda: writes.read_done_on_primary(ticket)
-
-    async def _forward(self, request: web.Request, primary: Upstream, method: str, target: str,
-                       headers: list[tuple[str, str]], body: bytes | AsyncIterator[bytes],
-                       pair: Pair | None, route: str,
-                       on_done: Callable[[], None] | None) -> web.StreamResponse:
-        started = time.perf_counter()
+    async def _forward(self, request: web.Request, flow: Flow) -> web.StreamResponse:
+        """Send to the primary and answer the client. The exchange with the primary runs
+        in its own task: a client that goes away does not cut it short."""
+        task = asyncio.get_running_loop().create_task(self._fetch(flow))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         try:
-            upstream = await primary.open(method, target, headers, body,
-                                          timeout=self.primary_timeout, on_done=on_done)
-        except UpstreamError as exc:
-            return self._failed(pair, primary.name, route, exc.error, started)
+            outcome = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(functools.partial(_abandoned, flow))
+            raise
+        if isinstance(outcome, web.StreamResponse):
+            return outcome
+        upstream, started = outcome
+        try:
+            return await self._stream(request, upstream, flow.pair, flow.roles.primary,
+                                      flow.route, started)
+        finally:
+            flow.finish()
 
-        no_body = method == "HEAD" or upstream.status in _NO_BODY_STATUS \
-            or 100 <= upstream.status < 200
-        length = upstream.content_length
-        if no_body or (length is not None and length <= self.max_reply):
+    async def _fetch(self, flow: Flow):
+        """The primary's reply as a response to send, or (a streaming reply, its start
+        time) for `_stream`; finishes the flow unless the reply is still streaming."""
+        primary, method, pair, route = self.upstreams[flow.roles.primary], flow.method, flow.pair, flow.route
+        started = time.perf_counter()
+        streaming = False
+        try:
+            try:
+                upstream = await primary.open(method, flow.target, flow.headers,
+                                              flow.body if flow.stream is None else flow.stream,
+                                              timeout=self.primary_timeout, on_done=flow.finish)
+            except UpstreamError as exc:
+                return self._failed(pair, primary.name, route, exc.error, started)
+            no_body = method == "HEAD" or upstream.status in _NO_BODY_STATUS \
+                or 100 <= upstream.status < 200
+            length = upstream.content_length
+            if not (no_body or (length is not None and length <= self.max_reply)):
+                streaming = True
+                return upstream, started
             try:
                 data = b"" if no_body else await upstream.read()
             except UpstreamError as exc:
@@ -279,7 +261,9 @@ class Proxy:
                 return response
             response.body = data
             return response
-        return await self._stream(request, upstream, pair, primary.name, route, started)
+        finally:
+            if not streaming:
+                flow.finish()
 
     async def _stream(self, request: web.Request, upstream, pair: Pair | None, backend: str,
                       route: str, started: float) -> web.StreamResponse:
@@ -339,6 +323,17 @@ class Proxy:
 _DEFAULTED = ("Content-Type", "Date", "Server")
 _ABSENT = (web.ResponseKey("absent_headers", list) if hasattr(web, "ResponseKey")
            else "shadow.absent_headers")
+
+
+def _abandoned(flow: Flow, task: asyncio.Task) -> None:
+    """The client went away while the primary answered: a streaming reply is closed."""
+    if not task.cancelled() and task.exception() is None:
+        outcome = task.result()
+        if isinstance(outcome, tuple):
+            outcome[0].close()
+    flow.finish()
+    if flow.pair is not None and flow.pair.primary is None:
+        flow.pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
 
 
 def _mark_absent(response: web.StreamResponse, headers) -> None:

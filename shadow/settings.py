@@ -76,6 +76,8 @@ class ProxySettings(_Model):
     forwarded_headers: bool = True
     max_header_bytes: Count = 16384
     ordered_writes: bool = True
+    write_hold: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    mode_change_wait: Positive = 5.0
     drain_timeout: Positive = 10.0
 
 
@@ -86,7 +88,6 @@ class MirrorSettings(_Model):
     concurrency: Count = 64
     timeout: Positive = 10.0
     max_reply_bytes: Count = 4 << 20
-    write_queue_size: Count = 1000
     marker_header: str = "X-Shadow-Request"
     marker_value: str = "1"
 
@@ -245,6 +246,10 @@ class RowSettings(_Model):
     columns: dict[str, ColumnSettings] = {}
     keymap_size: Count = 100_000
     rewrite_ids: bool = True
+    max_group: Count = 64
+    attribution_timeout: Positive = 10.0
+    drain_interval: Positive = 0.5
+    max_outside_writes: Annotated[int, Field(ge=0)] = 100
 
 
 class LogSettings(_Model):

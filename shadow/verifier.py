@@ -28,6 +28,7 @@ from shadow.routes import RoutePolicy
 from shadow.rows.ids import collection_of
 from shadow.rows.live import RowState
 from shadow.store import Store
+from shadow.writes.attribution import GroupRows
 from shadow.verdict import (
     Comparison, Difference, Exchange, Kind, Observation, Reply, Role, RowChange, Verdict,
     signature, signature_path,
@@ -44,8 +45,7 @@ class Pair:
     """The two halves of one exchange on their way to a Comparison."""
 
     __slots__ = ("exchange", "policy", "primary_backend", "shadow_backend", "primary",
-                 "shadow", "skip_reason", "rows_expected", "primary_rows", "shadow_rows",
-                 "_verifier", "_done")
+                 "shadow", "skip_reason", "rows_expected", "rows", "_verifier", "_done")
 
     def __init__(self, verifier: Verifier, exchange: Exchange, policy: RoutePolicy,
                  primary_backend: str, shadow_backend: str) -> None:
@@ -58,31 +58,28 @@ class Pair:
         self.shadow: Reply | None = None
         self.skip_reason = ""
         self.rows_expected = False
-        self.primary_rows: tuple[RowChange, ...] | None = None
-        self.shadow_rows: tuple[RowChange, ...] | None = None
+        self.rows: GroupRows | None = None
         self._done = False
 
     def expect_rows(self) -> None:
-        """This exchange is a captured write: wait for both sides' row changes too."""
+        """Row capture is on: wait for this exchange's group's rows too."""
         self.rows_expected = True
 
     def set_primary(self, reply: Reply, skip_reason: str = "") -> None:
         if self.primary is None:
             self.primary = reply
             self.skip_reason = self.skip_reason or skip_reason
-            if not reply.ok and self.primary_rows is None:
-                self.primary_rows = ()
             self._maybe_conclude()
 
-    def set_primary_rows(self, rows: tuple[RowChange, ...]) -> None:
-        if self.primary_rows is None:
-            self.primary_rows = rows
+    def set_rows(self, rows: GroupRows) -> None:
+        """What this exchange's group wrote on both sides, compared (see shadow.writes)."""
+        if self.rows is None:
+            self.rows = rows
             self._maybe_conclude()
 
-    def set_shadow(self, reply: Reply, rows: tuple[RowChange, ...] = ()) -> None:
+    def set_shadow(self, reply: Reply) -> None:
         if self.shadow is None:
             self.shadow = reply
-            self.shadow_rows = rows
             self._maybe_conclude()
 
     def drop(self, reason: str) -> None:
@@ -90,13 +87,12 @@ class Pair:
         if self.shadow is None:
             self.skip_reason = self.skip_reason or f"dropped_{reason}"
             self.shadow = Reply(0, (), b"", 0.0, error="dropped")
-            self.shadow_rows = ()
             self._maybe_conclude()
 
     def _maybe_conclude(self) -> None:
         if self.primary is None or self.shadow is None or self._done:
             return
-        if self.rows_expected and self.primary_rows is None:
+        if self.rows_expected and self.rows is None:
             return
         self._done = True
         asyncio.get_running_loop().call_soon(self._verifier.conclude, self)
@@ -206,8 +202,9 @@ class Verifier:
         primary, shadow = pair.primary, pair.shadow
         assert primary is not None and shadow is not None
         ex = pair.exchange
-        p_obs = Observation(pair.primary_backend, Role.PRIMARY, primary, pair.primary_rows or ())
-        s_obs = Observation(pair.shadow_backend, Role.SHADOW, shadow, pair.shadow_rows or ())
+        rows = pair.rows
+        p_obs = Observation(pair.primary_backend, Role.PRIMARY, primary, rows.primary if rows else ())
+        s_obs = Observation(pair.shadow_backend, Role.SHADOW, shadow, rows.shadow if rows else ())
         if pair.skip_reason or shadow.error == "too_large" or primary.error == "too_large":
             reason = pair.skip_reason or "body_too_large"
             return Comparison(ex, p_obs, s_obs, (), Verdict.SKIPPED, reason=reason)
@@ -218,10 +215,9 @@ class Verifier:
         started = time.perf_counter()
         differences: tuple[Difference, ...] = ()
         normalised = 0
-        if pair.rows_expected and self.rows is not None:
-            # Rows first: an insert's key pair is learnt here, and its reply's id is then
-            # read through the key map like every later one.
-            rows = self.rows.diff(pair.primary_backend, p_obs.rows, pair.shadow_backend, s_obs.rows)
+        if rows is not None and not rows.skipped:
+            # The group's rows were compared when it was final, key pairs learnt then; the
+            # reply's ids are read through the key map like every later one.
             differences, normalised = rows.differences, rows.normalised
         if self.rows is not None and self.rows.ids.active and shadow.header("content-encoding") is None:
             shadow = replace(shadow, body=self.rows.ids.reply(
@@ -234,8 +230,9 @@ class Verifier:
         verdict = Verdict.MISMATCH if differences else Verdict.MATCH
         sigs = tuple(dict.fromkeys(
             signature(ex.method, ex.route, d.kind, _row_path(d)) for d in differences))
-        return Comparison(ex, p_obs, s_obs, differences, verdict,
-                          normalised=normalised, signatures=sigs)
+        return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
+                          reason=f"rows: {rows.skipped}" if rows and rows.skipped else "",
+                          signatures=sigs)
 
     def publish(self, c: Comparison, pair: Pair) -> None:
         ex, m = c.exchange, self.metrics

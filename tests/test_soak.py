@@ -30,7 +30,6 @@ CLIENTS = 16
 MAX_BODY = 32 * 1024
 MAX_REPLY = 8 * 1024
 QUEUE_SIZE = 200
-WRITE_QUEUE_SIZE = 50
 CONCURRENCY = 8
 
 REPLY = b'{"items": [' + b",".join(b'{"id": %d, "score": %d, "tags": ["calm", "tired"]}' % (i, i % 7)
@@ -49,17 +48,17 @@ def memory_bound() -> int:
     """The most the proxy's memory may grow over its idle baseline, from its limits.
 
     Shadow work that is waiting or running is the only state that grows with load, and it
-    is bounded: at most QUEUE_SIZE + CONCURRENCY jobs in the read lane, WRITE_QUEUE_SIZE + 1
-    in the write lane, and QUEUE_SIZE reads parked until the shadow has the writes they
-    must see (WriteOrder's max_parked is mirror.queue_size). Each job holds the request body (at most
+    is bounded: at most QUEUE_SIZE + CONCURRENCY jobs in the mirror lane, and QUEUE_SIZE
+    requests parked until the shadow has the writes they must see (causality's max_parked
+    is mirror.queue_size). Each job holds the request body (at most
     max_body_bytes: larger bodies are streamed and never mirrored), the primary's reply
     kept for comparing (at most max_reply_bytes) and PER_ITEM_OVERHEAD; a running job also
     the shadow's reply being read (at most max_reply_bytes). Each client request in flight
     holds one body and one reply. Everything else (metrics, gate statistics, route
     templates, connection pools) has a fixed size once the warm-up has seen every route.
     """
-    jobs = QUEUE_SIZE + CONCURRENCY + WRITE_QUEUE_SIZE + 1 + QUEUE_SIZE
-    running = CONCURRENCY + 1
+    jobs = QUEUE_SIZE + CONCURRENCY + QUEUE_SIZE
+    running = CONCURRENCY
     return (jobs * (MAX_BODY + MAX_REPLY + PER_ITEM_OVERHEAD) + running * MAX_REPLY
             + CLIENTS * (MAX_BODY + MAX_REPLY))
 
@@ -102,8 +101,7 @@ async def test_slow_shadow_under_sustained_load_is_dropped_counted_and_bounded(t
     config = proxy_config(
         tmp_path, str(primary.make_url("")).rstrip("/"), str(shadow.make_url("")).rstrip("/"),
         proxy={"max_body_bytes": MAX_BODY},
-        mirror={"queue_size": QUEUE_SIZE, "write_queue_size": WRITE_QUEUE_SIZE,
-                "concurrency": CONCURRENCY, "timeout": 2.0, "max_reply_bytes": MAX_REPLY},
+        mirror={"queue_size": QUEUE_SIZE, "concurrency": CONCURRENCY, "timeout": 2.0, "max_reply_bytes": MAX_REPLY},
         routes=[{"template": "/api/search", "methods": ["POST"], "writes": False}])
     proxy: ProxyProcess | None = None
     try:

@@ -234,8 +234,11 @@ async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        lanes = [lane for lane in (runtime.lane, runtime.write_lane) if lane is not None]
-        if all(lane.depth == 0 and lane.busy == 0 for lane in lanes):
+        lane, causality = runtime.lane, runtime.writes.causality
+        attribution = runtime.writes.attribution
+        if (lane.depth == 0 and lane.busy == 0
+                and (causality is None or causality.parked == 0)
+                and (attribution is None or len(attribution.groups) == 0)):
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.05)

@@ -81,6 +81,13 @@ class PostgresCapture(Capture):
             raise CaptureError("postgres capture is not open")
         return self._conn
 
+    async def now(self) -> float:
+        """The database's clock, in seconds since the epoch (`clock_timestamp()`)."""
+        async with self._lock:
+            with _mapped("clock"):
+                return float(await self.conn.fetchval(
+                    "SELECT extract(epoch FROM clock_timestamp())::float8"))
+
     async def introspect(self) -> dict[str, TableInfo]:
         async with self._lock:
             with _mapped("introspect"):

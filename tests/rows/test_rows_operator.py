@@ -78,6 +78,9 @@ async def test_a_write_the_shadow_never_saw_diverges_until_resync(pg_dsn, tmp_pa
             async with session.post(f"{proxy}/api/register", json={
                     "username": "solo", "password": "correct horse battery"}) as resp:
                 assert resp.status == 201
+            async with asyncio.timeout(5):  # noticed once the write's rows are drained
+                while runtime.rows.diverged is None:
+                    await asyncio.sleep(0.02)
             await runtime.save_rows()
             async with session.get(f"{admin}/api/status") as resp:
                 status = await resp.json()

@@ -1,0 +1,55 @@
+"""One client request from arrival to verdict: the object the hot path carries.
+
+A `Flow` holds what the proxy received (method, target, headers, body), where it goes (the
+roles of the mode at arrival, the route policy), and what it opened on the way: the pair
+that will compare it, its place in the shadow's causality, its window on the primary and
+its share of the write hold. `finish()` closes what it opened on the primary, exactly
+once, whichever comes first: the reply's last byte arriving or the exchange failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shadow.modes import Roles
+    from shadow.routes import RoutePolicy
+    from shadow.verifier import Pair
+    from shadow.writes.causality import Ticket
+    from shadow.writes.windows import Window
+
+
+@dataclass(slots=True, eq=False)
+class Flow:
+    """One exchange on the hot path. `writes`: the route policy says it may write."""
+
+    number: int
+    roles: Roles
+    policy: RoutePolicy
+    method: str
+    target: str
+    received: tuple[tuple[str, str], ...]
+    headers: list[tuple[str, str]]
+    body: bytes
+    stream: AsyncIterator[bytes] | None
+    writes: bool
+    pair: Pair | None = None
+    ticket: Ticket | None = None
+    window: Window | None = None
+    shadow_window: Window | None = None
+    on_finish: list[Callable[[], None]] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def route(self) -> str:
+        return self.policy.template
+
+    def finish(self) -> None:
+        """The primary is done with this exchange: close what was opened for it."""
+        if self.finished:
+            return
+        self.finished = True
+        for action in self.on_finish:
+            action()

@@ -1,0 +1,269 @@
+"""Row attribution in a running proxy: windows in, group verdicts out, no lock.
+
+    proxy ── open/close windows ──► Side (per backend) ◄── drain task (per backend)
+                                       │ place(changes)        one query per drain,
+                                       ▼                        off the request path
+                                    Groups ── final ──► diff once ──► each member's Pair
+
+Each backend's change log is drained by its own task: soon after windows close, and on a
+slow tick otherwise (outside writes). Changes are placed among the windows (see
+`shadow.writes.windows`), joining exchanges into groups; a group whose windows are all
+final on every backend is compared as a whole, once, and each member's Pair gets the
+result (`GroupRows`). A Pair whose group is not final after `timeout` seconds gets a
+clear skip reason instead. Changes no window can hold are outside writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from shadow.rows.live import RowState
+from shadow.verdict import Difference, RowChange
+from shadow.writes.causality import Ticket
+from shadow.writes.groups import Group, Groups, Member
+from shadow.writes.hold import Hold
+from shadow.writes.outside import OutsideWrites
+from shadow.writes.windows import SQLITE_CLOCK, Clock, Side, Window
+
+log = logging.getLogger("shadow.writes")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRows:
+    """What one exchange's group wrote on each side, and how the two compare.
+
+    `members` is the group's size (1: attributed exactly); `names` lists the group's
+    exchanges (`METHOD route #id`); `skipped` says why rows were not compared."""
+
+    primary: tuple[RowChange, ...] = ()
+    shadow: tuple[RowChange, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    normalised: int = 0
+    members: int = 1
+    names: tuple[str, ...] = ()
+    skipped: str = ""
+
+
+async def measure_clock(now: Callable, tries: int = 5) -> Clock:
+    """A database clock's offset from `time.time()`, from the tightest of `tries`
+    bracketed reads; its uncertainty (plus a microsecond) is the margin both ways."""
+    best: tuple[float, float] | None = None
+    for _ in range(tries):
+        t0 = time.time()
+        db = await now()
+        t1 = time.time()
+        if best is None or t1 - t0 < best[1]:
+            best = (db - (t0 + t1) / 2, t1 - t0)
+    offset, rtt = best  # type: ignore[misc]
+    margin = rtt / 2 + 1e-6
+    return Clock(offset=offset, before=margin, after=margin)
+
+
+class Attribution:
+    """Windows, drains, groups and outside writes of both backends."""
+
+    def __init__(self, *, rows: RowState, hold: Hold | None, outside: OutsideWrites,
+                 max_group: int, timeout: float, tick: float,
+                 raised: Callable[[str, BaseException], None],
+                 primary: Callable[[], str],
+                 on_counted: Callable[[str, int], None] | None = None,
+                 on_concluded: Callable[[], None] | None = None) -> None:
+        self.rows = rows
+        self.hold = hold
+        self.outside = outside
+        self.timeout = timeout
+        self.tick = tick
+        self.raised = raised
+        self.primary = primary
+        self.on_counted = on_counted or (lambda how, n: None)
+        self.on_concluded = on_concluded or (lambda: None)
+        self.groups = Groups(max_members=max_group, on_final=self._final)
+        self.sides: dict[str, Side] = {b: Side(b) for b in rows.captures}
+        self._wake = {b: asyncio.Event() for b in rows.captures}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seq = 0
+        self._since: dict[int, float] = {}
+        self._unconcluded: dict[int, int] = {}
+        self.exact = 0
+        self.grouped = 0
+        self._expired_at = time.monotonic()
+
+    async def start(self) -> None:
+        """Measure the clocks, report what is already in the logs, start draining."""
+        for backend, capture in self.rows.captures.items():
+            now = getattr(capture, "now", None)
+            clock = SQLITE_CLOCK
+            if now is not None and await now() is not None:
+                clock = await measure_clock(now)
+            self.sides[backend].clock = clock
+            found = await self.rows.drain(backend)
+            self.outside.add(backend, list(found), when="at start-up")
+        loop = asyncio.get_running_loop()
+        for backend in self.sides:
+            self._tasks.append(loop.create_task(self._drain_forever(backend),
+                                                name=f"shadow-drain-{backend}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # --- the proxy's side ----------------------------------------------------------------
+
+    def join(self, member: Member) -> None:
+        self.groups.add(member)
+        self._since[member.flow] = time.monotonic()
+
+    def open(self, flow: int, backend: str, route: str, writes: bool) -> Window:
+        return self.sides[backend].open(flow, route, writes, time.time())
+
+    def close(self, window: Window, backend: str) -> None:
+        if window.end is None:
+            self.sides[backend].close(window, time.time())
+            self._wake[backend].set()
+
+    def never_sent(self, flow: int, backend: str) -> None:
+        """`flow` will never reach `backend` (dropped shadow work)."""
+        self.groups.done(flow, backend)
+
+    def completed(self, ticket: Ticket) -> None:
+        """A mirrored write completed on the primary: later shadow requests wait for its
+        rows to be compared (see `keys_ready`)."""
+        member = self.groups.member(ticket.flow)
+        if ticket.writes and ticket.index is not None and member is not None \
+                and member.pair is not None:
+            self._unconcluded[ticket.index] = ticket.flow
+
+    def keys_ready(self, ticket: Ticket) -> bool:
+        return all(index > ticket.after_writes or self.groups.same(flow, ticket.flow)
+                   for index, flow in self._unconcluded.items())
+
+    # --- draining ------------------------------------------------------------------------
+
+    async def _drain_forever(self, backend: str) -> None:
+        wake = self._wake[backend]
+        while True:
+            try:
+                async with asyncio.timeout(self.tick):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+            wake.clear()
+            if time.monotonic() - self._expired_at >= self.tick:
+                self._expire()
+            try:
+                await self.drain(backend)
+            except Exception as exc:  # the verifier's own failure: logged, counted
+                self.raised(f"drain_{backend}", exc)
+
+    async def drain(self, backend: str) -> None:
+        """One drain of `backend`'s log: place its changes, settle windows, conclude."""
+        side = self.sides[backend]
+        began, d0 = time.monotonic(), time.time()
+        changes = list(await self.rows.drain(backend))
+        d1 = time.time()
+        outside = []
+        for placed in side.place(changes, d0, d1):
+            self._seq += 1
+            if placed.windows:
+                self.groups.place(backend, self._seq, placed.change,
+                                  [w.flow for w in placed.windows])
+            else:
+                outside.append(placed.change)
+        self.outside.add(backend, outside, when="while running")
+        for window in side.settle(d0):
+            self.groups.done(window.flow, backend)
+        if self.hold is not None and backend == self.primary():
+            self.hold.drained(began)
+        if side.closed_since_drain:
+            self._wake[backend].set()
+        self.on_concluded()
+
+    # --- verdicts ------------------------------------------------------------------------
+
+    def _final(self, group: Group) -> None:
+        try:
+            self._conclude(group)
+        except Exception as exc:
+            self.raised("attribute", exc)
+            for member in group.members:
+                self._hand(member, GroupRows(skipped="rows_failed"))
+
+    def _conclude(self, group: Group) -> None:
+        members = group.members
+        names = tuple(f"{m.method} {m.route} #{m.flow}" for m in members)
+        if group.overflow:
+            self._hand(members[0], GroupRows(members=0, names=names, skipped="group_too_large"))
+            return
+        mirrored = [m for m in members if m.pair is not None]
+        roles = {(m.primary, m.shadow) for m in mirrored}
+        primary = members[0].primary
+        if not mirrored:
+            if group.rows(primary):
+                self.rows.diverge(f"{names[0]} wrote rows the shadow never received")
+            self._count(members)
+            return
+        if len(roles) > 1:
+            for member in mirrored:
+                self._hand(member, GroupRows(members=len(members), names=names,
+                                             skipped="mode_changed"))
+            return
+        ((primary, shadow),) = roles
+        p_rows, s_rows = group.rows(primary), group.rows(shadow)
+        result = self.rows.diff(primary, p_rows, shadow, s_rows)
+        differences = result.differences
+        if len(members) > 1:
+            note = f"group of {len(members)}: {', '.join(names)}"
+            differences = tuple(replace(d, detail=f"{d.detail}; {note}" if d.detail else note)
+                                for d in differences)
+        rows = GroupRows(p_rows, s_rows, differences, result.normalised, len(members), names)
+        self._count(members)
+        for member in mirrored:
+            self._hand(member, rows)
+
+    def _count(self, members: list[Member]) -> None:
+        writes = sum(1 for m in members if m.writes)
+        if not writes:
+            return
+        if len(members) == 1:
+            self.exact += writes
+        else:
+            self.grouped += writes
+        self.on_counted("exact" if len(members) == 1 else "group", writes)
+
+    def _hand(self, member: Member, rows: GroupRows) -> None:
+        self._since.pop(member.flow, None)
+        for index, flow in list(self._unconcluded.items()):
+            if flow == member.flow:
+                del self._unconcluded[index]
+        if member.pair is not None:
+            member.pair.set_rows(rows)
+
+    def _expire(self) -> None:
+        """Pairs whose group is not final after `timeout`: concluded without rows."""
+        self._expired_at = time.monotonic()
+        limit = self._expired_at - self.timeout
+        for flow, since in list(self._since.items()):
+            if since < limit:
+                member = self.groups.member(flow)
+                if member is not None:
+                    self._hand(member, GroupRows(skipped="rows_not_attributed_in_time"))
+                else:
+                    self._since.pop(flow, None)
+        self.on_concluded()
+
+    @property
+    def exact_share(self) -> float | None:
+        total = self.exact + self.grouped
+        return None if total == 0 else self.exact / total
+
+    def status(self) -> dict:
+        return {"writes_exact": self.exact, "writes_grouped": self.grouped,
+                "exact_share": self.exact_share, "groups_open": len(self.groups),
+                "changes_discarded": self.groups.discarded,
+                "outside": self.outside.status()}

@@ -1,0 +1,162 @@
+"""Groups: exchanges whose changes cannot be told apart, on either backend.
+
+Every exchange sent to a backend with row capture is a `Member` of a group of one. A
+drained change that may belong to several windows joins their exchanges into one group
+(union-find), on either backend: two writes that overlapped on the primary and ran one
+after the other on the shadow are one group on both. A group is *final* when every window
+of every member is final on every backend it was sent to; then its changes, per backend,
+are the union of its members' and are compared as a whole (`on_final`).
+
+A group of more than `max_members` exchanges gives up on its rows (`overflow`): its
+members are let go one by one as they finish, with no rows, so that a chain of
+overlapping writes under sustained load cannot hold memory or verdicts without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadow.verdict import RowChange
+
+
+@dataclass(slots=True, eq=False)
+class Member:
+    """One exchange in the attribution: the backends it still waits for, and its pair
+    (None when the shadow never receives it)."""
+
+    flow: int
+    method: str
+    route: str
+    primary: str
+    shadow: str | None
+    writes: bool
+    pair: Any = None
+    waiting: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """Exchanges compared as a whole, and the changes of each backend, in drain order."""
+
+    members: list[Member]
+    changes: dict[str, list[tuple[int, RowChange]]] = field(default_factory=dict)
+    unfinished: int = 0
+    overflow: bool = False
+    released: list[int] = field(default_factory=list)
+
+    def rows(self, backend: str) -> tuple[RowChange, ...]:
+        return tuple(change for _, change in sorted(self.changes.get(backend, ()),
+                                                    key=lambda item: item[0]))
+
+    @property
+    def exact(self) -> bool:
+        return len(self.members) == 1
+
+
+class Groups:
+    """Union-find over exchanges; calls `on_final(group)` once a group is final, and
+    `on_final(Group([member], overflow=True))` for each member of an overflowed one."""
+
+    def __init__(self, *, max_members: int, on_final: Callable[[Group], None]) -> None:
+        self.max_members = max_members
+        self.on_final = on_final
+        self._parent: dict[int, int] = {}
+        self._groups: dict[int, Group] = {}
+        self._members: dict[int, Member] = {}
+        self.discarded = 0
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, member: Member) -> None:
+        member.waiting = {member.primary} | ({member.shadow} if member.shadow else set())
+        self._members[member.flow] = member
+        self._parent[member.flow] = member.flow
+        self._groups[member.flow] = Group([member], unfinished=1)
+
+    def member(self, flow: int) -> Member | None:
+        return self._members.get(flow)
+
+    def find(self, flow: int) -> int:
+        root = flow
+        while self._parent[root] != root:
+            root = self._parent[root]
+        while self._parent[flow] != root:
+            self._parent[flow], flow = root, self._parent[flow]
+        return root
+
+    def same(self, a: int, b: int) -> bool:
+        return a in self._parent and b in self._parent and self.find(a) == self.find(b)
+
+    def place(self, backend: str, seq: int, change: RowChange, flows: list[int]) -> None:
+        """`change`, drained `seq`-th from `backend`, belongs to one of `flows`."""
+        flows = [f for f in flows if f in self._parent]
+        if not flows:
+            return
+        root = self.find(flows[0])
+        for other in flows[1:]:
+            root = self._union(root, self.find(other))
+        group = self._groups[root]
+        if group.overflow:
+            self.discarded += 1
+        else:
+            group.changes.setdefault(backend, []).append((seq, change))
+
+    def _union(self, a: int, b: int) -> int:
+        if a == b:
+            return a
+        big, small = self._groups[a], self._groups[b]
+        if len(big.members) < len(small.members):
+            a, b, big, small = b, a, small, big
+        self._parent[b] = a
+        del self._groups[b]
+        big.members += small.members
+        big.unfinished += small.unfinished
+        big.overflow = big.overflow or small.overflow
+        for backend, changes in small.changes.items():
+            big.changes.setdefault(backend, []).extend(changes)
+        if not big.overflow and len(big.members) > self.max_members:
+            big.overflow = True
+            self.discarded += sum(len(c) for c in big.changes.values())
+            big.changes.clear()
+        if big.overflow:
+            self._release_finished(a, big)
+        return a
+
+    def done(self, flow: int, backend: str) -> None:
+        """`flow`'s window on `backend` is final (or will never open)."""
+        member = self._members.get(flow)
+        if member is None or backend not in member.waiting:
+            return
+        member.waiting.discard(backend)
+        if member.waiting:
+            return
+        root = self.find(flow)
+        group = self._groups[root]
+        group.unfinished -= 1
+        if group.overflow:
+            self._release_finished(root, group)
+        elif group.unfinished == 0:
+            self._forget(root, group)
+            self.on_final(group)
+
+    def _release_finished(self, root: int, group: Group) -> None:
+        finished = [m for m in group.members if not m.waiting]
+        if not finished:
+            return
+        group.members = [m for m in group.members if m.waiting]
+        for member in finished:
+            self._members.pop(member.flow, None)
+            group.released.append(member.flow)
+            self.on_final(Group([member], overflow=True))
+        if not group.members:
+            self._forget(root, group)
+
+    def _forget(self, root: int, group: Group) -> None:
+        self._groups.pop(root, None)
+        for member in group.members:
+            self._members.pop(member.flow, None)
+        for flow in [m.flow for m in group.members] + group.released:
+            self._parent.pop(flow, None)

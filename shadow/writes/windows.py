@@ -1,0 +1,136 @@
+"""One backend's exchange windows, and which of them each drained change may belong to.
+
+A **window** is the time one exchange spent on one backend, on the proxy's clock
+(`time.time()`): from the moment its request was sent until its reply's last byte
+arrived (or the exchange failed). Every request sent to a backend with row capture gets
+one, reads too; recording it costs two clock reads and an append.
+
+The change log is drained off the request path, in **batches**. The proxy's clock
+brackets each batch's query as `[d0, d1]`. A change may belong to a window when both hold:
+
+- *clock*: the change's time (`RowChange.at`, on the database's clock, mapped to the
+  proxy's through a `Clock`, widened by its margin) falls inside the window;
+- *batch*: it was committed before the batch's query ran, so its window started before
+  `d1`; it was not committed before the previous batch's query ran, and an app commits
+  before it replies, so its window ended after that batch's `d0`.
+
+The batch rule needs no clock of the database at all: a write that starts after the
+drain that followed the previous write has returned can never share a change with it.
+That is what the bounded hold on the primary buys (see `shadow.writes.hold`).
+
+Windows of routes not known to write (reads) are candidates only when no write window is;
+a change with only read windows teaches that route to write (`Side.writing`), so reads
+that write own their changes. A change no window can hold is an **outside write**.
+
+A window is **final** after the first drain that began after it closed: by the batch rule
+no later change can belong to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shadow.verdict import RowChange
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """How a database's change times map to the proxy's clock.
+
+    A change stamped `at` happened on the proxy's clock between `at - offset - before` and
+    `at - offset + after`. SQLite on this host: offset 0, `julianday('now')` truncated to
+    the millisecond. PostgreSQL: the offset measured by a bracketed query, its uncertainty
+    plus the clock's microsecond as the margin on both sides.
+    """
+
+    offset: float = 0.0
+    before: float = 0.0002
+    after: float = 0.0012
+
+    def span(self, at: float) -> tuple[float, float]:
+        mapped = at - self.offset
+        return mapped - self.before, mapped + self.after
+
+
+SQLITE_CLOCK = Clock()
+
+
+@dataclass(slots=True, eq=False)
+class Window:
+    """One exchange's time on one backend. `flow` is the exchange's number."""
+
+    flow: int
+    route: str
+    writes: bool
+    start: float
+    end: float | None = None
+    final: bool = False
+
+
+@dataclass(slots=True)
+class Placed:
+    """A drained change and the windows it may belong to (none: an outside write)."""
+
+    change: RowChange
+    windows: list[Window] = field(default_factory=list)
+
+
+class Side:
+    """The windows of one backend that may still receive changes."""
+
+    def __init__(self, backend: str, clock: Clock = SQLITE_CLOCK) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.live: list[Window] = []
+        self.writing: set[str] = set()
+        self._previous_d0 = float("-inf")
+        self.closed_since_drain = 0
+
+    def open(self, flow: int, route: str, writes: bool, at: float) -> Window:
+        window = Window(flow, route, writes, at)
+        self.live.append(window)
+        return window
+
+    def close(self, window: Window, at: float) -> None:
+        if window.end is None:
+            window.end = max(at, window.start)
+            self.closed_since_drain += 1
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for w in self.live if w.end is None)
+
+    def place(self, changes: list[RowChange], d0: float, d1: float) -> list[Placed]:
+        """Where each change of one batch may belong; teaches `writing` from reads that
+        are the only candidates. Call `settle(d0)` after it."""
+        after_previous = self._previous_d0
+        placed = []
+        for change in changes:
+            found = [w for w in self.live if self._holds(w, change, after_previous, d1)]
+            writes = [w for w in found if w.writes or w.route in self.writing]
+            if found and not writes:
+                self.writing.update(w.route for w in found)
+                writes = found
+            placed.append(Placed(change, writes))
+        self._previous_d0 = d0
+        return placed
+
+    def _holds(self, w: Window, change: RowChange, after_previous: float, d1: float) -> bool:
+        if w.final or w.start >= d1:
+            return False
+        if w.end is not None and w.end <= after_previous:
+            return False
+        if change.at is None:
+            return True
+        low, high = self.clock.span(change.at)
+        return w.start <= high and (w.end is None or w.end >= low)
+
+    def settle(self, d0: float) -> list[Window]:
+        """The windows that became final with the batch whose query began at `d0`."""
+        done = [w for w in self.live if w.end is not None and w.end < d0]
+        if done:
+            for w in done:
+                w.final = True
+            self.live = [w for w in self.live if not w.final]
+        self.closed_since_drain = sum(1 for w in self.live if w.end is not None)
+        return done

@@ -1,0 +1,169 @@
+"""A small app over a real database for the write-path tests, in two builds: SQLite
+(aiosqlite) and PostgreSQL (asyncpg). Each request may be held open by the test.
+
+    POST /items      {"name", "hold"?: event name}  inserts one row, answers {"id", "name"}
+    GET  /items/{id}                                 reads one row
+    GET  /feed                                       counts rows; writes an audit row if
+                                                     the build was made with `audit=True`
+    GET  /big                                        a reply of `BIG` bytes (no rows)
+    POST /upload                                     reads the whole body, inserts a row
+
+`gates` (name -> asyncio.Event) hold a POST /items whose body names one until the test
+sets it; `lost` names whose insert this build never commits (a lost write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiosqlite
+import asyncpg
+from aiohttp import web
+
+from shadow.config import parse_config, row_rules
+from shadow.rows.live import open_capture
+
+DB = web.AppKey("db", object)
+BIG = 8 << 20
+SCHEMA_SQLITE = ("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);"
+                 "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT)")
+SCHEMA_PG = ("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);"
+             "CREATE TABLE audit (id serial PRIMARY KEY, what text)")
+
+
+class Sql:
+    """The two statements the app runs, on either database."""
+
+    def __init__(self, db, postgres: bool) -> None:
+        self.db, self.postgres = db, postgres
+        self.lock = asyncio.Lock()  # one SQLite connection: one transaction at a time
+
+    async def insert(self, table: str, column: str, value: str, commit: bool = True) -> int:
+        if self.postgres:
+            async with self.db.acquire() as conn:
+                tx = conn.transaction()
+                await tx.start()
+                new = await conn.fetchval(
+                    f"INSERT INTO {table} ({column}) VALUES ($1) RETURNING id", value)
+                await (tx.commit() if commit else tx.rollback())
+                return new
+        async with self.lock:
+            await self.db.execute("BEGIN")
+            cursor = await self.db.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (value,))
+            await self.db.execute("COMMIT" if commit else "ROLLBACK")
+            return cursor.lastrowid
+
+    async def one(self, item: int):
+        if self.postgres:
+            row = await self.db.fetchrow("SELECT id, name FROM items WHERE id = $1", item)
+        else:
+            async with self.db.execute("SELECT id, name FROM items WHERE id = ?", (item,)) as c:
+                row = await c.fetchone()
+        return None if row is None else {"id": row[0], "name": row[1]}
+
+    async def count(self) -> int:
+        if self.postgres:
+            return await self.db.fetchval("SELECT count(*) FROM items")
+        async with self.db.execute("SELECT count(*) FROM items") as c:
+            return (await c.fetchone())[0]
+
+
+def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
+              lost: frozenset[str] = frozenset(), audit: bool = False) -> web.Application:
+    gates = gates if gates is not None else {}
+    postgres = not database.startswith("sqlite:///")
+    app = web.Application(client_max_size=64 << 20)
+
+    async def connect(app):
+        if postgres:
+            db = await asyncpg.create_pool(database, min_size=1, max_size=8)
+        else:
+            db = await aiosqlite.connect(database.removeprefix("sqlite://"), isolation_level=None)
+        app[DB] = Sql(db, postgres)
+        yield
+        await db.close()
+
+    async def create(request):
+        data = await request.json()
+        gate = gates.get(data.get("hold", ""))
+        if gate is not None:
+            await gate.wait()
+        name = data["name"]
+        new = await app[DB].insert("items", "name", name, commit=name not in lost)
+        return web.json_response({"id": new, "name": name}, status=201)
+
+    async def read(request):
+        row = await app[DB].one(int(request.match_info["id"]))
+        return web.json_response(row) if row else web.json_response({"error": "no"}, status=404)
+
+    async def feed(request):
+        if audit:
+            await app[DB].insert("audit", "what", "feed read")
+        return web.json_response({"items": await app[DB].count()})
+
+    async def big(request):
+        return web.Response(body=b"x" * BIG, content_type="application/octet-stream")
+
+    async def upload(request):
+        size = len(await request.read())
+        new = await app[DB].insert("items", "name", f"upload {size}")
+        return web.json_response({"id": new, "size": size}, status=201)
+
+    app.cleanup_ctx.append(connect)
+    app.router.add_post("/items", create)
+    app.router.add_get("/items/{id}", read)
+    app.router.add_get("/feed", feed)
+    app.router.add_get("/big", big)
+    app.router.add_post("/upload", upload)
+    return app
+
+
+async def prepare(database: str) -> None:
+    """Create the schema in an empty database."""
+    if database.startswith("sqlite:///"):
+        async with aiosqlite.connect(database.removeprefix("sqlite://")) as db:
+            await db.executescript(SCHEMA_SQLITE)
+            await db.commit()
+    else:
+        conn = await asyncpg.connect(database)
+        try:
+            await conn.execute(SCHEMA_PG)
+        finally:
+            await conn.close()
+
+
+def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
+               candidate_db: str, **extra):
+    data = {
+        "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "mode": "shadow",
+        "backends": {"legacy": {"url": legacy_url, "database": legacy_db},
+                     "candidate": {"url": candidate_url, "database": candidate_db}},
+        "routes": [{"template": "/items"}, {"template": "/items/{id}"}, {"template": "/feed"},
+                   {"template": "/big"}, {"template": "/upload"}],
+        "store": {"path": str(tmp_path / "state.db")},
+    }
+    data.update(extra)
+    return parse_config(data)
+
+
+async def install(config) -> None:
+    for name in ("legacy", "candidate"):
+        capture = open_capture(config.backends[name].database, row_rules(config))
+        await capture.open()
+        try:
+            await capture.install()
+        finally:
+            await capture.close()
+
+
+async def rows_of(database: str, table: str = "items") -> list[tuple]:
+    """Every row of `table`, in key order."""
+    if database.startswith("sqlite:///"):
+        async with aiosqlite.connect(database.removeprefix("sqlite://")) as db:
+            async with db.execute(f"SELECT * FROM {table} ORDER BY id") as c:
+                return [tuple(r) for r in await c.fetchall()]
+    conn = await asyncpg.connect(database)
+    try:
+        return [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
+    finally:
+        await conn.close()

@@ -1,0 +1,102 @@
+"""Where a drained change may belong, and when a window is final (pure logic)."""
+
+from shadow.verdict import RowChange
+from shadow.writes.windows import Clock, Side
+
+EXACT = Clock(offset=0.0, before=0.0, after=0.0)
+
+
+def change(at: float | None, key: int = 1) -> RowChange:
+    return RowChange("t", (key,), "insert", None, {"id": key}, at=at)
+
+
+def flows(placed) -> list[list[int]]:
+    return [[w.flow for w in p.windows] for p in placed]
+
+
+def test_a_change_belongs_to_the_window_its_time_falls_in():
+    side = Side("legacy", EXACT)
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 11.0)
+    b = side.open(2, "/b", True, 12.0)
+    side.close(b, 13.0)
+    placed = side.place([change(10.5), change(12.5), change(11.5)], 14.0, 14.1)
+    assert flows(placed) == [[1], [2], []]        # the last one: an outside write
+
+
+def test_overlapping_windows_both_hold_a_change_in_their_overlap():
+    side = Side("legacy", EXACT)
+    a = side.open(1, "/a", True, 10.0)
+    b = side.open(2, "/b", True, 10.5)
+    side.close(a, 11.0)
+    side.close(b, 12.0)
+    assert flows(side.place([change(10.7), change(11.5)], 13.0, 13.1)) == [[1, 2], [2]]
+
+
+def test_the_margin_of_a_coarse_clock_widens_a_change():
+    side = Side("legacy", Clock(offset=0.0, before=0.0002, after=0.0012))
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 10.0100)
+    b = side.open(2, "/b", True, 10.0105)         # 0.5 ms later: within the margin
+    side.close(b, 10.02)
+    assert flows(side.place([change(10.0099)], 10.03, 10.031)) == [[1, 2]]
+
+
+def test_the_batch_bounds_separate_writes_the_clock_cannot():
+    """A write sent after the drain behind the previous one returned shares no change with
+    it, whatever the clock's resolution: that is what the hold buys."""
+    side = Side("legacy", Clock(offset=0.0, before=0.01, after=0.01))
+    a = side.open(1, "/a", True, 10.000)
+    side.close(a, 10.001)
+    first = side.place([change(10.0005)], 10.0012, 10.0015)   # drained behind `a`
+    side.settle(10.0012)
+    b = side.open(2, "/b", True, 10.0016)                      # sent after that drain
+    side.close(b, 10.0020)
+    second = side.place([change(10.0018)], 10.0021, 10.0023)
+    assert flows(first) == [[1]] and flows(second) == [[2]]
+
+
+def test_a_window_is_final_after_the_first_drain_that_began_after_it_closed():
+    side = Side("legacy", EXACT)
+    a = side.open(1, "/a", True, 10.0)
+    b = side.open(2, "/b", True, 10.2)
+    side.close(a, 10.5)
+    assert side.settle(10.4) == []                # began before `a` closed
+    assert side.settle(10.6) == [a]
+    assert side.live == [b] and side.open_count == 1
+
+
+def test_reads_are_candidates_only_until_a_change_shows_their_route_writes():
+    side = Side("legacy", EXACT)
+    read = side.open(1, "/feed", False, 10.0)
+    write = side.open(2, "/post", True, 10.0)
+    side.close(read, 11.0)
+    side.close(write, 11.0)
+    assert flows(side.place([change(10.5)], 12.0, 12.1)) == [[2]]
+    side.settle(12.0)
+    audit = side.open(3, "/feed", False, 13.0)    # a read that writes, alone
+    side.close(audit, 14.0)
+    assert flows(side.place([change(13.5)], 15.0, 15.1)) == [[3]]
+    assert side.writing == {"/feed"}
+    side.settle(15.0)
+    read = side.open(4, "/feed", False, 16.0)
+    write = side.open(5, "/post", True, 16.0)
+    side.close(read, 17.0)
+    side.close(write, 17.0)
+    assert flows(side.place([change(16.5)], 18.0, 18.1)) == [[4, 5]]
+
+
+def test_a_change_without_a_time_may_belong_to_any_window_the_batch_allows():
+    side = Side("legacy", EXACT)
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 11.0)
+    later = side.open(2, "/b", True, 12.5)        # sent after the drain began
+    assert flows(side.place([change(None)], 12.0, 12.4)) == [[1]]
+    assert later.final is False
+
+
+def test_a_clock_offset_maps_the_database_time():
+    side = Side("candidate", Clock(offset=100.0, before=0.0, after=0.0))
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 11.0)
+    assert flows(side.place([change(110.5)], 12.0, 12.1)) == [[1]]
