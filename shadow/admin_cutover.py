@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from shadow.cutover import BadRequest, GateRefused
+from shadow.cutover import BadRequest, GateRefused, WritesInFlight
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
@@ -82,6 +82,8 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
             except GateRefused as exc:
                 return _error(409, "gate_refused", "the cutover gate does not hold",
                               reasons=list(exc.result.reasons), gate=exc.result.to_dict())
+            except WritesInFlight as exc:
+                return _error(409, "writes_in_flight", str(exc))
             except BadRequest as exc:
                 return _error(400, "bad_request", str(exc))
 

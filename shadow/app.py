@@ -37,6 +37,7 @@ from shadow.rows.live import META as ROWS_META
 from shadow.rows.live import RowState
 from shadow.writes import Writes
 from shadow.writes.attribution import Attribution
+from shadow.writes.barrier import Barrier
 from shadow.writes.causality import Causality
 from shadow.writes.hold import Hold
 from shadow.writes.outside import OutsideWrites
@@ -171,6 +172,7 @@ class Runtime:
         """The write path: the hold and the shadow's causality when writes are ordered,
         the attribution of rows when both backends have a database."""
         cfg, metrics, writes = self.config, self.metrics, self.writes
+        writes.barrier = Barrier(pending=writes.pending)
         if cfg.proxy.ordered_writes:
             writes.hold = Hold(limit=cfg.proxy.write_hold, drains=self.rows is not None,
                                on_wait=lambda outcome: metrics.write_hold.labels(outcome).inc())

@@ -16,6 +16,11 @@ Errors of a mode request:
      +-- BadRequest    unknown mode, same mode, force, skip or reset without a    (HTTP 400)
                        reason, a skipping move without `skip`
      +-- GateRefused   the gate does not hold; `.result` carries every reason     (HTTP 409)
+     +-- WritesInFlight  the old mode's writes did not finish in time              (HTTP 409)
+
+A change waits, bounded by `proxy.mode_change_wait`, for the writes already sent to finish
+on both backends (see `shadow.writes.barrier`); forced past that, it marks the shadow
+diverged rather than let the two databases give one id to different rows.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from shadow.gate import GateResult, GateStats, Thresholds, evaluate
 from shadow.modes import MODES, ORDER, Mode, is_forward, roles
 from shadow.routes import SAFE_METHODS
 from shadow.verdict import Comparison
+from shadow.writes.barrier import BarrierTimeout
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
@@ -46,6 +52,10 @@ class CutoverError(Exception):
 
 class BadRequest(CutoverError):
     """The request itself is wrong (HTTP 400)."""
+
+
+class WritesInFlight(CutoverError):
+    """The writes of the old mode did not complete in time (HTTP 409)."""
 
 
 class GateRefused(CutoverError):
@@ -114,14 +124,17 @@ class RollbackLedger:
         self.legacy_skipped = False
         self.dirty = True
 
-    def safety(self, legacy_primary: bool = False) -> dict[str, Any]:
+    def safety(self, legacy_primary: bool = False, diverged: str | None = None) -> dict[str, Any]:
         """Whether a rollback now is clean, and if not, how many writes on which routes.
-        With `legacy_primary` (after a rollback) the numbers are those of the last cutover."""
+        With `legacy_primary` (after a rollback) the numbers are those of the last cutover.
+        `diverged`: why the two databases no longer hold the same rows, if they do not."""
         lost = sum(self.counts.values())
-        clean = lost == 0 and not self.legacy_skipped
+        clean = lost == 0 and not self.legacy_skipped and not diverged
         parts = [f"{lost} write(s) failed on the legacy build"] if lost else []
         if self.legacy_skipped:
             parts.append("candidate-only mode sent no writes to the legacy build")
+        if diverged:
+            parts.append(f"the databases diverged ({diverged})")
         if legacy_primary:
             summary = ("the legacy build missed no writes" if clean else
                        "the last cutover lost data on the legacy build: " + "; ".join(parts))
@@ -228,7 +241,7 @@ class Cutover:
             "next": None if forward is None else {
                 "mode": str(forward), "gated": is_gated(current.mode, forward)},
             "gate": result.to_dict(),
-            "rollback": self.ledger.safety(current.primary == "legacy"),
+            "rollback": self.ledger.safety(current.primary == "legacy", self._diverged()),
             "mirror": {"depth": rt.lane.depth if rt.lane else 0,
                        "busy": rt.lane.busy if rt.lane else 0},
             "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
@@ -237,6 +250,10 @@ class Cutover:
             "writes": self._writes_status(),
             "rows": self._rows_status(),
         }
+
+    def _diverged(self) -> str | None:
+        rows = self.runtime.rows
+        return rows.diverged if rows is not None else None
 
     def _writes_status(self) -> dict[str, Any]:
         causality, attribution = self.runtime.writes.causality, self.runtime.writes.attribution
@@ -296,13 +313,33 @@ class Cutover:
             if gated and not result.passed and not force:
                 await self._audit("mode_refused", current, wanted, False, reason, result)
                 raise GateRefused(result)
-            await self.runtime.store.set_meta("mode", str(wanted))
-            self.runtime.modes.set(wanted)
+
+            async def apply() -> None:
+                await self.runtime.store.set_meta("mode", str(wanted))
+                self.runtime.modes.set(wanted)
+
+            left = ""
+            barrier = self.runtime.writes.barrier
+            try:
+                if barrier is None:
+                    await apply()
+                else:
+                    left = await barrier.switch(self.runtime.config.proxy.mode_change_wait,
+                                                apply, force=force)
+            except BarrierTimeout as exc:
+                await self._audit("mode_refused", current, wanted, False,
+                                  f"{reason} (still in flight: {exc.pending})".strip(), result)
+                raise WritesInFlight(
+                    f"the writes of mode {current} did not finish in "
+                    f"{self.runtime.config.proxy.mode_change_wait:g} s: {exc.pending}; "
+                    "retry, or force with a reason (the shadow is then marked diverged)") from exc
+            if left and self.runtime.rows is not None:
+                self.runtime.rows.diverge(f"mode forced from {current} to {wanted} with {left}")
             if wanted == Mode.CUTOVER and current in (Mode.LEGACY_ONLY, Mode.SHADOW):
                 self.ledger.begin()
             elif wanted == Mode.CANDIDATE_ONLY:
                 self.ledger.skip_legacy()
-            forced = gated and not result.passed
+            forced = (gated and not result.passed) or bool(left)
             await self._audit("mode_change", current, wanted, forced, reason, result)
             await self.flush()
             return Change(str(current), str(wanted), forced, result,

@@ -70,6 +70,7 @@ class Proxy:
         self.max_reply = config.mirror.max_reply_bytes
         self.primary_timeout = config.proxy.primary_timeout
         self.shadow_timeout = config.mirror.timeout
+        self.mode_change_wait = config.proxy.mode_change_wait
         self.forwarded = config.proxy.forwarded_headers
         self.rewrite_ids = config.rows.rewrite_ids
         self.marker = (config.mirror.marker_header, config.mirror.marker_value)
@@ -80,6 +81,10 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         flow = await self._receive(request)
+        barrier = self.writes.barrier
+        if flow.writes and barrier is not None and barrier.closed:
+            await barrier.passing(self.mode_change_wait)  # a mode change is draining
+            flow.roles = self.modes.current
         self._verify(flow)
         hold = self.writes.hold
         if flow.writes and hold is not None:
@@ -134,6 +139,9 @@ class Proxy:
         if flow.writes and hold is not None:
             token = hold.opened()
             flow.on_finish.append(lambda: hold.closed(token))
+        if flow.writes and self.writes.barrier is not None:
+            self.writes.barrier.sent()
+            flow.on_finish.append(self.writes.barrier.finished)
         if flow.pair is not None:
             if causality is not None:
                 ticket = flow.ticket = causality.sent(flow.number, flow.writes)

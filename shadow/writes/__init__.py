@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shadow.writes.attribution import Attribution
+from shadow.writes.barrier import Barrier
 from shadow.writes.causality import Causality
 from shadow.writes.hold import Hold
 
@@ -29,3 +30,15 @@ class Writes:
     hold: Hold | None = None
     causality: Causality | None = None
     attribution: Attribution | None = None
+    barrier: Barrier | None = None
+
+    def pending(self) -> str:
+        """The shadow writes not done yet, in words ('' when none): what a mode change
+        waits for besides the writes on the primary."""
+        parts = []
+        if self.causality is not None and self.causality.pending:
+            parts.append(f"{self.causality.pending} write(s) not done on the shadow")
+        if self.attribution is not None and self.attribution.writes_waiting:
+            parts.append(f"{len(self.attribution.writes_waiting)} write(s) whose rows are "
+                         "not compared yet")
+        return "; ".join(parts)

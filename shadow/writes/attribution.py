@@ -88,6 +88,7 @@ class Attribution:
         self._seq = 0
         self._since: dict[int, float] = {}
         self._unconcluded: dict[int, int] = {}
+        self.writes_waiting: set[int] = set()
         self.exact = 0
         self.grouped = 0
         self._expired_at = time.monotonic()
@@ -118,6 +119,8 @@ class Attribution:
     def join(self, member: Member) -> None:
         self.groups.add(member)
         self._since[member.flow] = time.monotonic()
+        if member.writes and member.pair is not None:
+            self.writes_waiting.add(member.flow)
 
     def open(self, flow: int, backend: str, route: str, writes: bool) -> Window:
         return self.sides[backend].open(flow, route, writes, time.time())
@@ -238,6 +241,7 @@ class Attribution:
 
     def _hand(self, member: Member, rows: GroupRows) -> None:
         self._since.pop(member.flow, None)
+        self.writes_waiting.discard(member.flow)
         for index, flow in list(self._unconcluded.items()):
             if flow == member.flow:
                 del self._unconcluded[index]
