@@ -30,6 +30,14 @@ from shadow.writes.outside import OutsideWrites
 from shadow.writes.windows import SQLITE_CLOCK, Clock, Side, Window
 
 log = logging.getLogger("shadow.writes")
+KEY_WAIT = 1.0
+"""Seconds a shadow request waits at most for the key pairs of the writes it follows."""
+
+
+def _same_replies(pair) -> bool:
+    primary, shadow = pair.primary, pair.shadow
+    return (primary is not None and shadow is not None and primary.status == shadow.status
+            and primary.body == shadow.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +151,22 @@ class Attribution:
             self._unconcluded[ticket.index] = ticket.flow
 
     def keys_ready(self, ticket: Ticket) -> bool:
-        return all(index > ticket.after_writes or self.groups.same(flow, ticket.flow)
-                   for index, flow in self._unconcluded.items())
+        """Whether a shadow request may go as far as key pairs are concerned: the writes it
+        follows have had their rows compared, unless it is grouped with them, or their two
+        replies were equal while no key has ever shifted (then no pair it could need
+        differs), or it has waited `KEY_WAIT` seconds already."""
+        if time.monotonic() - ticket.sent_at > KEY_WAIT:
+            return True
+        shifted = self.rows.ids.active
+        for index, flow in self._unconcluded.items():
+            if index > ticket.after_writes or self.groups.same(flow, ticket.flow):
+                continue
+            member = self.groups.member(flow)
+            pair = member.pair if member is not None else None
+            if pair is None or (not shifted and _same_replies(pair)):
+                continue
+            return False
+        return True
 
     # --- draining ------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ to which number the shadow is done with all of them. A request that cannot run y
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True, eq=False)
@@ -32,6 +33,7 @@ class Ticket:
     after_reads: int
     index: int | None = None
     shadow_done: bool = False
+    sent_at: float = field(default_factory=time.monotonic)
 
 
 class _Marks:
