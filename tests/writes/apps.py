@@ -20,8 +20,8 @@ import aiosqlite
 import asyncpg
 from aiohttp import web
 
-from shadow.config import parse_config, row_rules
-from shadow.rows.live import open_capture
+from shadow.config import parse_config
+from shadow.demo.runner import install_capture
 
 DB = web.AppKey("db", object)
 BIG = 8 << 20
@@ -146,14 +146,23 @@ def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
     return parse_config(data)
 
 
-async def install(config) -> None:
-    for name in ("legacy", "candidate"):
-        capture = open_capture(config.backends[name].database, row_rules(config))
-        await capture.open()
-        try:
-            await capture.install()
-        finally:
-            await capture.close()
+async def build_pair(aiohttp_server, tmp_path, candidate_db: str | None = None, *,
+                     gates=None, lost=frozenset(), audit=False, **extra):
+    """Both builds on fresh databases (legacy SQLite; candidate SQLite, or PostgreSQL at
+    `candidate_db`), capture installed; returns (config, legacy_db, candidate_db). `gates`
+    hold writes on both builds, `lost` and `audit` change the candidate only."""
+    legacy_db = f"sqlite:///{tmp_path / 'legacy.db'}"
+    candidate_db = candidate_db or f"sqlite:///{tmp_path / 'candidate.db'}"
+    for db in (legacy_db, candidate_db):
+        if db.startswith("sqlite:///"):
+            open(db.removeprefix("sqlite://"), "a").close()
+        await prepare(db)
+    legacy = await aiohttp_server(items_app(legacy_db, gates=gates))
+    candidate = await aiohttp_server(items_app(candidate_db, gates=gates, lost=lost, audit=audit))
+    config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                        legacy_db, candidate_db, **extra)
+    await install_capture(config)
+    return config, legacy_db, candidate_db
 
 
 async def rows_of(database: str, table: str = "items") -> list[tuple]:

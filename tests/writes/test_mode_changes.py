@@ -10,23 +10,10 @@ import aiohttp
 import pytest
 
 from tests.support import admin_url, proxy_url, running, settle
-from tests.writes.apps import install, items_app, prepare, row_config, rows_of
+from tests.writes.apps import build_pair, rows_of
 
 pytestmark = pytest.mark.postgres
 AUTH = {"Authorization": "Bearer t0ken"}
-
-
-async def build(aiohttp_server, tmp_path, pg_dsn, gates=None, **extra):
-    legacy_db = f"sqlite:///{tmp_path / 'legacy.db'}"
-    open(tmp_path / "legacy.db", "a").close()
-    for db in (legacy_db, pg_dsn):
-        await prepare(db)
-    legacy = await aiohttp_server(items_app(legacy_db, gates=gates))
-    candidate = await aiohttp_server(items_app(pg_dsn, gates=gates))
-    config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                        legacy_db, pg_dsn, **extra)
-    await install(config)
-    return config, legacy_db
 
 
 async def flip(session, runtime, mode: str, force: bool = False) -> tuple[int, dict]:
@@ -38,7 +25,7 @@ async def flip(session, runtime, mode: str, force: bool = False) -> tuple[int, d
 async def test_flips_under_four_writers_keep_both_databases_the_same(
         aiohttp_server, tmp_path, pg_dsn, monkeypatch):
     monkeypatch.setenv("SHADOW_ADMIN_TOKEN", "t0ken")
-    config, legacy_db = await build(aiohttp_server, tmp_path, pg_dsn,
+    config, legacy_db, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn,
                                     gate={"min_samples": 1, "max_mismatch_rate": 1.0})
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen: list = []
@@ -85,7 +72,7 @@ async def test_a_flip_that_cannot_wait_is_refused_or_forced_into_divergence(
         aiohttp_server, tmp_path, pg_dsn, monkeypatch):
     monkeypatch.setenv("SHADOW_ADMIN_TOKEN", "t0ken")
     gates = {"stuck": asyncio.Event()}
-    config, _ = await build(aiohttp_server, tmp_path, pg_dsn, gates=gates,
+    config, _, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn, gates=gates,
                             proxy={"mode_change_wait": 0.3})
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         stuck = asyncio.ensure_future(session.post(proxy_url(runtime, "/items"),

@@ -10,23 +10,7 @@ import socket
 import aiohttp
 
 from tests.support import proxy_url, running, settle
-from tests.writes.apps import BIG, install, items_app, prepare, row_config, rows_of
-
-
-async def pair_of_apps(aiohttp_server, tmp_path, *, gates=None, lost=frozenset(), audit=False,
-                       candidate_db: str | None = None, **extra):
-    legacy_db = f"sqlite:///{tmp_path / 'legacy.db'}"
-    candidate_db = candidate_db or f"sqlite:///{tmp_path / 'candidate.db'}"
-    for db in (legacy_db, candidate_db):
-        if db.startswith("sqlite:///"):
-            open(db.removeprefix("sqlite://"), "a").close()
-        await prepare(db)
-    legacy = await aiohttp_server(items_app(legacy_db, gates=gates))
-    candidate = await aiohttp_server(items_app(candidate_db, gates=gates, lost=lost, audit=audit))
-    config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                        legacy_db, candidate_db, **extra)
-    await install(config)
-    return config, legacy_db, candidate_db
+from tests.writes.apps import BIG, build_pair, rows_of
 
 
 def verdicts_of(runtime) -> list:
@@ -37,7 +21,7 @@ def verdicts_of(runtime) -> list:
 
 async def test_a_write_held_on_the_primary_holds_no_other_write(aiohttp_server, tmp_path):
     gates = {"slow": asyncio.Event()}
-    config, legacy_db, candidate_db = await pair_of_apps(aiohttp_server, tmp_path, gates=gates)
+    config, legacy_db, candidate_db = await build_pair(aiohttp_server, tmp_path, gates=gates)
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen = verdicts_of(runtime)
 
@@ -65,7 +49,7 @@ async def test_a_write_held_on_the_primary_holds_no_other_write(aiohttp_server, 
 
 
 async def test_a_slow_uploader_and_an_unread_reply_hold_no_one(aiohttp_server, tmp_path):
-    config, _, _ = await pair_of_apps(aiohttp_server, tmp_path, proxy={"max_body_bytes": 1024})
+    config, _, _ = await build_pair(aiohttp_server, tmp_path, proxy={"max_body_bytes": 1024})
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         # A client announces a large body (streamed to the primary) and sends it slowly.
         uploader = socket.create_connection(("127.0.0.1", runtime.proxy_port))
@@ -91,7 +75,7 @@ async def test_a_slow_uploader_and_an_unread_reply_hold_no_one(aiohttp_server, t
 async def test_a_client_that_disconnects_mid_write_holds_no_one_and_keeps_its_rows(
         aiohttp_server, tmp_path):
     gates = {"gone": asyncio.Event()}
-    config, legacy_db, candidate_db = await pair_of_apps(aiohttp_server, tmp_path, gates=gates)
+    config, legacy_db, candidate_db = await build_pair(aiohttp_server, tmp_path, gates=gates)
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen = verdicts_of(runtime)
         writer = socket.create_connection(("127.0.0.1", runtime.proxy_port))

@@ -10,23 +10,9 @@ import aiosqlite
 import pytest
 
 from tests.support import admin_url, proxy_url, running, settle
-from tests.writes.apps import install, items_app, prepare, row_config, rows_of
+from tests.writes.apps import build_pair, rows_of
 
 pytestmark = pytest.mark.postgres
-
-
-async def build(aiohttp_server, tmp_path, pg_dsn, *, gates=None, lost=frozenset(), audit=False,
-                **extra):
-    legacy_db = f"sqlite:///{tmp_path / 'legacy.db'}"
-    open(tmp_path / "legacy.db", "a").close()
-    for db in (legacy_db, pg_dsn):
-        await prepare(db)
-    legacy = await aiohttp_server(items_app(legacy_db, gates=gates))
-    candidate = await aiohttp_server(items_app(pg_dsn, gates=gates, lost=lost, audit=audit))
-    config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                        legacy_db, pg_dsn, **extra)
-    await install(config)
-    return config, legacy_db
 
 
 async def overlapping(runtime, session, names: list[str], gate: asyncio.Event) -> None:
@@ -44,7 +30,7 @@ async def overlapping(runtime, session, names: list[str], gate: asyncio.Event) -
 async def test_a_write_of_a_group_that_loses_its_commit_is_row_missing_on_the_group(
         aiohttp_server, tmp_path, pg_dsn):
     gate = asyncio.Event()
-    config, _ = await build(aiohttp_server, tmp_path, pg_dsn, gates={"g": gate},
+    config, _, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn, gates={"g": gate},
                             lost=frozenset({"b"}))
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen: list = []
@@ -62,7 +48,7 @@ async def test_a_write_of_a_group_that_loses_its_commit_is_row_missing_on_the_gr
 
 
 async def test_writes_one_after_another_are_attributed_exactly(aiohttp_server, tmp_path, pg_dsn):
-    config, legacy_db = await build(aiohttp_server, tmp_path, pg_dsn)
+    config, legacy_db, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn)
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen: list = []
         runtime.verifier.listeners.append(seen.append)
@@ -82,7 +68,7 @@ async def test_writes_one_after_another_are_attributed_exactly(aiohttp_server, t
 
 async def test_a_read_that_writes_on_the_candidate_only_is_a_difference_on_that_read(
         aiohttp_server, tmp_path, pg_dsn):
-    config, _ = await build(aiohttp_server, tmp_path, pg_dsn, audit=True)
+    config, _, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn, audit=True)
     async with running(config) as runtime, aiohttp.ClientSession() as session:
         seen: list = []
         runtime.verifier.listeners.append(seen.append)
@@ -98,7 +84,7 @@ async def test_a_read_that_writes_on_the_candidate_only_is_a_difference_on_that_
 
 async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_server, tmp_path,
                                                                    pg_dsn):
-    config, legacy_db = await build(aiohttp_server, tmp_path, pg_dsn,
+    config, legacy_db, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn,
                                     rows={"drain_interval": 0.05, "max_outside_writes": 3})
     path = legacy_db.removeprefix("sqlite://")
 
