@@ -40,7 +40,9 @@ from shadow.writes.attribution import Attribution
 from shadow.writes.barrier import Barrier
 from shadow.writes.causality import Causality
 from shadow.writes.hold import Hold
+from shadow.writes.outside import ROUTE as OUTSIDE_ROUTE
 from shadow.writes.outside import OutsideWrites
+from shadow.writes.outside import signature as outside_signature
 
 log = logging.getLogger("shadow.app")
 RUNTIME = web.AppKey("runtime", "Runtime")
@@ -184,10 +186,15 @@ class Runtime:
         if self.rows is None:
             return
         rows = self.rows
-        outside = OutsideWrites(
-            limit=cfg.rows.max_outside_writes, diverge=rows.diverge,
-            on_count=lambda backend, table, n: metrics.outside_writes.labels(
-                cfg.label(backend), table).inc(n))
+        store = self.store
+
+        def counted(backend: str, table: str, n: int) -> None:
+            metrics.outside_writes.labels(cfg.label(backend), table).inc(n)
+            store.record(signatures=[outside_signature(cfg.label(backend), table)],
+                         exchange_id="", method="-", route=OUTSIDE_ROUTE, sample=None, weight=n)
+
+        outside = OutsideWrites(limit=cfg.rows.max_outside_writes, diverge=rows.diverge,
+                                on_count=counted)
         causality = writes.causality
         attribution = writes.attribution = Attribution(
             rows=rows, hold=writes.hold, outside=outside, max_group=cfg.rows.max_group,

@@ -116,21 +116,22 @@ class Store:
         return now - self._last_sample.get(signature, 0.0) >= self.sample_interval
 
     def record(self, *, signatures: list[tuple[str, str, str, str, str]], exchange_id: str,
-               method: str, route: str, sample: dict | None, now: float | None = None) -> None:
-        """Count one mismatching exchange under each of its signatures
-        (signature, method, route, kind, path); keep `sample` (already redacted) under the
-        first signature that wants one. Never waits."""
+               method: str, route: str, sample: dict | None, now: float | None = None,
+               weight: int = 1) -> None:
+        """Count one mismatching exchange (or `weight` occurrences) under each of its
+        signatures (signature, method, route, kind, path); keep `sample` (already redacted)
+        under the first signature that wants one. Never waits."""
         now = time.time() if now is None else now
         hour = int(now // 3600)
         pending = self._pending
         for sig, m, r, kind, path in signatures:
             entry = pending.counts.get(sig)
             if entry is None:
-                pending.counts[sig] = [m, r, kind, path, 1, now, now]
+                pending.counts[sig] = [m, r, kind, path, weight, now, now]
             else:
-                entry[4] += 1
+                entry[4] += weight
                 entry[6] = now
-            pending.hours[(sig, hour)] = pending.hours.get((sig, hour), 0) + 1
+            pending.hours[(sig, hour)] = pending.hours.get((sig, hour), 0) + weight
         if sample is None:
             return
         for sig, *_ in signatures:

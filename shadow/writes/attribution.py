@@ -230,7 +230,7 @@ class Attribution:
         primary = members[0].primary
         if not mirrored:
             if group.rows(primary):
-                self.rows.diverge(f"{names[0]} wrote rows the shadow never received")
+                self.rows.diverge(f"{members[0].route} wrote rows the shadow never received")
             self._count(members)
             return
         if len(roles) > 1:

@@ -15,18 +15,23 @@ from typing import Any
 from shadow.verdict import RowChange
 
 KIND = "outside_write"
+ROUTE = "(outside writes)"
+
+
+def signature(label: str, table: str) -> tuple[str, str, str, str, str]:
+    """The mismatch browser's entry for outside writes to `table` on the backend `label`:
+    (signature, method, route, kind, path), charged to no route."""
+    return (f"- {ROUTE} {KIND} {label}.{table}", "-", ROUTE, KIND, f"{label}.{table}")
 
 
 class OutsideWrites:
     """Counts of outside writes, per backend and table, since start."""
 
     def __init__(self, *, limit: int, diverge: Callable[[str], Any],
-                 on_count: Callable[[str, str, int], None] | None = None,
-                 on_entry: Callable[[str, str, int], None] | None = None) -> None:
+                 on_count: Callable[[str, str, int], None] | None = None) -> None:
         self.limit = limit
         self._diverge = diverge
         self._on_count = on_count or (lambda backend, table, n: None)
-        self._on_entry = on_entry or (lambda backend, table, n: None)
         self.counts: dict[str, dict[str, int]] = {}
         self.total = 0
 
@@ -41,7 +46,6 @@ class OutsideWrites:
         for table, n in tables.items():
             side[table] = side.get(table, 0) + n
             self._on_count(backend, table, n)
-            self._on_entry(backend, table, n)
         before = self.total
         self.total += len(changes)
         if before <= self.limit < self.total:

@@ -113,6 +113,10 @@ async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_serve
                 await asyncio.sleep(0.02)
         async with session.get(admin_url(runtime, "/api/status")) as r:
             status = await r.json()
+        await runtime.store.flush()
+        entries = await runtime.store.signatures(kind="outside_write")
+    assert [(e["route"], e["path"], e["count"]) for e in entries] == [
+        ("(outside writes)", "legacy.items", 4)]
     assert seen[0].verdict == "mismatch"  # the databases differ by the outside rows' ids
     assert [len(c.primary.rows) for c in seen] == [1]
     assert status["writes"]["outside"]["by_backend"] == {"legacy": {"items": 4}}
