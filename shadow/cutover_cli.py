@@ -123,10 +123,27 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     for route, n in rollback["routes"].items():
         click.echo(f"          {route}: {n}")
     click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight")
-    pending = status.get("writes", {}).get("shadow_pending")
+    writes = status.get("writes", {})
+    pending = writes.get("shadow_pending")
     if pending is not None:
         click.echo(f"writes    {pending} shadow write(s) not yet done on the shadow")
+    show_attribution(writes)
     show_rows(status.get("rows", {}))
+
+
+def show_attribution(writes: dict[str, Any]) -> None:
+    """How writes' rows were attributed: the share compared alone, and outside writes."""
+    if "writes_exact" not in writes:
+        return
+    exact, grouped = writes["writes_exact"], writes["writes_grouped"]
+    share = writes.get("exact_share")
+    click.echo(f"          rows of {exact + grouped} write(s) compared: {exact} exactly, "
+               f"{grouped} in groups" + (f" ({share:.0%} exact)" if share is not None else ""))
+    outside = writes.get("outside", {})
+    if outside.get("total"):
+        tables = "; ".join(f"{backend}: " + ", ".join(f"{t} {n}" for t, n in counts.items())
+                           for backend, counts in outside.get("by_backend", {}).items())
+        click.echo(f"          {outside['total']} outside write(s), charged to no route ({tables})")
 
 
 def show_rows(rows: dict[str, Any]) -> None:
