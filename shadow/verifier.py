@@ -187,8 +187,9 @@ class Verifier:
         return True
 
     def _uncompared(self, pair: Pair) -> Comparison:
-        p_obs = Observation(pair.primary_backend, Role.PRIMARY, pair.primary, pair.primary_rows or ())
-        s_obs = Observation(pair.shadow_backend, Role.SHADOW, pair.shadow, pair.shadow_rows or ())
+        rows = pair.rows
+        p_obs = Observation(pair.primary_backend, Role.PRIMARY, pair.primary, rows.primary if rows else ())
+        s_obs = Observation(pair.shadow_backend, Role.SHADOW, pair.shadow, rows.shadow if rows else ())
         return Comparison(pair.exchange, p_obs, s_obs, (), Verdict.SKIPPED, reason="internal_error")
 
     def primary_failed(self, backend: str, route: str, status: int, error: str) -> None:
