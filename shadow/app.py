@@ -144,7 +144,7 @@ class Runtime:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,
                                    timeout=compare.offload_timeout,
-                                   max_pending=compare.offload_queue)
+                                   max_pending=compare.offload_queue, raised=self.raised)
             self.verifier.offload = self.offload
             metrics.compare_offloaded.set_function(lambda: self.offload.pending)
         self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,

@@ -18,9 +18,9 @@ LATENCY_BUCKETS = (
 )
 DROP_REASONS = ("queue_full", "timeout", "cancelled", "shutdown", "closing")
 UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
-INTERNAL_OPERATIONS = ("conclude", "compare", "store", "listener", "rows_state",
-                       "cutover_refresh", "drain_legacy", "drain_candidate", "lane_shadow",
-                       "lane_shadow_drop", "attribute")
+INTERNAL_OPERATIONS = ("conclude", "compare", "compare_offload", "store", "listener",
+                       "rows_state", "cutover_refresh", "drain_legacy", "drain_candidate",
+                       "lane_shadow", "lane_shadow_drop", "attribute")
 VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
 COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.025, 0.05, 0.1, 0.25, 1.0)

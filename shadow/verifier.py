@@ -39,6 +39,8 @@ ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 log = logging.getLogger("shadow.verifier")
 _NO_DIFFERENCE = ReplyDiff(())
 _MAX_VALUE_CHARS = 2000
+SAMPLE_BODY_BYTES = 65536
+"""Reply bodies larger than this are not kept in samples (a note with their size is)."""
 
 
 class Pair:
@@ -281,7 +283,7 @@ class Verifier:
             sig = signature(ex.method, ex.route, d.kind, path)
             seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
         sigs = list(seen.values())
-        sample = self.sample(c) if self.store.wants_sample(sigs[0][0]) else None
+        sample = self.sample(_light(c)) if self.store.wants_sample(sigs[0][0]) else None
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)
@@ -328,6 +330,29 @@ class Verifier:
             primary, shadow = _clip(r.value(d.primary)), _clip(r.value(d.shadow))
         return {"kind": str(d.kind), "path": d.path, "primary": primary, "shadow": shadow,
                 "detail": r.text(d.detail)}
+
+
+def _light(c: Comparison) -> Comparison:
+    """`c` with each reply body over SAMPLE_BODY_BYTES replaced by a note of its size:
+    redacting a 2 MB body to keep its first `store.max_body_chars` would hold the event
+    loop for seconds; the differences still say what differs."""
+    def light(obs: Observation | None) -> Observation | None:
+        if obs is None or len(obs.reply.body) <= SAMPLE_BODY_BYTES:
+            return obs
+        note = f"[{len(obs.reply.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]".encode()
+        headers = tuple((k, v) for k, v in obs.reply.headers
+                        if k.lower() not in ("content-type", "content-encoding"))
+        return replace(obs, reply=replace(obs.reply, body=note,
+                                          headers=headers + (("Content-Type", "text/plain"),)))
+
+    ex = c.exchange
+    if len(ex.body) > SAMPLE_BODY_BYTES:
+        ex = replace(ex, body=f"[{len(ex.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
+                     .encode())
+    if ex is c.exchange and all(
+            len(o.reply.body) <= SAMPLE_BODY_BYTES for o in (c.primary, c.shadow) if o):
+        return c
+    return replace(c, exchange=ex, primary=light(c.primary), shadow=light(c.shadow))
 
 
 def _row_path(d: Difference) -> str:

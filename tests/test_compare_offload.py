@@ -84,3 +84,50 @@ async def test_heavy_mismatching_replies_cost_clients_what_heavy_matching_ones_d
     matching = await ping_median(aiohttp_server, tmp_path, listing(), "match")
     mismatching = await ping_median(aiohttp_server, tmp_path, listing(shuffled=True), "mismatch")
     assert mismatching < 3 * matching + 0.002, (matching, mismatching)
+
+
+async def test_a_pool_that_cannot_run_the_comparison_still_concludes_it():
+    """Whatever stops the pool (here: an executor already shut down), `done` is called,
+    so the exchange is published (skipped) and the failure goes to `raised`."""
+    raised, got = [], asyncio.get_running_loop().create_future()
+    offload = Offload(inline_bytes=1, workers=1, raised=lambda op, exc: raised.append(op))
+    pool = offload._ensure_pool()
+    pool.shutdown(wait=True)
+    try:
+        offload.submit(Reply(200, JSON, b"[1]", 0.0), Reply(200, JSON, b"[2]", 0.0),
+                       build_rules(), lambda diff, reason: got.set_result((diff, reason)))
+        async with asyncio.timeout(30):
+            assert await got == (None, "compare_failed")
+    finally:
+        await offload.close()
+    assert raised == ["compare_offload"]
+
+
+async def test_a_heavy_mismatch_keeps_its_differences_but_not_its_bodies(tmp_path):
+    """Redacting a 1 MB body on the loop to keep its first 16 KB would hold every client
+    for a second: the sample keeps a note of the size, and the differences."""
+    from shadow.config import RedactSettings
+    from shadow.metrics import Metrics
+    from shadow.redact import Redactor
+    from shadow.routes import RoutePolicy
+    from shadow.store import Store
+    from shadow.verdict import Exchange
+    from shadow.verifier import SAMPLE_BODY_BYTES, Verifier
+
+    store = await Store.open(str(tmp_path / "state.db"), flush_interval=3600)
+    try:
+        verifier = Verifier(metrics=Metrics(), store=store, redactor=Redactor(RedactSettings()),
+                            rules=build_rules(), labels={}, raised=lambda op, exc: None)
+        exchange = Exchange("t-1", "GET", "/big", "/big", (), b"", 0.0)
+        pair = verifier.pair(exchange, RoutePolicy(template="/big"), "legacy", "candidate")
+        a, b = listing(), listing(shuffled=True)
+        pair.primary, pair.shadow = Reply(200, JSON, a, 0.0), Reply(200, JSON, b, 0.0)
+        comparison = verifier.conclude(pair, compare_replies(pair.primary, pair.shadow))
+        await store.flush()
+        [kept] = await store.samples()
+    finally:
+        await store.close()
+    sample = kept["sample"]
+    assert sample["primary"]["body"] == f"[{len(a)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
+    assert sample["shadow"]["body"].startswith(f"[{len(b)} bytes: not kept")
+    assert len(sample["differences"]) == len(comparison.differences) > 0

@@ -10,7 +10,8 @@ as one pickle (bytes are copied once, no JSON is re-encoded), the ReplyDiff come
 Bounds: at most `max_pending` comparisons queued or running (past it, the exchange is
 skipped with reason `compare_queue_full`), each given `timeout` seconds (past it,
 `compare_timeout`; the worker finishes it in the background). A worker that dies fails
-only the comparisons it held (`compare_failed`) and the pool is rebuilt.
+only the comparisons it held (`compare_failed`) and the pool is rebuilt; any other
+failure to run one is the verifier's own (`raised`), and that exchange is still concluded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 
@@ -26,14 +28,19 @@ from shadow.compare.rules import ReplyRules
 from shadow.verdict import Reply
 
 Done = Callable[[ReplyDiff | None, str], None]
+WORKER_NICENESS = 10
+"""Workers run at a lower CPU priority than the proxy: on a busy machine the event loop
+is served first, and a backlog of comparisons waits (bounded, then cut) instead."""
 
 
 class Offload:
     """The process pool heavy comparisons run in. `submit` never waits."""
 
     def __init__(self, *, inline_bytes: int = 32768, workers: int = 1, timeout: float = 10.0,
-                 max_pending: int = 32) -> None:
+                 max_pending: int = 32,
+                 raised: Callable[[str, BaseException], None] | None = None) -> None:
         self.inline_bytes = inline_bytes
+        self.raised = raised or (lambda operation, exc: None)
         self.workers = workers
         self.timeout = timeout
         self.max_pending = max_pending
@@ -53,7 +60,8 @@ class Offload:
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice, initargs=(WORKER_NICENESS,))
         return self._pool
 
     def submit(self, primary: Reply, shadow: Reply, rules: ReplyRules, done: Done) -> None:
@@ -83,6 +91,9 @@ class Offload:
         except asyncio.CancelledError:
             done(None, "compare_cancelled")
             raise
+        except Exception as exc:  # the pool could not run it at all: the pair still concludes
+            self.raised("compare_offload", exc)
+            done(None, "compare_failed")
         else:
             done(result, "")
 
