@@ -11,10 +11,13 @@ does only what a reverse proxy needs, on a plain `asyncio.Protocol`:
   - the reply is parsed strictly (`shadow.http1_reply`);
   - a connection is reused only after a reply read to its exact end on a keep-alive
     connection, and idles at most `keepalive` seconds;
-  - a request is sent once. The one exception is RFC 9112 section 9.3.1: an idempotent
-    request on a reused connection that the server closed before sending a single byte
-    is sent again, once, on a new connection (the server had closed an idle connection
-    while the request was on its way; it never saw it).
+  - a request is sent once. The one exception is RFC 9112 section 9.3.1: a request on a
+    reused connection that the server closed before sending a single byte is sent again,
+    once, on a new connection (the server had most likely closed an idle connection while
+    the request was on its way). "Most likely" is not "surely": the server may have
+    applied it and died before answering, so by default only `RESENDABLE` methods (GET,
+    HEAD, OPTIONS) are resent; the caller may widen or narrow that per request. A request
+    that was not resent fails with `HttpError.maybe_applied` set.
 
 Failures are `HttpError`s with a class: 'connect', 'timeout', 'protocol', 'too_large'.
 """
@@ -31,9 +34,11 @@ from urllib.parse import urlsplit
 
 from shadow.http1_reply import MAX_HEAD, PAUSE_AT, HttpError, Response
 
-__all__ = ["IDEMPOTENT", "MAX_HEAD", "PAUSE_AT", "HttpError", "Pool", "Response"]
+__all__ = ["MAX_HEAD", "PAUSE_AT", "HttpError", "Pool", "RESENDABLE", "Response"]
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods resent after a dropped reused connection unless the caller says otherwise: the
+ones that read. PUT and DELETE are idempotent by definition, not by every app's code."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -158,11 +163,16 @@ class Pool:
     async def request(self, method: str, target: str, headers: list[tuple[str, str]],
                       body: bytes | AsyncIterator[bytes], *,
                       read_timeout: float | None = None,
-                      on_done: Callable[[], None] | None = None) -> Response:
+                      on_done: Callable[[], None] | None = None,
+                      resend: bool | None = None) -> Response:
         """Send a request; return once the reply's head is in. `read_timeout` bounds each
         wait for bytes from the backend (None: the caller bounds the whole exchange).
         `on_done` is called as soon as the whole reply has arrived, from the connection's
-        callback: one loop turn before the reader can see it (it must not raise)."""
+        callback: one loop turn before the reader can see it (it must not raise).
+        `resend`: may the request be sent again after a dropped reused connection (None:
+        only if its method is in `RESENDABLE`)."""
+        if resend is None:
+            resend = method in RESENDABLE
         head = self._head(method, target, headers, body)
         retried = False
         while True:
@@ -186,10 +196,11 @@ class Pool:
                 return response
             except HttpError as exc:
                 response.close()
-                if (exc.unanswered and conn.reused and not retried and method in IDEMPOTENT
-                        and isinstance(body, (bytes, bytearray))):
-                    retried = True
-                    continue
+                if exc.unanswered and conn.reused and not retried:
+                    if resend and isinstance(body, (bytes, bytearray)):
+                        retried = True
+                        continue
+                    exc.maybe_applied = True
                 raise
             except BaseException:
                 response.close()

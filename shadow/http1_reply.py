@@ -43,6 +43,7 @@ class HttpError(Exception):
         super().__init__(message)
         self.error = error
         self.unanswered = unanswered  # the connection closed before any byte of a reply
+        self.maybe_applied = False  # ... on a reused connection, and it was not resent
 
 
 class Response:

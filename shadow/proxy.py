@@ -176,7 +176,8 @@ class Proxy:
                 flow.shadow_window = attribution.open(flow.number, backend, flow.route, flow.writes)
             try:
                 reply = await upstream.fetch(ex.method, target, headers, body, on_done=shadow_done,
-                                             timeout=self.shadow_timeout, max_bytes=self.max_reply)
+                                             timeout=self.shadow_timeout, max_bytes=self.max_reply,
+                                             resend=flow.policy.may_resend(ex.method))
             finally:
                 shadow_done()
             pair.set_shadow(reply)
@@ -243,9 +244,10 @@ class Proxy:
             try:
                 upstream = await primary.open(method, flow.target, flow.headers,
                                               flow.body if flow.stream is None else flow.stream,
-                                              timeout=self.primary_timeout, on_done=flow.finish)
+                                              timeout=self.primary_timeout, on_done=flow.finish,
+                                              resend=flow.policy.may_resend(method))
             except UpstreamError as exc:
-                return self._failed(pair, primary.name, route, exc.error, started)
+                return self._failed(pair, primary.name, route, exc, started)
             no_body = method == "HEAD" or upstream.status in _NO_BODY_STATUS \
                 or 100 <= upstream.status < 200
             length = upstream.content_length
@@ -256,7 +258,7 @@ class Proxy:
                 data = b"" if no_body else await upstream.read()
             except UpstreamError as exc:
                 upstream.close()
-                return self._failed(pair, primary.name, route, exc.error, started)
+                return self._failed(pair, primary.name, route, exc, started)
             upstream.release()
             reply = Reply(upstream.status, upstream.headers, data, time.perf_counter() - started)
             self._primary_done(pair, primary.name, route, reply)
@@ -315,16 +317,24 @@ class Proxy:
         if pair is not None:
             pair.set_primary(reply)
 
-    def _failed(self, pair: Pair | None, backend: str, route: str, error: str,
+    def _failed(self, pair: Pair | None, backend: str, route: str, exc: UpstreamError,
                 started: float) -> web.Response:
+        error = exc.error
         reply = Reply(0, (), b"", time.perf_counter() - started, error=error)
         self._primary_done(pair, backend, route, reply)
         self.verifier.primary_failed(backend, route, 504 if error == "timeout" else 502, error)
         if error == "timeout":
             return error_response(504, "primary_timeout",
                                   f"the {backend} backend did not answer in time")
-        return error_response(502, f"primary_{error}", f"the {backend} backend could not be reached"
-                              if error == "connect" else f"the {backend} backend sent no valid reply")
+        if exc.maybe_applied:
+            return error_response(
+                502, "primary_dropped",
+                f"the {backend} backend closed the connection without replying; the request "
+                "was not sent again (it is not a read) and may have been applied")
+        if error == "connect":
+            return error_response(502, "primary_connect", f"the {backend} backend could not be reached")
+        return error_response(502, f"primary_{error}",
+                              f"the {backend} backend sent no valid reply ({exc})")
 
 
 # Headers aiohttp adds to a reply that has none; the primary's reply must not gain them.

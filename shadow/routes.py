@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shadow.http1 import RESENDABLE
 from shadow.route_learning import OTHER, LearnedRoute, RouteLearner
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class RoutePolicy:
     mirror: bool = True
     sample: float = 1.0
     writes: bool | None = None
+    resend: bool | None = None
     ignore_paths: tuple[str, ...] = ()
     unordered_paths: tuple[str, ...] = ()
 
@@ -38,6 +40,14 @@ class RoutePolicy:
         if self.writes is not None:
             return self.writes
         return method not in SAFE_METHODS
+
+    def may_resend(self, method: str) -> bool:
+        """True when a request of this route may be sent to a backend a second time after
+        the backend closed a reused connection without a byte of reply (RFC 9112 section
+        9.3.1): a read, unless the route's `resend` says otherwise."""
+        if self.resend is not None:
+            return self.resend
+        return method in RESENDABLE
 
 
 DEFAULT_POLICY = RoutePolicy(template=OTHER)
@@ -91,6 +101,7 @@ class RouteTable:
                 mirror=route.policy == "mirror",
                 sample=route.sample,
                 writes=route.writes,
+                resend=route.resend,
                 ignore_paths=tuple(route.ignore_paths),
                 unordered_paths=tuple(route.unordered_paths),
             )

@@ -106,29 +106,33 @@ class Upstream:
 
     async def open(self, method: str, target: str, headers: Iterable[tuple[str, str]],
                    body: bytes | AsyncIterator[bytes], *, timeout: float,
-                   on_done: Callable[[], None] | None = None) -> UpstreamResponse:
+                   on_done: Callable[[], None] | None = None,
+                   resend: bool | None = None) -> UpstreamResponse:
         """Send a request and return once the reply's head has arrived; `timeout` bounds
         every wait for the backend's bytes. Raises UpstreamError on failure; the caller
-        must `release()` or `close()` the returned response. `on_done`: see
+        must `release()` or `close()` the returned response. `on_done`, `resend`: see
         `http1.Pool.request`."""
         assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
         response = await self._pool.request(method, target, list(headers), body,
-                                            read_timeout=timeout, on_done=on_done)
+                                            read_timeout=timeout, on_done=on_done,
+                                            resend=resend)
         return UpstreamResponse(response, started)
 
     async def fetch(self, method: str, target: str, headers: Iterable[tuple[str, str]],
                     body: bytes, *, timeout: float, max_bytes: int,
-                    on_done: Callable[[], None] | None = None) -> Reply:
+                    on_done: Callable[[], None] | None = None,
+                    resend: bool | None = None) -> Reply:
         """Send a request and read the whole reply within `timeout` seconds. Never raises:
-        a failure is a Reply with `error` set. `on_done`: see `http1.Pool.request`."""
+        a failure is a Reply with `error` set. `on_done`, `resend`: see
+        `http1.Pool.request`."""
         assert self._pool is not None, "Upstream.start() not called"
         started = time.perf_counter()
         response: Response | None = None
         try:
             async with asyncio.timeout(timeout):
                 response = await self._pool.request(method, target, list(headers), body,
-                                                    on_done=on_done)
+                                                    on_done=on_done, resend=resend)
                 if response.content_length is not None and response.content_length > max_bytes:
                     raise HttpError("too_large", "reply larger than the compare limit")
                 data = await response.read(max_bytes)
