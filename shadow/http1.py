@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
-from shadow.http1_reply import MAX_HEAD, PAUSE_AT, HttpError, Response
+from shadow.http1_reply import MAX_HEAD, PAUSE_AT, HttpError, RawText, Response, text_bytes
 
 __all__ = ["MAX_HEAD", "PAUSE_AT", "HttpError", "Pool", "RESENDABLE", "Response"]
 
@@ -233,6 +233,11 @@ class Pool:
         # Each line we wrote ends in CRLF; any other CR, LF or NUL came from a caller's value.
         if text.count("\n") != len(lines) or text.count("\r") != len(lines) or "\x00" in text:
             raise HttpError("protocol", "CR, LF or NUL in the request head")
+        if any(type(value) is RawText for _, value in headers):  # bytes that are not UTF-8
+            after = 2 + len(headers)
+            return b"".join([*(line.encode("utf-8") for line in lines[:2]),
+                             *(text_bytes(k) + b": " + text_bytes(v) + b"\r\n" for k, v in headers),
+                             *(line.encode("utf-8") for line in lines[after:])])
         return text.encode("utf-8")
 
     async def _acquire(self) -> _Connection:

@@ -3,8 +3,11 @@
 A status line, then headers (names must be tokens, no obsolete line folding, CR, LF or
 NUL nowhere but at line ends, at most `MAX_HEAD` bytes in all), then a body framed by
 Content-Length, chunked transfer coding (extensions and trailers skipped), or the end of
-the connection; Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3).
-Replies to HEAD and 1xx/204/304 replies have no body; interim 1xx replies are skipped.
+the connection; Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3). Other
+transfer codings (`gzip, chunked`) are not decoded: chunked is, the rest is named in
+`Response.codings` for the caller to pass on or refuse. Replies to HEAD and 1xx/204/304
+replies have no body; interim 1xx replies are skipped. The reason phrase and header
+values keep their bytes (`text_of`).
 The connection feeds bytes in; the reader takes the head, then the body whole (`read`)
 or as it comes (`chunks`, pausing the socket while too much is buffered).
 """
@@ -36,6 +39,30 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
 
 
+class RawText(str):
+    """Header bytes that are not UTF-8 (obs-text), as Latin-1 text (one character per
+    byte, so it can be compared, redacted and stored) that remembers its bytes in `raw`:
+    the writers send `raw`, so `caf\\xe9` leaves as it came, not as UTF-8 `caf\\xc3\\xa9`."""
+
+    raw: bytes
+
+
+def text_of(raw: bytes) -> str:
+    """Header bytes as text that writes back as the same bytes: UTF-8 when they are
+    (both writers encode UTF-8; Latin-1 would double-encode `café`), else a RawText."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = RawText(raw.decode("latin-1"))
+        text.raw = raw
+        return text
+
+
+def text_bytes(text: str) -> bytes:
+    """The bytes a header text (see `text_of`) is written as."""
+    return text.raw if type(text) is RawText else text.encode("utf-8")
+
+
 class HttpError(Exception):
     """A backend gave no usable reply; `error` is the class ('connect', 'timeout', ...)."""
 
@@ -51,6 +78,7 @@ class Response:
     with `read()` or `chunks()`. Always end it with `release()` or `close()`."""
 
     __slots__ = ("status", "reason", "version", "raw_headers", "content_length", "keep_alive",
+                 "codings",
                  "_conn", "_head_only", "_timeout", "_state", "_remaining", "_chunks",
                  "_buffered", "_whole", "_error", "_waiter", "_received", "_ended", "_on_done")
 
@@ -75,6 +103,7 @@ class Response:
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.content_length: int | None = None
         self.keep_alive = True
+        self.codings = b""  # transfer codings other than the final chunked, not decoded
 
     # --- the reader's side ----------------------------------------------------------
 
@@ -257,6 +286,7 @@ class Response:
         lengths = set()
         chunked = False
         coded = False
+        codings: list[bytes] = []
         connection = b""
         for name, value in headers:
             low = name.lower()
@@ -264,7 +294,7 @@ class Response:
                 lengths.add(value)
             elif low == b"transfer-encoding":
                 coded = True
-                chunked = value.rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
+                codings += (c for c in (t.strip(b" \t").lower() for t in value.split(b",")) if c)
             elif low == b"connection":
                 connection = connection + b"," + value.lower()
         if 100 <= status < 200 and status != 101:
@@ -272,13 +302,7 @@ class Response:
         self.status = status
         self.version = int(match.group(1))
         reason = match.group(3)
-        if reason == b"OK":
-            self.reason = "OK"
-        else:
-            try:
-                self.reason = (reason or b"").decode("utf-8")
-            except UnicodeDecodeError:
-                self.reason = reason.decode("latin-1")
+        self.reason = "OK" if reason == b"OK" else text_of(reason or b"")
         self.raw_headers = headers
         if connection:
             tokens = {t.strip() for t in connection.split(b",")}
@@ -293,6 +317,9 @@ class Response:
             if not length.isdigit() or len(length) > 18:
                 raise HttpError("protocol", "invalid Content-Length")
             self.content_length = int(length)
+        if coded:
+            chunked = bool(codings) and codings[-1] == b"chunked"
+            self.codings = b", ".join(codings[:-1] if chunked else codings)
         if self._head_only or status in (204, 304) or status < 200:
             self._state = _DONE
         elif chunked:

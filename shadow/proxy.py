@@ -31,6 +31,7 @@ from shadow.config import Config
 from shadow.flow import Flow
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
+from shadow.reply_head import ExactResponse, ExactStreamResponse, abort, needs_exact
 from shadow.routes import RouteTable
 from shadow.rows.live import RowState
 from shadow.upstream import Upstream, UpstreamError, end_to_end, header_text
@@ -250,6 +251,11 @@ class Proxy:
                 return self._failed(pair, primary.name, route, exc, started)
             no_body = method == "HEAD" or upstream.status in _NO_BODY_STATUS \
                 or 100 <= upstream.status < 200
+            if upstream.codings and not no_body:  # e.g. `gzip, chunked`: no way to say so
+                upstream.close()                  # in aiohttp's head, nor to HTTP/1.0
+                return self._failed(pair, primary.name, route, UpstreamError(
+                    "protocol", f"transfer coding {upstream.codings!r} is not passed on"),
+                    started)
             length = upstream.content_length
             if not (no_body or (length is not None and length <= self.max_reply)):
                 streaming = True
@@ -262,8 +268,7 @@ class Proxy:
             upstream.release()
             reply = Reply(upstream.status, upstream.headers, data, time.perf_counter() - started)
             self._primary_done(pair, primary.name, route, reply)
-            response = web.Response(status=upstream.status, reason=upstream.reason,
-                                    headers=_response_headers(upstream.headers))
+            response = _response(web.Response, ExactResponse, upstream)
             _mark_absent(response, upstream.headers)
             if no_body:
                 if length is not None and method == "HEAD":
@@ -278,8 +283,7 @@ class Proxy:
     async def _stream(self, request: web.Request, upstream, pair: Pair | None, backend: str,
                       route: str, started: float) -> web.StreamResponse:
         """A large or unsized reply: streamed to the client, a copy kept up to the limit."""
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=_response_headers(upstream.headers))
+        response = _response(web.StreamResponse, ExactStreamResponse, upstream)
         _mark_absent(response, upstream.headers)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
@@ -297,8 +301,9 @@ class Proxy:
             await response.write_eof()
         except UpstreamError as exc:
             upstream.close()
-            # The head is already sent: all that can be done is to cut the connection.
-            request.transport and request.transport.close()
+            # The head is already sent: the connection is cut with a reset, never closed
+            # cleanly (an HTTP/1.0 client would take the cut body for the whole reply).
+            abort(request.transport)
             self._primary_done(pair, backend, route,
                                Reply(0, (), b"", time.perf_counter() - started, exc.error))
             return response
@@ -366,6 +371,18 @@ async def strip_defaults(request: web.Request, response: web.StreamResponse) -> 
     before the head is written; removes the ones the primary did not send."""
     for name in response.get(_ABSENT, ()):
         response.headers.popall(name, None)
+
+
+def _response(plain: type[web.StreamResponse], exact: type[web.StreamResponse],
+              upstream) -> web.StreamResponse:
+    """The client's reply for the primary's head; byte-exact when aiohttp's writer would
+    change it (see `shadow.reply_head`)."""
+    headers = _response_headers(upstream.headers)
+    if not needs_exact(upstream.status, upstream.reason, upstream.headers):
+        return plain(status=upstream.status, reason=upstream.reason, headers=headers)
+    response = exact(status=upstream.status, reason=upstream.reason, headers=headers)
+    response.keep_length(upstream.headers)
+    return response
 
 
 def _response_headers(headers) -> list[tuple[str, str]]:

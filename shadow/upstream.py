@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from shadow.http1 import HttpError, Pool, Response
+from shadow.http1_reply import text_of
 from shadow.verdict import Headers, Reply
 
 HOP_BY_HOP = frozenset({
@@ -24,15 +25,8 @@ UpstreamError = HttpError
 """A backend gave no usable reply; `error` is the class ('connect', 'timeout', ...)."""
 
 
-def header_text(raw: bytes) -> str:
-    """A header name or value as text that is written back as the same bytes: both
-    writers (aiohttp's server, `shadow.http1`'s requests) encode UTF-8, so valid UTF-8 is decoded as such (Latin-1 would double-encode
-    `café` into `cafÃ©`). Other bytes fall back to Latin-1: never an error, but their
-    bytes above 0x7f then reach the other side UTF-8 encoded."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+header_text = text_of
+"""Header bytes as text that is written back as the same bytes (see `http1_reply.text_of`)."""
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -54,7 +48,8 @@ def reply_headers(response: Response) -> Headers:
 class UpstreamResponse:
     """A backend's reply whose body has not been read yet (the primary's, streamed)."""
 
-    __slots__ = ("_response", "started", "status", "reason", "headers", "content_length")
+    __slots__ = ("_response", "started", "status", "reason", "headers", "content_length",
+                 "codings")
 
     def __init__(self, response: Response, started: float) -> None:
         self._response = response
@@ -63,6 +58,7 @@ class UpstreamResponse:
         self.reason = response.reason
         self.headers = reply_headers(response)
         self.content_length = response.content_length
+        self.codings = response.codings.decode("latin-1")
 
     async def read(self, max_bytes: int | None = None) -> bytes:
         return await self._response.read(max_bytes)

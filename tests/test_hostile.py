@@ -180,7 +180,8 @@ async def test_header_bytes_reach_the_backend_and_the_client_unchanged(aiohttp_s
 async def test_a_latin1_header_byte_costs_no_comparison(proxy):
     """Regression: a header byte that is not UTF-8 (obs-text) reached the exchange as a
     lone surrogate; storing the mismatch sample then failed (an internal error) and the
-    comparison never reached the gate. Not byte-faithful (aiohttp writes UTF-8), but safe."""
+    comparison never reached the gate. (Its bytes reach the backends unchanged:
+    tests/test_fidelity.py.)"""
     runtime, _ = proxy
     status, _, _ = await raw(runtime.proxy_port, _get("/latin", b"X-Latin: caf\xe9"))
     assert status == 200
