@@ -1,10 +1,12 @@
 """Builds a running proxy from a Config: the proxy and admin listeners and everything
 behind them, started in order and stopped in reverse.
 
-`Runtime.start()` opens the state store, restores the mode, opens one pooled session per
-backend, starts the mirror lane and binds both listeners. `Runtime.stop()` stops accepting,
-lets in-flight client requests finish, drains shadow work up to a deadline, flushes the
-store and closes everything.
+`Runtime.start()` binds both listening sockets (a port in use fails first, before anything
+is opened), opens the state store, restores the mode, opens one pool per backend, starts
+the mirror lanes and serves on both listeners. Any failure on the way closes what was
+opened and raises `StartError`, one line saying what failed and why; `shadow run` prints it
+and exits 2. `Runtime.stop()` stops accepting, lets in-flight client requests finish,
+drains shadow work up to a deadline, flushes the store and closes everything.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from shadow.compare.rules import BridgeRules, build_rules
 from shadow.config import BACKENDS, Config
 from shadow.cutover import Cutover
 from shadow.events import BackendStates
+from shadow.listener import Guard, GuardedSite, bind, fd_budget
 from shadow.logs import Raised
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
@@ -48,9 +51,16 @@ log = logging.getLogger("shadow.app")
 RUNTIME = web.AppKey("runtime", "Runtime")
 
 
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+class StartError(Exception):
+    """The proxy could not start; the message is one line: what failed, and why."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        text = os.strerror(exc.errno).lower()
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 @dataclass
@@ -71,6 +81,10 @@ class Runtime:
     verifier: Verifier | None = None
     proxy: Proxy | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
+    sockets: list = field(default_factory=list)
+    guards: dict[str, Guard] = field(default_factory=dict)
+    _step: str = "start"
+    _closed: bool = False
     proxy_port: int = 0
     admin_port: int = 0
     admin_token: str | None = None
@@ -87,7 +101,26 @@ class Runtime:
         self._raised(operation, exc)
 
     async def start(self) -> None:
+        """Start everything, or raise StartError having closed whatever was opened."""
+        try:
+            await self._start()
+        except BaseException as exc:
+            try:
+                await self._close()
+            except Exception as close_exc:  # the start-up failure is the news, not this
+                log.debug("closing after a failed start", exc_info=close_exc)
+            if isinstance(exc, Exception) and not isinstance(exc, StartError):
+                raise StartError(f"{self._step}: {_reason(exc)}") from exc
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
+        for address in (cfg.listen, cfg.admin_listen):
+            self._step = f"listen {address}"
+            self.sockets.append(bind(address))
+        self.proxy_port = self.sockets[0].getsockname()[1]
+        self.admin_port = self.sockets[1].getsockname()[1]
+        self._step = f"state store {cfg.store.path}"
         Path(cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(
             cfg.store.path, samples_per_signature=cfg.store.samples_per_signature,
@@ -106,6 +139,7 @@ class Runtime:
         self.routes = RouteTable.from_config(cfg)
         self.routes.on_retired(self.metrics.forget_route)
         self.metrics.routes_learned.set_function(lambda: self.routes.learned_count)
+        self._step = "row capture"
         if cfg.rows_enabled:
             from shadow.config import row_rules
 
@@ -114,6 +148,7 @@ class Runtime:
                 keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META))
             self.rows.listeners.append(self._diverged)
             self._diverged(self.rows.diverged)
+        self._step = "start"
         for name in BACKENDS:
             upstream = Upstream(name=name, url=cfg.backends[name].url,
                                 pool_size=cfg.proxy.pool_size,
@@ -225,6 +260,21 @@ class Runtime:
 
     async def _listen(self) -> None:
         cfg = self.config
+        conns = cfg.connections
+        self._step = "connection limits"
+        limit, room = fd_budget(2 * cfg.proxy.pool_size + conns.max_admin_connections)
+        clients = conns.max_client_connections or room
+        if clients > room:
+            log.warning("connections.max_client_connections lowered to what the descriptor "
+                        "limit leaves", extra={"configured": clients, "lowered_to": room,
+                                               "descriptor_limit": limit})
+            clients = room
+        if clients < 1:
+            raise StartError(
+                f"descriptor limit {limit} leaves no room for client connections next to "
+                f"2 x proxy.pool_size and connections.max_admin_connections: raise it "
+                f"(LimitNOFILE=, ulimit -n) or lower those")
+        self._step = "listeners"
         proxy_app = web.Application(client_max_size=cfg.proxy.max_body_bytes)
         proxy_app[RUNTIME] = self
         proxy_app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
@@ -232,19 +282,34 @@ class Runtime:
         admin_app = admin.build(self)
         admin_app[RUNTIME] = self
         limits = {"max_line_size": cfg.proxy.max_header_bytes,
-                  "max_field_size": cfg.proxy.max_header_bytes}
-        for app, address, attr in ((proxy_app, cfg.listen, "proxy_port"),
-                                   (admin_app, cfg.admin_listen, "admin_port")):
+                  "max_field_size": cfg.proxy.max_header_bytes,
+                  "keepalive_timeout": conns.idle_timeout}
+        metrics = self.metrics
+        for app, sock, name, most in ((proxy_app, self.sockets[0], "proxy", clients),
+                                      (admin_app, self.sockets[1], "admin",
+                                       conns.max_admin_connections)):
+            guard = self.guards[name] = Guard(
+                name, header_timeout=conns.header_timeout, max_connections=most,
+                on_closed=lambda reason, name=name: metrics.connections_closed.labels(
+                    name, reason).inc())
+            metrics.connections_open.labels(name).set_function(lambda g=guard: g.open)
+            metrics.connections_limit.labels(name).set(most)
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True, **limits)
             await runner.setup()
             self.runners.append(runner)
-            host, port = _split(address)
-            site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-            await site.start()
-            setattr(self, attr, site._server.sockets[0].getsockname()[1])  # port 0 -> real port
+            await GuardedSite(runner, sock, guard).start()
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Stop accepting, finish in-flight requests, drain shadow work, flush, close."""
+        await self._close(deadline)
+        log.info("proxy stopped")
+
+    async def _close(self, deadline: float = 0.0) -> None:
+        """Close whatever is open, in reverse order of opening (after a failed start too);
+        once only."""
+        if self._closed:
+            return
+        self._closed = True
         for runner in self.runners[:1]:  # the proxy listener: in-flight requests finish
             await runner.shutdown()
             await runner.cleanup()
@@ -263,6 +328,9 @@ class Runtime:
         for runner in self.runners[1:]:
             await runner.cleanup()
         self.runners.clear()
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
         for upstream in self.upstreams.values():
             await upstream.close()
         for task in (self._rows_task, self._probe_task):
@@ -276,11 +344,11 @@ class Runtime:
             await self.cutover.stop()
         if self.store is not None:
             await self.store.close()
-        log.info("proxy stopped")
 
 
 async def run_forever(config: Config) -> None:
-    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    """Run until SIGINT or SIGTERM, then stop gracefully. A signal during start-up stops
+    it too; a failed start raises StartError (everything opened is closed by then)."""
     import gc
     import signal
 
@@ -289,7 +357,16 @@ async def run_forever(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await runtime.start()
+    starting = loop.create_task(runtime.start(), name="shadow-start")
+    signalled = loop.create_task(stop.wait(), name="shadow-signal")
+    await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+    signalled.cancel()
+    await asyncio.gather(starting, signalled, return_exceptions=True)
+    if starting.cancelled():
+        return
+    starting.result()  # raises StartError
     # What start-up built lives as long as the process: keep it out of the collector's
     # full passes, which every request in flight waits for.
     gc.collect()

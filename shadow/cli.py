@@ -5,8 +5,9 @@
     shadow demo                   the whole idea on an embedded pair of apps
     shadow traffic ...            drive realistic traffic at one URL
 
-Exit codes: 0 done, 1 refused (e.g. by the cutover gate), 2 usage, config or connection
-error.
+Exit codes: 0 done (`run`: stopped by SIGTERM or SIGINT), 1 refused (e.g. by the cutover
+gate) or an unexpected crash, 2 usage, config, connection or start-up error (`run` prints
+one line, `shadow: cannot start: ...`, and exits within a second).
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ def main() -> None:
               default=None, help="Log level (default: the config's log.level).")
 def run_command(config_path: str, log_format: str | None, log_level: str | None) -> None:
     """Run the proxy until SIGINT or SIGTERM."""
-    from shadow.app import run_forever
+    from shadow.app import StartError, run_forever
 
     config = _load(config_path)
     logs.setup(log_level or config.log.level, log_format or config.log.format)
-    run_loop(run_forever(config))
+    try:
+        run_loop(run_forever(config))
+    except StartError as exc:
+        click.echo(f"shadow: cannot start: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command("check-config")

@@ -18,8 +18,9 @@ from pydantic import field_validator
 from shadow import config_check
 from shadow.config_check import BACKENDS
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
-    Backend, Bridge, ColumnSettings, CompareSettings, GateSettings, HostPort, LearnRoutes,
-    LogSettings, MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
+    Backend, Bridge, ColumnSettings, CompareSettings, ConnectionSettings, GateSettings, HostPort,
+    LearnRoutes, LogSettings, MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings,
+    Scrubber, StoreSettings,
     _host_port, _Model,
 )
 
@@ -45,6 +46,7 @@ class Config(_Model):
     admin_token_name: str = "admin"
     backends: dict[str, Backend]
     proxy: ProxySettings = ProxySettings()
+    connections: ConnectionSettings = ConnectionSettings()
     mirror: MirrorSettings = MirrorSettings()
     compare: CompareSettings = CompareSettings()
     routes: list[Route] = []

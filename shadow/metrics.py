@@ -22,6 +22,8 @@ INTERNAL_OPERATIONS = ("conclude", "compare", "compare_offload", "store", "liste
                        "rows_state", "cutover_refresh", "drain_legacy", "drain_candidate",
                        "lane_shadow", "lane_shadow_drop", "attribute")
 VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
+LISTENERS = ("proxy", "admin")
+CONNECTION_CLOSES = ("header_timeout", "limit")
 COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -108,6 +110,22 @@ class Metrics:
             "shadow_routes_learned",
             "Route templates learned from traffic (capped by learn_routes.max_templates; "
             "beyond, paths are named {other}; unit: templates).", registry=r)
+        # Client connections (shadow.listener)
+        self.connections_open = Gauge(
+            "shadow_connections_open",
+            "Client connections open on a listener (proxy, admin; unit: connections).",
+            ["listener"], registry=r)
+        self.connections_limit = Gauge(
+            "shadow_connections_limit",
+            "Client connections a listener accepts at once; past it new ones get 503 "
+            "(connections.max_client_connections / max_admin_connections; unit: connections).",
+            ["listener"], registry=r)
+        self.connections_closed = Counter(
+            "shadow_connections_closed_total",
+            "Client connections the proxy ended itself, by listener and reason "
+            "(header_timeout: no complete request head in time, 408; limit: refused, 503; "
+            "unit: connections).",
+            ["listener", "reason"], registry=r)
         # Row state
         self.row_mismatches = Counter(
             "shadow_row_mismatches_total",
@@ -171,8 +189,12 @@ class Metrics:
     def initialise(self, backends: list[str], routes: list[tuple[str, list[str]]]) -> None:
         """Create every counter series whose label values are known at start-up at 0, so
         that panels read 0 rather than "no data" and the first event is a visible rise:
-        drop reasons, backend errors, internal-error operations, and the verdicts of the
-        configured routes that name their methods (`routes`: (template, methods))."""
+        drop reasons, backend errors, internal-error operations, connections the listeners
+        closed, and the verdicts of the configured routes that name their methods
+        (`routes`: (template, methods))."""
+        for listener in LISTENERS:
+            for reason in CONNECTION_CLOSES:
+                self.connections_closed.labels(listener, reason)
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
         for backend in backends:

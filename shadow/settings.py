@@ -81,6 +81,16 @@ class ProxySettings(_Model):
     drain_timeout: Positive = 10.0
 
 
+class ConnectionSettings(_Model):
+    """Client connections on both listeners (see shadow.listener); every bound has a
+    metric (`shadow_connections_*`)."""
+
+    header_timeout: Positive = 10.0
+    idle_timeout: Positive = 75.0
+    max_client_connections: Count | None = None
+    max_admin_connections: Count = 64
+
+
 class MirrorSettings(_Model):
     """The shadow lane: bounded queue, concurrency, timeout, marker header."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,18 +79,25 @@ class Store:
     async def open(cls, path: str, *, samples_per_signature: int = 5, max_signatures: int = 2000,
                    retention_hours: float = 72.0, flush_interval: float = 0.5,
                    sample_interval: float = 10.0) -> Store:
+        # A file that cannot be opened fails here, on this thread: aiosqlite's worker
+        # thread would outlive a failed connect and report to a loop that may be closed.
+        sqlite3.connect(path).close()
         db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.executescript(SCHEMA)
-        await db.commit()
-        store = cls(db, samples_per_signature=samples_per_signature,
-                    max_signatures=max_signatures, retention_hours=retention_hours,
-                    flush_interval=flush_interval, sample_interval=sample_interval)
-        async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as cur:
-            store._sample_counts = {sig: n async for sig, n in cur}
-        async with db.execute("SELECT count(*) FROM signatures") as cur:
-            (store.signature_count,) = await cur.fetchone()
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.executescript(SCHEMA)
+            await db.commit()
+            store = cls(db, samples_per_signature=samples_per_signature,
+                        max_signatures=max_signatures, retention_hours=retention_hours,
+                        flush_interval=flush_interval, sample_interval=sample_interval)
+            async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as cur:
+                store._sample_counts = {sig: n async for sig, n in cur}
+            async with db.execute("SELECT count(*) FROM signatures") as cur:
+                (store.signature_count,) = await cur.fetchone()
+        except BaseException:  # e.g. not a database: its thread would keep the process alive
+            await db.close()
+            raise
         store._flusher = asyncio.get_running_loop().create_task(store._flush_forever(),
                                                                 name="shadow-store-flush")
         return store

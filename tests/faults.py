@@ -359,7 +359,8 @@ class ProxyProcess:
 
     @classmethod
     async def start(cls, tmp_path: Path, config: dict, *, name: str = "proxy",
-                    env: dict[str, str] | None = None, timeout: float = 20.0) -> ProxyProcess:
+                    env: dict[str, str] | None = None, timeout: float = 20.0,
+                    preexec_fn=None) -> ProxyProcess:
         config_path = tmp_path / f"{name}.toml"
         config_path.write_text(to_toml(config))
         log_path = tmp_path / f"{name}.log"
@@ -370,7 +371,8 @@ class ProxyProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 str(shadow), "run", "-c", str(config_path),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**os.environ, **self.env}, start_new_session=True)
+                env={**os.environ, **self.env}, start_new_session=True,
+                preexec_fn=preexec_fn)
         try:
             await self._wait_started(timeout, offset)
         except BaseException:

@@ -89,8 +89,9 @@ EXPECT: dict[tuple[str, str], Expect] = {
     ("reset", "primary"): Expect(502, "primary_protocol", "primary_error", "protocol",
                                  "502 `primary_protocol`"),
     ("reset_stream", "primary"): Expect(None, None, "primary_error", "protocol",
-                                        "200 head and the lines sent, then the connection "
-                                        "is cut (body incomplete, as from the primary)"),
+                                        "200 head and the lines sent, then a TCP reset "
+                                        "(never a clean end: HTTP/1.0 clients see the cut "
+                                        "too)"),
     ("garbage", "primary"): Expect(502, "primary_protocol", "primary_error", "protocol",
                                    "502 `primary_protocol`"),
     ("huge", "primary"): Expect(200, None, "skipped", "too_large",
