@@ -51,6 +51,15 @@ def _close_all(conns) -> None:
         writer.transport.abort()
 
 
+async def _all_ended(conns) -> list[bytes]:
+    """What each connection received until the server closed it (then all are aborted)."""
+    try:
+        async with asyncio.timeout(WAIT):
+            return await asyncio.gather(*(_ended(reader) for reader, _ in conns))
+    finally:
+        _close_all(conns)
+
+
 @pytest.fixture
 async def backend(aiohttp_server):
     return await aiohttp_server(healthy_app(delay=0.0))
@@ -70,12 +79,7 @@ async def test_2000_half_heads_on_the_proxy_port_are_closed_after_the_header_tim
             pytest.fail("this test needs 5000 descriptors (2000 connections, both ends)")
     config = _config(tmp_path, backend, header_timeout=1.0, idle_timeout=300.0)
     async with running(config) as runtime:
-        conns = await _open(runtime.proxy_port, 2000, HALF_HEAD)
-        try:
-            async with asyncio.timeout(WAIT):
-                replies = await asyncio.gather(*(_ended(reader) for reader, _ in conns))
-        finally:
-            _close_all(conns)
+        replies = await _all_ended(await _open(runtime.proxy_port, 2000, HALF_HEAD))
         assert all(r.startswith(b"HTTP/1.1 408 Request Timeout\r\n") for r in replies)
         assert sample_value(runtime, "shadow_connections_closed_total",
                             listener="proxy", reason="header_timeout") == 2000
@@ -94,11 +98,7 @@ async def test_the_admin_listener_closes_half_heads_and_silent_connections_too(t
     async with running(config) as runtime:
         conns = await _open(runtime.admin_port, 20, b"GET /metrics HTTP/1.1\r\nHo")
         conns += await _open(runtime.admin_port, 20, b"")
-        try:
-            async with asyncio.timeout(WAIT):
-                replies = await asyncio.gather(*(_ended(reader) for reader, _ in conns))
-        finally:
-            _close_all(conns)
+        replies = await _all_ended(conns)
         assert all(r.startswith(b"HTTP/1.1 408") for r in replies)
         assert sample_value(runtime, "shadow_connections_closed_total",
                             listener="admin", reason="header_timeout") == 40

@@ -36,6 +36,17 @@ def _config(tmp_path: Path, **overrides) -> dict:
     return config_data(tmp_path, url, url, **overrides)
 
 
+def _rows_config(tmp_path: Path, pg_port: int) -> dict:
+    """Row verification on: legacy on a real SQLite file, candidate on `pg_port`."""
+    app_db = tmp_path / "app.db"
+    with sqlite3.connect(app_db) as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    config = _config(tmp_path)
+    config["backends"]["legacy"]["database"] = f"sqlite:///{app_db}"
+    config["backends"]["candidate"]["database"] = f"postgresql://app@127.0.0.1:{pg_port}/app"
+    return config
+
+
 def _one_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
@@ -71,14 +82,7 @@ def test_an_unreadable_state_store_exits_2_with_one_line(tmp_path, store):
 
 
 def test_an_unreachable_database_with_rows_on_exits_2_with_one_line(tmp_path):
-    app_db = tmp_path / "app.db"
-    with sqlite3.connect(app_db) as db:
-        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
-    config = _config(tmp_path)
-    config["backends"]["legacy"]["database"] = f"sqlite:///{app_db}"
-    config["backends"]["candidate"]["database"] = \
-        f"postgresql://app@127.0.0.1:{closed_port()}/app"
-    line = _one_line(_run(tmp_path, config))
+    line = _one_line(_run(tmp_path, _rows_config(tmp_path, closed_port())))
     assert line.startswith("shadow: cannot start: row capture: ")
     assert "refused" in line.lower()
 
@@ -98,13 +102,7 @@ async def test_sigterm_during_start_up_stops_it(tmp_path):
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     proc = None
     try:
-        app_db = tmp_path / "app.db"
-        with sqlite3.connect(app_db) as db:
-            db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")
-        config = _config(tmp_path)
-        config["backends"]["legacy"]["database"] = f"sqlite:///{app_db}"
-        config["backends"]["candidate"]["database"] = \
-            f"postgresql://app@127.0.0.1:{server.sockets[0].getsockname()[1]}/app"
+        config = _rows_config(tmp_path, server.sockets[0].getsockname()[1])
         path = tmp_path / "shadow.toml"
         path.write_text(to_toml(config))
         proc = await asyncio.create_subprocess_exec(
