@@ -16,6 +16,7 @@ import contextlib
 import orjson
 import pytest
 
+from tests.faults import closed_port
 from tests.rawserver import Peer, chunked, echo, replying, serve  # noqa: F401
 from tests.support import make_config, running
 
@@ -62,7 +63,8 @@ async def through(serve, tmp_path):
 
         async def start(handler, **overrides):
             primary = await serve(handler)
-            config = make_config(tmp_path, primary.url, primary.url,
+            unused = f"http://127.0.0.1:{closed_port()}"  # legacy-only: never called
+            config = make_config(tmp_path, primary.url, unused,
                                  **{"mode": "legacy-only", **overrides})
             return await stack.enter_async_context(running(config)), primary
 

@@ -17,10 +17,11 @@ import aiohttp
 import pytest
 
 from shadow.listener import fd_budget
-from tests.faults import ProxyProcess, healthy_app, proxy_config
+from tests.faults import ProxyProcess, closed_port, healthy_app, proxy_config
 from tests.support import make_config, running, sample_value
 
 WAIT = 60.0  # seconds: a generous bound on waiting for closes; only a hang reaches it
+UNUSED = f"http://127.0.0.1:{closed_port()}"  # the candidate: legacy-only mode never calls it
 HALF_HEAD = b"GET /api/items HTTP/1.1\r\nHost: p\r\nX-Half: "
 
 
@@ -67,7 +68,7 @@ async def backend(aiohttp_server):
 
 def _config(tmp_path, backend, **connections):
     url = str(backend.make_url("")).rstrip("/")
-    return make_config(tmp_path, url, url, mode="legacy-only", connections=connections)
+    return make_config(tmp_path, url, UNUSED, mode="legacy-only", connections=connections)
 
 
 async def test_2000_half_heads_on_the_proxy_port_are_closed_after_the_header_timeout(
@@ -155,7 +156,7 @@ async def test_admin_answers_while_the_proxy_port_is_saturated(tmp_path, aiohttp
     def limit_fds() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (FDS, FDS))
 
-    config = proxy_config(tmp_path, url, url, mode="legacy-only", proxy={"pool_size": POOL},
+    config = proxy_config(tmp_path, url, UNUSED, mode="legacy-only", proxy={"pool_size": POOL},
                           connections={"header_timeout": 120.0,
                                        "max_admin_connections": ADMIN})
     proxy = await ProxyProcess.start(tmp_path, config, preexec_fn=limit_fds)
@@ -203,7 +204,7 @@ async def test_a_descriptor_limit_with_no_room_for_clients_fails_start_up(tmp_pa
     from shadow.app import Runtime, StartError
 
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    config = make_config(tmp_path, str(backend.make_url("")), str(backend.make_url("")),
+    config = make_config(tmp_path, str(backend.make_url("")), UNUSED,
                          proxy={"pool_size": limit}, connections={})
     runtime = Runtime(config)
     with pytest.raises(StartError, match="descriptor limit"):

@@ -32,8 +32,11 @@ def _run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
 
 
 def _config(tmp_path: Path, **overrides) -> dict:
-    url = f"http://127.0.0.1:{closed_port()}"
-    return config_data(tmp_path, url, url, **overrides)
+    legacy = candidate = closed_port()
+    while candidate == legacy:
+        candidate = closed_port()
+    return config_data(tmp_path, f"http://127.0.0.1:{legacy}", f"http://127.0.0.1:{candidate}",
+                       **overrides)
 
 
 def _rows_config(tmp_path: Path, pg_port: int) -> dict:
