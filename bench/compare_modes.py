@@ -8,9 +8,8 @@ Cases, all in front of the same two upstreams (bench/upstream_app.py):
     verify          shadow in shadow mode: every exchange mirrored and compared
     verify-slow     as verify, with a shadow 5 ms slower (c1 latency must not move)
     verify-unordered, verify-slow-unordered
-                    the same two with `ordered_writes = false`: a shadow 5 ms slower per
-                    write cannot replay writes one at a time as fast as the mix sends
-                    them, so with ordering most of its work is dropped; without, none is
+                    the same two with `ordered_writes = false`: no causality kept on the
+                    shadow, everything mirrored at once
 
 With `taskset`, the proxy under test runs alone on CPU 0, wrk and the upstreams on CPU 1.
 Per case: throughput and p50/p99 at 32 connections, p50/p99 at 1 connection, CPU time
