@@ -246,7 +246,7 @@ async def bench_postgres(rows: int, repeat: int, drains: int) -> None:
                     return await pg_writes(dsn, n, per_row, local)
 
                 async def captured(n: int, per_row: bool = per_row) -> Pass:
-                    async with PostgresCapture(dsn) as capture:
+                    async with PostgresCapture(dsn, method="triggers") as capture:
                         await capture.install()
                         try:
                             return await pg_writes(dsn, n, per_row, local)
@@ -256,7 +256,7 @@ async def bench_postgres(rows: int, repeat: int, drains: int) -> None:
                 label = "1 tx/row " if per_row else "1 tx/all "
                 report(label, rows, await rounds(plain, captured, rows, repeat))
             if drains > 0:
-                async with PostgresCapture(dsn) as capture:
+                async with PostgresCapture(dsn, method="triggers") as capture:
                     await capture.install()
 
                     async def write(n: int) -> None:

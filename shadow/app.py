@@ -145,7 +145,8 @@ class Runtime:
 
             self.rows = await RowState.open(
                 {name: cfg.backends[name].database for name in BACKENDS}, row_rules(cfg),
-                keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META))
+                keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META),
+                max_pending=cfg.rows.max_pending, method=cfg.rows.postgres_capture)
             self.rows.listeners.append(self._diverged)
             self._diverged(self.rows.diverged)
         self._step = "start"
@@ -246,6 +247,7 @@ class Runtime:
         rows = self.rows
         self.metrics.keymap_size.set(len(rows.keymap))
         self.metrics.diverged.set(1 if rows.diverged else 0)
+        self.metrics.capture_counts(rows.capture_counts())
         if self.cutover is not None:
             self.cutover.stats.set_diverged(bool(rows.diverged))
         await self.store.set_meta(ROWS_META, rows.saved())

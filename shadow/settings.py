@@ -7,6 +7,7 @@ turns validation errors into located problems. Defaults here are the documented 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 
@@ -16,6 +17,24 @@ from yarl import URL
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def expand_env(value: str) -> str:
+    """`value` with every `${NAME}` replaced by the environment variable NAME, so that
+    secrets stay out of the file. Raises ValueError naming each variable not set."""
+    missing = [name for name in _ENV.findall(value) if name not in os.environ]
+    if missing:
+        raise ValueError(f"environment variable(s) not set: {', '.join(dict.fromkeys(missing))}")
+    return _ENV.sub(lambda match: os.environ[match[1]], value)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the password of every URL or DSN in it replaced by `***`."""
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def _host_port(value: str) -> str:
@@ -31,7 +50,9 @@ Count = Annotated[int, Field(ge=1)]
 
 
 class Backend(_Model):
-    """One build of the app: where it listens, how metrics name it, its database."""
+    """One build of the app: where it listens, how metrics name it, its database. `url`
+    and `database` may name environment variables as `${NAME}` (a password, say): they
+    are expanded at load, and a password is never shown in an error."""
 
     url: str
     label: str | None = None
@@ -40,11 +61,13 @@ class Backend(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        value = expand_env(value)
+        shown = redact_secrets(value)
         url = URL(value)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"not an http(s) URL: {value!r}")
+            raise ValueError(f"not an http(s) URL: {shown!r}")
         if url.query_string or url.fragment:
-            raise ValueError(f"a backend URL takes no query or fragment: {value!r}")
+            raise ValueError(f"a backend URL takes no query or fragment: {shown!r}")
         return value.rstrip("/")
 
     @field_validator("database")
@@ -52,6 +75,7 @@ class Backend(_Model):
     def _database(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        value = expand_env(value)
         if value.startswith("sqlite:///"):
             return value
         if value.startswith(("postgresql://", "postgres://")):
@@ -261,6 +285,12 @@ class RowSettings(_Model):
     attribution_timeout: Positive = 10.0
     drain_interval: Positive = 0.5
     max_outside_writes: Annotated[int, Field(ge=0)] = 100
+    #: Changes a change log keeps while nobody drains it (the proxy is down); older ones
+    #: are dropped and the gap is counted at the next drain.
+    max_pending: Annotated[int, Field(ge=1024)] = 100_000
+    #: How PostgreSQL changes are captured: logical decoding where the server and the
+    #: installing role allow it, else triggers ("auto"); or only one of them.
+    postgres_capture: Literal["auto", "decoding", "triggers"] = "auto"
 
 
 class LogSettings(_Model):

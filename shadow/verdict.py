@@ -104,7 +104,7 @@ class RowChange:
 
     table: str
     key: tuple[Any, ...]
-    op: str  # 'insert' | 'update' | 'delete'
+    op: str  # 'insert' | 'update' | 'delete' | 'truncate' (a whole table, key ())
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     at: float | None = field(default=None, compare=False)

@@ -22,8 +22,10 @@ def pg_server():
 
 @pytest.fixture
 async def pg_dsn(pg_server):
-    """The DSN of a new, empty database on the session's server; dropped afterwards."""
+    """The DSN of a new, empty database on the session's server; dropped afterwards, and
+    its replication slots (change capture by logical decoding) at once."""
     dsn = await pg_server.create_database()
     yield dsn
+    await pg_server.drop_slots(dsn)
     if pg_server.external:
         await pg_server.drop_databases()

@@ -1,13 +1,13 @@
 """What both change-capture backends share: the interface, the status record, quoting.
 
-A capture adds one change-log table (`_shadow_changes`) and row triggers to a database;
-every insert, update and delete on a captured table then writes, inside the same
-transaction, one log row with the table, the operation and JSON images of the row (the
-SQLite log also holds the key; the PostgreSQL log holds the key's column names, and its
-keys are read out of the images at drain, which keeps its trigger cheap). `drain()` reads
-and deletes the log and returns it as RowChange records, in write order. An update that
-changes a row's key comes out as a delete of the old key and an insert of the new one,
-so that every RowChange names exactly one row.
+A trigger capture adds one change-log table (`_shadow_changes`) and row triggers to a
+database; every insert, update and delete on a captured table then writes, inside the
+same transaction, one log row (what each backend logs, and when it reads row images, is
+said in its module). `drain()` reads and deletes the log and returns it as RowChange
+records, in write order. An update that changes a row's key comes out as a delete of the
+old key and an insert of the new one, so that every RowChange names exactly one row.
+A PostgreSQL capture can read its server's clock (`now()`), the clock `RowChange.at` is
+measured on there; SQLite's `at` is the host's own clock, read by the app's process.
 
     Capture         the interface of SqliteCapture and PostgresCapture
     CaptureStatus   what `status()` found: captured, uncaptured, stale, unverifiable tables
@@ -28,7 +28,9 @@ from shadow.verdict import RowChange
 
 LOG_TABLE = "_shadow_changes"
 PREFIX = "_shadow_"
-OPS = frozenset({"insert", "update", "delete"})
+#: A "truncate" change names a whole table (its key is empty): every row went, which
+#: rows is not known.
+OPS = frozenset({"insert", "update", "delete", "truncate"})
 
 _BARE_INF = re.compile(r"(?<=[:,\[])(-?)Inf(?=[,\]}])")
 
@@ -58,12 +60,14 @@ def load_json(text: str | None, **options: Any) -> Any:
 class CaptureStatus:
     """What is installed in one database.
 
-    `captured`: tables whose triggers match their current columns. `uncaptured`: tables
+    `log_table`: the change source exists (the log table, or the replication slot).
+    `captured`: tables whose changes are captured as they are now. `uncaptured`: tables
     that could be captured but have no trigger (created after install, or never
-    selected). `stale`: tables whose triggers were made for other columns or are
-    incomplete; reinstall to refresh them. `unverifiable`: tables that cannot be
-    captured, with the reason. `excluded`: tables left out by the rules. `pending`:
-    changes logged and not drained yet (None when the log table is missing).
+    selected). `stale`: tables whose triggers were made for another name, key or columns;
+    reinstall to refresh them. `unverifiable`: tables that cannot be captured, with the
+    reason. `excluded`: tables left out by the rules. `pending`: changes logged and not
+    drained yet (None when unknown). `method`: "triggers" or "decoding"; `detail` says
+    more about it (the slot and the WAL it keeps); `faults`: other problems found.
     """
 
     log_table: bool
@@ -73,6 +77,9 @@ class CaptureStatus:
     unverifiable: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     excluded: tuple[str, ...] = ()
     pending: int | None = None
+    method: str = "triggers"
+    detail: str = ""
+    faults: tuple[str, ...] = ()
 
     @property
     def installed(self) -> bool:
@@ -82,7 +89,7 @@ class CaptureStatus:
     @property
     def healthy(self) -> bool:
         """Installed, and every capturable table is captured with current triggers."""
-        return self.log_table and not self.uncaptured and not self.stale
+        return self.log_table and not self.uncaptured and not self.stale and not self.faults
 
     def problems(self) -> list[str]:
         """Human-readable reasons why the capture is not healthy (empty when it is)."""
@@ -91,8 +98,10 @@ class CaptureStatus:
             found.append(f"{LOG_TABLE} is missing but triggers remain: writes will fail")
         elif not self.log_table:
             found.append("not installed")
+        found += list(self.faults)
         found += [f"{t}: table has no capture trigger" for t in self.uncaptured]
-        found += [f"{t}: columns changed since install, reinstall" for t in self.stale]
+        found += [f"{t}: capture triggers out of date (table or key renamed, or columns "
+                  "changed): reinstall, or let the running proxy recapture it" for t in self.stale]
         return found
 
 
@@ -143,6 +152,18 @@ class Capture(ABC):
     @abstractmethod
     async def drain(self) -> list[RowChange]:
         """Read and delete every logged change, in write order."""
+
+    @property
+    def tables(self) -> dict[str, TableInfo]:
+        """The catalogue as of the last `introspect()`: one dict for the life of the
+        capture, brought up to date in place, so holders of it see schema changes."""
+        return self._tables
+
+    def _catalogue(self, tables: dict[str, TableInfo]) -> dict[str, TableInfo]:
+        """Bring `tables` (the catalogue) up to date in place; returns it."""
+        self._tables.clear()
+        self._tables.update(tables)
+        return self._tables
 
     def _selected(self, tables: dict[str, TableInfo], wanted: Iterable[str] | None) -> list[str]:
         """The tables `install(wanted)` captures; raises CaptureError for unknown names."""

@@ -1,12 +1,16 @@
 """`shadow rows`: install, inspect and remove change capture; resync after a re-copy.
 
-    shadow rows install   -c FILE     triggers + one change-log table in each database
+    shadow rows install   -c FILE     capture in each database (says which method, and why)
     shadow rows status    -c FILE     what is installed; tables added or altered since
     shadow rows uninstall -c FILE     removes every trace
     shadow rows resync --reason TEXT  (running proxy) forget divergence and the key map;
                                       --admin URL, token from $SHADOW_ADMIN_TOKEN, --json
 
-Exit codes: 0 done / healthy, 1 status found problems, 2 usage, config or connection error.
+Install and status print the same coverage (see `shadow.rows.coverage`): per table,
+compared on both sides, one side only, keyless, not captured yet, excluded.
+Exit codes: 0 done and every table the config asks for is compared (status: and the
+capture is healthy), 1 installed but coverage incomplete (status: or a problem found),
+2 usage, config or connection error.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import orjson
 
 from shadow.config import BACKENDS
 from shadow.cutover_cli import _common as _admin_options
+from shadow.settings import redact_secrets
 
 
-def _databases(config_path: str) -> tuple[dict[str, str], object]:
+def _databases(config_path: str) -> tuple[dict[str, str], object, dict]:
     from shadow.cli import _load
     from shadow.config import row_rules
 
@@ -30,18 +35,19 @@ def _databases(config_path: str) -> tuple[dict[str, str], object]:
         click.echo("row verification is off: set `database` on both [backends.legacy] and "
                    "[backends.candidate]", err=True)
         sys.exit(2)
-    return {name: config.backends[name].database for name in BACKENDS}, row_rules(config)
+    return ({name: config.backends[name].database for name in BACKENDS}, row_rules(config),
+            {"max_pending": config.rows.max_pending, "method": config.rows.postgres_capture})
 
 
 def _each(config_path: str, action):
     from shadow.rows.live import open_capture
 
-    databases, rules = _databases(config_path)
+    databases, rules, options = _databases(config_path)
 
     async def run() -> dict:
         results = {}
         for backend, database in databases.items():
-            capture = open_capture(database, rules)
+            capture = open_capture(database, rules, **options)
             try:
                 await capture.open()
                 results[backend] = await action(capture)
@@ -50,16 +56,32 @@ def _each(config_path: str, action):
         return results
 
     try:
-        return asyncio.run(run())
+        return asyncio.run(run()), rules
     except Exception as exc:  # a database or driver error: connection, permission, SQL
-        click.echo(f"shadow rows: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"shadow rows: {type(exc).__name__}: {redact_secrets(str(exc))}", err=True)
         sys.exit(2)
 
 
-def _show(backend: str, status) -> None:
+def _report(results: dict, rules) -> bool:
+    """Print the coverage shared by install and status; True when it is complete."""
+    from shadow.rows.coverage import coverage
+
+    found = coverage({b: r[0] for b, r in results.items()},
+                     {b: r[1] for b, r in results.items()}, rules)
+    click.echo("coverage:")
+    for line in found.lines():
+        click.echo(line)
+    return found.covered
+
+
+def _show(backend: str, status, reason: str = "") -> None:
     state = "installed" if status.installed else "not installed"
     click.echo(f"{backend}: {state}; {len(status.captured)} table(s) captured"
                + (f", {status.pending} change(s) pending" if status.pending else ""))
+    if status.installed:
+        click.echo(f"  method: {reason or status.method}")
+        if status.detail:
+            click.echo(f"  {status.detail}")
     for problem in status.problems():
         click.echo(f"  ! {problem}")
     for table, why in sorted(status.unverifiable.items()):
@@ -79,9 +101,14 @@ _config = click.option("-c", "--config", "config_path", required=True,
 @_config
 def install(config_path: str) -> None:
     """Add change-capture triggers and the change-log table to both databases."""
-    results = _each(config_path, lambda capture: capture.install())
-    for backend, status in results.items():
-        _show(backend, status)
+    async def install_one(capture):
+        status = await capture.install()
+        return status, dict(capture.tables), getattr(capture, "reason", "")
+
+    results, rules = _each(config_path, install_one)
+    for backend, (status, _tables, reason) in results.items():
+        _show(backend, status, reason)
+    sys.exit(0 if _report(results, rules) else 1)
 
 
 @rows.command("uninstall")
@@ -93,7 +120,7 @@ def uninstall(config_path: str) -> None:
         await capture.uninstall()
         return await capture.status()
 
-    for backend, status in _each(config_path, remove).items():
+    for backend, status in _each(config_path, remove)[0].items():
         click.echo(f"{backend}: removed" if not status.installed else f"{backend}: still installed")
 
 
@@ -103,19 +130,16 @@ def status(config_path: str) -> None:
     """What is installed, and whether both schemas still match the installed triggers."""
 
     async def inspect(capture):
-        return await capture.status(), set(await capture.introspect())
+        status = await capture.status()
+        return status, dict(capture.tables)
 
-    results = _each(config_path, inspect)
+    results, rules = _each(config_path, inspect)
     healthy = True
-    for backend, (state, _) in results.items():
+    for backend, (state, _tables) in results.items():
         _show(backend, state)
         healthy &= state.installed and state.healthy
-    legacy, candidate = results["legacy"][1], results["candidate"][1]
-    for name, only in (("legacy", legacy - candidate), ("candidate", candidate - legacy)):
-        if only:
-            healthy = False
-            click.echo(f"tables only in {name}: {', '.join(sorted(only))}")
-    sys.exit(0 if healthy else 1)
+    covered = _report(results, rules)
+    sys.exit(0 if healthy and covered else 1)
 
 
 @rows.command("resync")

@@ -20,10 +20,14 @@ is translated through its new pair. The diff is the same for one exchange and fo
 union of a group's changes (several tables, each side in its own order).
 
 A primary row left unpaired is `row_missing` (the shadow lost a write), a shadow row left
-unpaired is `row_extra`. Paired rows are compared column by column through the dialect
-bridge, with the pair kind of both declared types and the column rules; a column holding
-a foreign key to a paired table is translated through the key map first. Key columns are
-not compared as values: the pairing stands for them.
+unpaired is `row_extra`, unless it is an update known to change nothing the rules compare
+(its before image says so): such a row is compared when the other side changed the row
+too, and dropped otherwise. A capture that logs no before image (SQLite) makes every
+update a real one, so the same no-op update on both sides still pairs and matches.
+Paired rows are compared column by column through the dialect bridge, with the pair
+kind of both declared types and the column rules; a column holding a foreign key to a
+paired table is translated through the key map first. Key columns are not compared as
+values: the pairing stands for them.
 """
 
 from __future__ import annotations
@@ -60,11 +64,14 @@ class NetChange:
     existed: bool
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    noop: bool = False
 
     @property
     def op(self) -> str:
         if not self.existed:
             return "insert"
+        if self.key == ():
+            return "truncate"
         return "update" if self.after is not None else "delete"
 
 
@@ -74,9 +81,10 @@ KindOf = Callable[[str, str], ValueKind]
 def net_changes(changes: Sequence[RowChange], rules: RowRules,
                 kind_of: KindOf | None = None) -> dict[str, list[NetChange]]:
     """Fold changes into one net change per row, per folded table name, in order of each
-    row's first change; tables the rules leave out are dropped, and so are updates that
-    change nothing the rules compare (e.g. a timestamp moved within its tolerance);
-    `kind_of(table, column)` says how a column is compared (default: as it is)."""
+    row's first change; tables the rules leave out are dropped, and updates whose before
+    image shows they change nothing the rules compare (e.g. a timestamp moved within its
+    tolerance) are marked `noop`; `kind_of(table, column)` says how a column is compared
+    (default: as it is)."""
     rows: dict[tuple[str, Key], NetChange] = {}
     for change in changes:
         if not rules.covers(change.table):
@@ -91,8 +99,8 @@ def net_changes(changes: Sequence[RowChange], rules: RowRules,
     kind_of = kind_of or (lambda table, column: ValueKind.ANY)
     out: dict[str, list[NetChange]] = {}
     for (table, _key), net in rows.items():
-        if net.existed and net.after is not None and _unchanged(net, kind_of, rules):
-            continue
+        if net.existed and net.after is not None and net.before is not None:
+            net.noop = _unchanged(net, kind_of, rules)
         if not net.existed and net.after is None:
             continue
         out.setdefault(table, []).append(net)
@@ -175,11 +183,11 @@ class _Differ:
                     and mapped in (None, p.key)):
                 used.add(id(s))
                 pairs.append((p, s))
-            else:
+            elif not p.noop:
                 missing.append(p)
                 self.add(Kind.ROW_MISSING, p, p.after if p.after is not None else p.before,
                          None, f"{p.op} on the primary only")
-        extra = [s for s in s_rows if id(s) not in used]
+        extra = [s for s in s_rows if id(s) not in used and not s.noop]
         for s in extra:
             self.differences.append(Difference(
                 Kind.ROW_EXTRA, f"{s.table}[{key_text(s.key)}]", None,
@@ -336,6 +344,20 @@ def _parents_first(tables: list[str], infos: Mapping[str, TableInfo]) -> list[st
     return list(done)
 
 
+def _truncates(p_rows: list[NetChange], s_rows: list[NetChange]
+               ) -> tuple[list[NetChange], list[NetChange]]:
+    """A TRUNCATE on one side stands for the deletes of the same table on the other
+    (SQLite has no TRUNCATE: its `DELETE FROM t` deletes row by row): both are dropped.
+    Which rows went is not known on the truncating side, so that is all it can say."""
+    for mine, theirs, flip in ((p_rows, s_rows, False), (s_rows, p_rows, True)):
+        if (any(r.op == "truncate" for r in mine) and not any(r.op == "truncate" for r in theirs)
+                and any(r.op == "delete" for r in theirs)):
+            mine = [r for r in mine if r.op != "truncate"]
+            theirs = [r for r in theirs if r.op != "delete"]
+            return (theirs, mine) if flip else (mine, theirs)
+    return p_rows, s_rows
+
+
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
               primary_tables: Mapping[str, TableInfo], shadow_tables: Mapping[str, TableInfo],
               rules: RowRules, keymap: KeyMap) -> RowDiff:
@@ -359,7 +381,8 @@ def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
     s_nets = net_changes(shadow, rules, kind_of)
     paired = []
     for table in _parents_first([*dict.fromkeys([*p_nets, *s_nets])], p_tables):
-        for p, s in differ.pair(table, p_nets.get(table, []), s_nets.get(table, [])):
+        p_rows, s_rows = _truncates(p_nets.get(table, []), s_nets.get(table, []))
+        for p, s in differ.pair(table, p_rows, s_rows):
             paired.append((table, p, s))
     for table, p, s in paired:
         differ.compare(table, p, s)

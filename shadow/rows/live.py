@@ -30,15 +30,18 @@ log = logging.getLogger("shadow.rows")
 META = "rows"
 
 
-def open_capture(database: str, rules: RowRules) -> Capture:
-    """The capture for a `database` setting (sqlite:///path or postgresql://...)."""
+def open_capture(database: str, rules: RowRules, *, max_pending: int = 100_000,
+                 method: str = "auto") -> Capture:
+    """The capture for a `database` setting (sqlite:///path or postgresql://...);
+    `max_pending` bounds a SQLite change log while nobody drains it; `method` is how
+    PostgreSQL changes are captured (auto, decoding, triggers)."""
     if database.startswith("sqlite:///"):
         from shadow.rows.sqlite import SqliteCapture
 
-        return SqliteCapture(database.removeprefix("sqlite://"), rules=rules)
+        return SqliteCapture(database.removeprefix("sqlite://"), rules=rules, cap=max_pending)
     from shadow.rows.postgres import PostgresCapture
 
-    return PostgresCapture(database, rules=rules)
+    return PostgresCapture(database, rules=rules, method=method)
 
 
 class _Inverted:
@@ -80,12 +83,13 @@ class RowState:
 
     @classmethod
     async def open(cls, databases: dict[str, str], rules: RowRules, *, keymap_size: int,
-                   saved: dict[str, Any] | None) -> RowState:
+                   saved: dict[str, Any] | None, max_pending: int = 100_000,
+                   method: str = "auto") -> RowState:
         """Open both captures; raises CaptureError when a database cannot be reached."""
         captures: dict[str, Capture] = {}
         try:
             for backend, database in databases.items():
-                capture = open_capture(database, rules)
+                capture = open_capture(database, rules, max_pending=max_pending, method=method)
                 await capture.open()
                 captures[backend] = capture
             tables = {b: await c.introspect() for b, c in captures.items()}
@@ -114,6 +118,12 @@ class RowState:
     async def close(self) -> None:
         for capture in self.captures.values():
             await capture.close()
+
+    def capture_counts(self) -> dict[str, tuple[int, int]]:
+        """Per backend: schema changes its capture followed, and changes it lost (to the
+        log's cap, or to a table dropped before the drain), since open."""
+        return {backend: (getattr(capture, "schema_changes", 0), getattr(capture, "lost", 0))
+                for backend, capture in self.captures.items()}
 
     def saved(self) -> dict[str, Any]:
         """What the state store keeps across restarts."""

@@ -4,7 +4,12 @@ One plpgsql function, `_shadow_capture()`, serves every table. What it adds to t
 application's write is kept to one INSERT of the table name, the operation, the key
 column names and the `row_to_json` images of OLD and NEW: the table name and key column
 names are constants passed as trigger arguments at install, and nothing is looked up,
-looped over or compared per row. The key values are read out of the images when the log
+looped over or compared per row. The function is `SECURITY DEFINER`, owned by the role
+that installed it, with a fixed `search_path`: it writes the log with the installer's
+rights, so any role that may write a captured table (a DML-only app role included) can
+keep writing it without any grant on the log. A statement-level `AFTER TRUNCATE`
+trigger logs a TRUNCATE as one row with no images: the table lost every row, which rows
+is not known. The key values are read out of the images when the log
 is drained, and an update that changed the key is split there into a delete and an
 insert (see PostgresCapture.drain). The log has no index: `drain()` reads all of it and
 orders it by `seq`, an identity assigned in write order. Each trigger carries a comment
@@ -26,9 +31,10 @@ Fetch = Callable[..., Awaitable[Sequence[Any]]]
 
 FUNCTION = f"{PREFIX}capture"
 TRIGGER = f"{PREFIX}capture"
+TRUNCATE_TRIGGER = f"{PREFIX}truncate"
 #: Starts each trigger's comment. It names the layout of the log rows the trigger writes,
 #: so that triggers left by an install with another layout show as stale.
-COMMENT_PREFIX = "shadow capture, log layout 3: "
+COMMENT_PREFIX = "shadow capture, log layout 4: "
 
 _TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -72,7 +78,7 @@ FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_proc p ON p.oid = t.tgfoid
-WHERE n.nspname = $1 AND t.tgname = $2 AND p.proname = $2 AND NOT t.tgisinternal
+WHERE n.nspname = $1 AND t.tgname = $2 AND p.proname = $3 AND NOT t.tgisinternal
   AND NOT c.relispartition
 ORDER BY c.relname
 """
@@ -132,26 +138,31 @@ END
         "DROP COLUMN IF EXISTS pk, ALTER COLUMN before TYPE json, "
         "ALTER COLUMN after TYPE json, REPLICA IDENTITY FULL",
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
-        f"AS $shadow${body}$shadow$",
+        f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $shadow${body}$shadow$",
     ]
 
 
 def trigger_ddl(schema: str, info: TableInfo) -> list[str]:
-    """CREATE TRIGGER and its signature comment for one verifiable table. The arguments
-    are the table name and its key column names as a JSON array."""
+    """The row trigger with its signature comment, and the TRUNCATE trigger, of one
+    verifiable table. The arguments are the table name and its key column names as a
+    JSON array."""
     table = f"{quote_ident(schema)}.{quote_ident(info.name)}"
     args = ", ".join(quote_literal(a) for a in (info.name, json.dumps(list(info.key))))
+    function = f"{quote_ident(schema)}.{quote_ident(FUNCTION)}({args})"
     return [
         f"CREATE TRIGGER {quote_ident(TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {quote_ident(schema)}.{quote_ident(FUNCTION)}({args})",
+        f"FOR EACH ROW EXECUTE FUNCTION {function}",
         f"COMMENT ON TRIGGER {quote_ident(TRIGGER)} ON {table} "
         f"IS {quote_literal(COMMENT_PREFIX + info.signature())}",
+        f"CREATE TRIGGER {quote_ident(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}",
     ]
 
 
-def drop_trigger(schema: str, table: str) -> str:
+def drop_trigger(schema: str, table: str) -> list[str]:
     target = f"{quote_ident(schema)}.{quote_ident(table)}"
-    return f"DROP TRIGGER IF EXISTS {quote_ident(TRIGGER)} ON {target}"
+    return [f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {target}"
+            for name in (TRIGGER, TRUNCATE_TRIGGER)]
 
 
 def drop_log(schema: str) -> list[str]:

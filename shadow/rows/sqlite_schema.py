@@ -1,91 +1,136 @@
-"""SQLite catalogue reading and trigger text, without a connection of its own.
+"""SQLite catalogue reading and capture trigger text, without a connection of its own.
 
-`read_tables` asks the catalogue through a `rows(sql, params)` coroutine supplied by the
-caller; `trigger_sql` builds the three CREATE TRIGGER statements of one table. The text is
-deterministic, and SQLite keeps it verbatim in `sqlite_master.sql`, so comparing the
-stored text with freshly built text tells whether a trigger still fits its table.
+Every new SQLite connection parses the whole schema, triggers included, before its first
+statement; an app that opens a connection per request pays for every byte of trigger
+text on every request. So the triggers are kept as small as a trigger can be: each logs
+one short row (a table code, the operation, the rowid, the old key) and nothing else;
+the time comes from the log's column default and the row images are read from the table
+when the log is drained (see `sqlite.py`). A trigger names no column but the key
+columns, so the app's own `ADD COLUMN`, `DROP COLUMN` and `RENAME COLUMN` never touch it.
+
+Each captured table has a small integer code, written as a literal into its triggers.
+The code, not the name, is logged: after `ALTER TABLE items RENAME TO items2` SQLite
+moves the triggers to `items2` (their `tbl_name`), so a logged code still resolves to
+the table that holds the rows. `read_triggers` recovers codes from the stored text.
+
+One more trigger, on the log itself, bounds it: every 1024th row deletes the rows more
+than `cap` behind. The log's `seq` restarts at 1 after a drain empties it, so a drain
+that finds a first `seq` above 1 knows how many changes the cap dropped.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shadow.compare.bridge import ValueKind
 from shadow.rows.capture import LOG_TABLE, PREFIX, quote_ident, quote_literal
 from shadow.rows.model import Column, TableInfo
 
-Rows = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+Rows = Callable[[str, Sequence[Any]], list[Any]]
 
-#: Columns per json_object() call: two arguments each, under SQLite's default limit of 127.
-CHUNK = 60
 ROWID_ALIASES = ("rowid", "_rowid_", "oid")
-_MAX_REAL = "1.7976931348623157e308"
+#: Smallest accepted cap, so that the every-1024th-row check always leaves `cap` rows.
+MIN_CAP = 1024
+DEFAULT_CAP = 100_000
+CAP_TRIGGER = f"{PREFIX}cap"
 
 LOG = quote_ident(LOG_TABLE)
-CREATE_LOG = (
-    f"CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, "
-    "op TEXT NOT NULL, pk TEXT NOT NULL, before TEXT, after TEXT, at REAL)"
-)
-#: A log made before changes were timed gains the column (NULL for the rows it holds).
-LOG_COLUMNS = f"SELECT name FROM pragma_table_info({quote_literal(LOG_TABLE)})"
-ADD_AT = f"ALTER TABLE {LOG} ADD COLUMN at REAL"
 #: The moment of the change in seconds since the epoch (SQLite's clock: milliseconds).
 NOW = "(julianday('now') - 2440587.5) * 86400.0"
+CREATE_LOG = (
+    f"CREATE TABLE {LOG} (seq INTEGER PRIMARY KEY, t INTEGER NOT NULL, o TEXT NOT NULL, "
+    f"r, k, at REAL DEFAULT ({NOW}))"
+)
+LOG_COLUMNS = f"SELECT name FROM pragma_table_info({quote_literal(LOG_TABLE)})"
+LAYOUT = ("seq", "t", "o", "r", "k", "at")
+DROP_LOG = f"DROP TABLE IF EXISTS {LOG}"
 OUR_TRIGGERS = (
-    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+    "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
     f"AND name LIKE '{PREFIX.replace('_', '!_')}%' ESCAPE '!' "
-    f"AND instr(sql, {quote_literal(LOG)}) > 0 ORDER BY name"
+    f"AND instr(sql, {quote_literal(LOG_TABLE)}) > 0 ORDER BY name"
 )
 HAS_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {quote_literal(LOG_TABLE)}"
 COUNT_LOG = f"SELECT count(*) FROM {LOG}"
-DRAIN = f"DELETE FROM {LOG} RETURNING seq, tbl, op, pk, before, after, at"
+DRAIN = f"DELETE FROM {LOG} RETURNING seq, t, o, r, k, at"
+SCHEMA_VERSION = "PRAGMA schema_version"
+#: What every trigger and the whole schema weigh: the text a new connection parses.
+SCHEMA_TEXT = "SELECT coalesce(sum(length(sql)), 0) FROM sqlite_master"
+_CODE = re.compile(r"VALUES\((\d+),'([iud])'")
 
 _LIST_TABLES = (
-    "SELECT name, type FROM pragma_table_list WHERE schema = 'main' "
+    "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' "
     "AND type IN ('table', 'virtual')"
 )
 _LIST_TABLES_OLD = (
-    "SELECT name, CASE WHEN sql LIKE 'CREATE VIRTUAL TABLE%' THEN 'virtual' ELSE 'table' END "
-    "FROM sqlite_master WHERE type = 'table'"
+    "SELECT name, CASE WHEN sql LIKE 'CREATE VIRTUAL TABLE%' THEN 'virtual' ELSE 'table' END, "
+    "sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE type = 'table'"
 )
 _COLUMNS = "SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid"
 _FOREIGN = 'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq'
 
 
-async def read_tables(rows: Rows, kind_of: Callable[[str], ValueKind]) -> dict[str, TableInfo]:
-    """Every application table of the main schema, by name, sorted by name: SQLite's own
-    tables, FTS shadow tables and the change log are left out. Virtual tables are listed
-    as unverifiable (SQLite cannot put triggers on them)."""
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How rows of one table are found again at drain time.
+
+    `rowid` is the name that reaches the rowid (None for a WITHOUT ROWID table, whose
+    rows are found by key); `key_is_rowid` is true when the key is the rowid itself
+    (an INTEGER PRIMARY KEY, or a table keyed by rowid), so the rowid is the key."""
+
+    rowid: str | None
+    key_is_rowid: bool
+
+
+def read_tables(rows: Rows, kind_of: Callable[[str], ValueKind]
+                      ) -> tuple[dict[str, TableInfo], dict[str, Layout]]:
+    """Every application table of the main schema, by name, sorted by name, and the
+    Layout of each verifiable one: SQLite's own tables, FTS shadow tables and the change
+    log are left out. Virtual tables (no triggers on them) and tables without a primary
+    key (as on PostgreSQL) are listed as unverifiable."""
     try:
-        listed = await rows(_LIST_TABLES, ())
+        listed = rows(_LIST_TABLES, ())
     except sqlite3.OperationalError:
-        listed = await rows(_LIST_TABLES_OLD, ())
+        listed = rows(_LIST_TABLES_OLD, ())
     tables: dict[str, TableInfo] = {}
+    layouts: dict[str, Layout] = {}
     foreign: dict[str, list[tuple[str, str, str | None]]] = {}
-    for name, kind in sorted(listed):
+    for name, kind, without_rowid in sorted(listed):
         if name.startswith("sqlite_") or name == LOG_TABLE:
             continue
         columns, key = [], []
-        for col, declared, pk, hidden in await rows(_COLUMNS, (name,)):
+        for col, declared, pk, hidden in rows(_COLUMNS, (name,)):
             if hidden == 1:
                 continue
             columns.append(Column(col, declared or "", kind_of(declared or "")))
             if pk:
                 key.append((pk, col))
         key_names = tuple(col for _pk, col in sorted(key))
+        taken = {c.name.casefold() for c in columns}
+        alias = None if without_rowid else next((a for a in ROWID_ALIASES if a not in taken), None)
         reason = ""
         if kind == "virtual":
             reason = "virtual table: SQLite cannot put triggers on it"
         elif not key_names:
-            taken = {c.name.casefold() for c in columns}
-            alias = next((a for a in ROWID_ALIASES if a not in taken), None)
-            key_names = (alias,) if alias else ()
-            reason = "" if alias else "no primary key and every rowid alias is a column name"
+            reason = ("no primary key: its rows cannot be matched with the other database's "
+                      "(a rowid is SQLite's own), so it is compared on neither side")
+        elif alias is None and not without_rowid:
+            reason = "every rowid alias is a column name"
         tables[name] = TableInfo(name, key_names, tuple(columns), not reason, reason)
-        foreign[name] = _single_column(await rows(_FOREIGN, (name,)))
-    return {name: _with_references(info, foreign[name], tables) for name, info in tables.items()}
+        if not reason:
+            integer_key = len(key) == 1 and columns_type(columns, key_names[0]) == "INTEGER"
+            layouts[name] = Layout(alias, alias is not None and (not key or integer_key))
+        foreign[name] = _single_column(rows(_FOREIGN, (name,)))
+    infos = {name: _with_references(info, foreign[name], tables) for name, info in tables.items()}
+    return infos, layouts
+
+
+def columns_type(columns: Sequence[Column], name: str) -> str:
+    """The declared type of column `name`, upper case ('' when unknown)."""
+    return next((c.declared.upper() for c in columns if c.name == name), "")
 
 
 def _single_column(fks: list[Any]) -> list[tuple[str, str, str | None]]:
@@ -112,60 +157,80 @@ def _with_references(info: TableInfo, fks: list[tuple[str, str, str | None]],
     return TableInfo(info.name, info.key, info.columns, info.verifiable, info.reason, refs)
 
 
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """One capture trigger found in the catalogue: its name, the table SQLite says it
+    is on now, its text, and the table code and operation written into that text."""
+
+    name: str
+    table: str
+    sql: str
+    code: int | None
+    op: str | None
+
+
+def read_triggers(rows: Rows) -> list[Installed]:
+    """Every capture trigger in the catalogue (the cap trigger has no code)."""
+    found = []
+    for name, table, sql in rows(OUR_TRIGGERS, ()):
+        match = _CODE.search(sql or "")
+        code, op = (int(match[1]), match[2]) if match else (None, None)
+        found.append(Installed(name, table, sql, code, op))
+    return found
+
+
 def trigger_names(table: str) -> dict[str, str]:
     """The names of the insert, update and delete triggers of `table`."""
     return {op: f"{PREFIX}{op[0]}_{table}" for op in ("insert", "update", "delete")}
 
 
-def _value(ref: str, column: str) -> str:
-    """One column of OLD/NEW as a JSON-able value. A BLOB becomes {"$blob": hex}; a
-    finite REAL is written with 17 significant digits, because SQLite's JSON keeps only
-    15 and two different doubles would then look equal."""
-    col = f"{ref}.{quote_ident(column)}"
-    return (
-        f"CASE typeof({col}) WHEN 'blob' THEN json_object('$blob', hex({col})) "
-        f"WHEN 'real' THEN CASE WHEN abs({col}) <= {_MAX_REAL} "
-        f"THEN json(printf('%!.17g', {col})) ELSE {col} END ELSE {col} END"
-    )
+def _quoted_key(ref: str, key: Sequence[str]) -> str:
+    """The key of OLD/NEW as SQL literals joined by commas (`quote()` keeps every value
+    exact: BLOBs as X'..', REALs to the last bit), decoded by `sqlite.parse_literals`."""
+    return "||','||".join(f"quote({ref}.{quote_ident(k)})" for k in key)
 
 
-def _image(ref: str, columns: Sequence[str]) -> str:
-    """The JSON image of OLD/NEW: one json_object, or an array of them for wide tables."""
-    parts = []
-    for start in range(0, len(columns), CHUNK):
-        chunk = columns[start:start + CHUNK]
-        pairs = ", ".join(f"{quote_literal(c)}, {_value(ref, c)}" for c in chunk)
-        parts.append(f"json_object({pairs})")
-    return parts[0] if len(parts) == 1 else f"json_array({', '.join(parts)})"
-
-
-def _key(ref: str, key: Sequence[str]) -> str:
-    return f"json_array({', '.join(_value(ref, k) for k in key)})"
-
-
-def trigger_sql(info: TableInfo) -> dict[str, str]:
-    """CREATE TRIGGER statements by trigger name for a verifiable table. An update that
-    changes the key is logged as a delete of the old key plus an insert of the new one."""
+def trigger_sql(info: TableInfo, layout: Layout, code: int) -> dict[str, str]:
+    """CREATE TRIGGER statements by trigger name for a verifiable table. `r` locates the
+    row to read at drain (its rowid, or its quoted key without a rowid); `k` is the key
+    the row had before an update or delete (the rowid when the key is the rowid)."""
     names = trigger_names(info.name)
-    table, tbl = quote_ident(info.name), quote_literal(info.name)
-    cols = info.column_names
-    insert = f"INSERT INTO {LOG} (tbl, op, pk, before, after, at)"
-    same = " AND ".join(f"OLD.{quote_ident(k)} IS NEW.{quote_ident(k)}" for k in info.key)
-    old, new = _image("OLD", cols), _image("NEW", cols)
-    old_key, new_key = _key("OLD", info.key), _key("NEW", info.key)
+    table = quote_ident(info.name)
+    if layout.rowid is not None:
+        new_r, old_r = f"NEW.{layout.rowid}", f"OLD.{layout.rowid}"
+    else:
+        new_r, old_r = _quoted_key("NEW", info.key), "NULL"
+    old_k = old_r if layout.key_is_rowid else _quoted_key("OLD", info.key)
+
+    def trigger(op: str, event: str, r: str, k: str | None) -> str:
+        name = quote_ident(names[op])
+        into, values = ("t,o,r", f"{code},'{op[0]}',{r}") if k is None else \
+            ("t,o,r,k", f"{code},'{op[0]}',{r},{k}")
+        return (f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN INSERT INTO "
+                f"{LOG_TABLE}({into})VALUES({values});END")
+
     return {
-        names["insert"]: (
-            f"CREATE TRIGGER {quote_ident(names['insert'])} AFTER INSERT ON {table} BEGIN "
-            f"{insert} VALUES ({tbl}, 'insert', {new_key}, NULL, {new}, {NOW}); END"
-        ),
-        names["update"]: (
-            f"CREATE TRIGGER {quote_ident(names['update'])} AFTER UPDATE ON {table} BEGIN "
-            f"{insert} SELECT {tbl}, 'update', {new_key}, {old}, {new}, {NOW} WHERE {same}; "
-            f"{insert} SELECT {tbl}, 'delete', {old_key}, {old}, NULL, {NOW} WHERE NOT ({same}); "
-            f"{insert} SELECT {tbl}, 'insert', {new_key}, NULL, {new}, {NOW} WHERE NOT ({same}); END"
-        ),
-        names["delete"]: (
-            f"CREATE TRIGGER {quote_ident(names['delete'])} AFTER DELETE ON {table} BEGIN "
-            f"{insert} VALUES ({tbl}, 'delete', {old_key}, {old}, NULL, {NOW}); END"
-        ),
+        names["insert"]: trigger("insert", "INSERT", new_r, None),
+        names["update"]: trigger("update", "UPDATE", new_r, old_k),
+        names["delete"]: trigger("delete", "DELETE", old_r, old_k),
     }
+
+
+def cap_sql(cap: int) -> str:
+    """The trigger that keeps the log at most about `cap` rows long."""
+    if cap < MIN_CAP:
+        raise ValueError(f"the change log cap must be at least {MIN_CAP}: {cap}")
+    return (f"CREATE TRIGGER {quote_ident(CAP_TRIGGER)} AFTER INSERT ON {LOG} "
+            f"WHEN NEW.seq % {MIN_CAP} = 0 BEGIN DELETE FROM {LOG} "
+            f"WHERE seq <= NEW.seq - {cap};END")
+
+
+def select_rows(info: TableInfo, layout: Layout) -> str:
+    """The query that reads current images: by a JSON array of rowids, or by one key."""
+    cols = ", ".join(quote_ident(c) for c in info.column_names)
+    table = quote_ident(info.name)
+    if layout.rowid is not None:
+        return (f"SELECT {layout.rowid}, {cols} FROM {table} "
+                f"WHERE {layout.rowid} IN (SELECT value FROM json_each(?))")
+    match = " AND ".join(f"{quote_ident(k)} IS ?" for k in info.key)
+    return f"SELECT {cols} FROM {table} WHERE {match}"

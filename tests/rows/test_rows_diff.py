@@ -167,8 +167,20 @@ def test_net_effect_of_several_changes_to_one_row():
                ins("entries", (2,), id=2, note="tmp"), dele("entries", (2,), id=2, note="tmp"),
                upd("entries", (7,), {"id": 7, "note": "x"}, {"id": 7, "note": "x"})]
     nets = net_changes(primary, RowRules())["entries"]
-    assert [(n.op, n.key, n.after) for n in nets] == [("insert", (1,), {"id": 1, "note": "b"})]
+    assert [(n.op, n.key, n.after, n.noop) for n in nets] == [
+        ("insert", (1,), {"id": 1, "note": "b"}, False), ("update", (7,), {"id": 7, "note": "x"}, True)]
     assert diff(primary, [ins("entries", (1,), id=1, note="b")]).differences == ()
+
+
+def test_an_update_without_before_image_pairs_with_a_no_op_update_on_the_other_side():
+    row = {"id": 7, "note": "x"}
+    unknown = [upd("entries", (7,), None, row)]
+    known_noop = [upd("entries", (7,), row, row)]
+    assert diff(unknown, known_noop).differences == ()
+    assert diff(known_noop, unknown).differences == ()
+    assert diff(known_noop, []).differences == ()
+    [missing] = diff(unknown, []).differences
+    assert missing.kind == Kind.ROW_MISSING
 
 
 def test_existing_rows_pair_by_key_including_composite_keys():
@@ -228,3 +240,14 @@ def test_an_update_within_the_rules_is_no_change_on_either_side():
     result = diff_rows(legacy, candidate, primary_tables=table(VK.TEXT),
                        shadow_tables=table(VK.TIMESTAMP), rules=rules, keymap=KeyMap())
     assert result.differences == ()
+
+
+def test_a_truncate_pairs_with_a_truncate_or_stands_for_the_other_sides_deletes():
+    truncate = RowChange("entries", (), "truncate", None, None)
+    deletes = [dele("entries", (1,), id=1, note="a"), dele("entries", (2,), id=2, note="b")]
+    assert diff([truncate], [truncate]).differences == ()
+    assert diff(deletes, [truncate]).differences == ()
+    assert diff([truncate], deletes).differences == ()
+    [extra] = diff([], [truncate]).differences
+    assert (extra.kind, extra.path, extra.detail) == (
+        Kind.ROW_EXTRA, "entries[]", "truncate on the shadow only")

@@ -1,4 +1,5 @@
-"""PostgresCapture against a real PostgreSQL database (a fresh one per test)."""
+"""PostgresCapture with triggers against a real PostgreSQL database (a fresh one per test);
+logical decoding has its own tests (test_rows_postgres_decoding.py)."""
 
 from decimal import Decimal
 
@@ -57,7 +58,7 @@ async def app(pg_dsn):
 
 @pytest.fixture
 async def capture(app, pg_dsn):
-    async with PostgresCapture(pg_dsn) as cap:
+    async with PostgresCapture(pg_dsn, method="triggers") as cap:
         yield cap
 
 
@@ -149,7 +150,7 @@ async def test_tables_created_or_altered_after_install_are_reported(app, capture
 
 
 async def test_rules_exclude_tables_and_install_rejects_unknown_names(app, pg_dsn):
-    async with PostgresCapture(pg_dsn, rules=RowRules.build(exclude=["tags"])) as cap:
+    async with PostgresCapture(pg_dsn, method="triggers", rules=RowRules.build(exclude=["tags"])) as cap:
         status = await cap.install()
         assert status.excluded == ("tags",) and "tags" not in status.captured
         with pytest.raises(CaptureError, match="no_such"):
@@ -162,7 +163,7 @@ async def test_rules_exclude_tables_and_install_rejects_unknown_names(app, pg_ds
 
 async def test_other_schema(app, pg_dsn):
     await app.execute('CREATE SCHEMA "App"; CREATE TABLE "App".items (id int PRIMARY KEY)')
-    async with PostgresCapture(pg_dsn, schema="App") as cap:
+    async with PostgresCapture(pg_dsn, schema="App", method="triggers") as cap:
         assert (await cap.install()).captured == ("items",)
         await app.execute('INSERT INTO "App".items VALUES (4)')
         await app.execute("INSERT INTO entries (note) VALUES ('public, not captured')")
