@@ -8,9 +8,9 @@
 
 Install and status print the same coverage (see `shadow.rows.coverage`): per table,
 compared on both sides, one side only, keyless, not captured yet, excluded.
-Exit codes: 0 done and every table the config asks for is compared (status: and the
-capture is healthy), 1 installed but coverage incomplete (status: or a problem found),
-2 usage, config or connection error.
+Exit codes: status: 0 when every table the config asks for is compared and the capture is
+healthy, else 1; install: 0 once installed (its report says what is not compared), with
+`--strict` 1 unless every table is compared; both: 2 usage, config or connection error.
 """
 
 from __future__ import annotations
@@ -99,8 +99,11 @@ _config = click.option("-c", "--config", "config_path", required=True,
 
 @rows.command("install")
 @_config
-def install(config_path: str) -> None:
-    """Add change-capture triggers and the change-log table to both databases."""
+@click.option("--strict", is_flag=True,
+              help="Exit 1 unless every table the config asks for is compared.")
+def install(config_path: str, strict: bool) -> None:
+    """Set up change capture in both databases (logical decoding or triggers) and report
+    what is compared."""
     async def install_one(capture):
         status = await capture.install()
         return status, dict(capture.tables), getattr(capture, "reason", "")
@@ -108,7 +111,8 @@ def install(config_path: str) -> None:
     results, rules = _each(config_path, install_one)
     for backend, (status, _tables, reason) in results.items():
         _show(backend, status, reason)
-    sys.exit(0 if _report(results, rules) else 1)
+    covered = _report(results, rules)
+    sys.exit(1 if strict and not covered else 0)
 
 
 @rows.command("uninstall")
