@@ -5,6 +5,7 @@ roles of the mode at arrival, the route policy), and what it opened on the way: 
 that will compare it, its place in the shadow's causality, its window on the primary and
 its share of the write hold. `finish()` closes what it opened on the primary, exactly
 once, whichever comes first: the reply's last byte arriving or the exchange failing.
+`read_body()` reads what the client sent, up to the proxy's limit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+_STREAM_CHUNK = 65536
 
 if TYPE_CHECKING:
     from shadow.modes import Roles
@@ -53,3 +58,27 @@ class Flow:
         self.finished = True
         for action in self.on_finish:
             action()
+
+
+async def read_body(request: web.Request, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The request body if it fits in `limit` bytes, else (b"", a stream of the whole body)."""
+    if not request.body_exists:
+        return b"", None
+    length = request.content_length
+    if length is not None and length > limit:
+        return b"", _chain(b"", request)
+    data = bytearray()
+    while True:
+        chunk = await request.content.read(_STREAM_CHUNK)
+        if not chunk:
+            return bytes(data), None
+        data += chunk
+        if len(data) > limit:
+            return b"", _chain(bytes(data), request)
+
+
+async def _chain(prefix: bytes, request: web.Request) -> AsyncIterator[bytes]:
+    if prefix:
+        yield prefix
+    async for chunk in request.content.iter_chunked(_STREAM_CHUNK):
+        yield chunk

@@ -22,13 +22,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
 
 from shadow.config import Config
-from shadow.flow import Flow
+from shadow.flow import Flow, read_body
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
 from shadow.reply_head import ExactResponse, ExactStreamResponse, abort, needs_exact
@@ -44,7 +44,6 @@ log = logging.getLogger("shadow.proxy")
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _DROP_REQUEST = frozenset({"host", "content-length"})
-_STREAM_CHUNK = 65536
 
 
 def error_response(status: int, error: str, message: str) -> web.Response:
@@ -106,7 +105,7 @@ class Proxy:
         policy = self.routes.match(method, request.rel_url.raw_path)
         received = tuple((header_text(k), header_text(v)) for k, v in request.raw_headers)
         headers = self._forward_headers(request, received)
-        body, stream = await _read_body(request, self.max_body)
+        body, stream = await read_body(request, self.max_body)
         return Flow(next(self._ids), roles, policy, method, target, received, headers, body,
                     stream, policy.may_write(method))
 
@@ -389,27 +388,3 @@ def _response_headers(headers) -> list[tuple[str, str]]:
     """The primary's end-to-end headers minus Content-Length, which aiohttp recomputes
     from the body (and which is set back for HEAD replies)."""
     return [(k, v) for k, v in headers if k.lower() != "content-length"]
-
-
-async def _read_body(request: web.Request, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """The request body if it fits in `limit` bytes, else (b"", a stream of the whole body)."""
-    if not request.body_exists:
-        return b"", None
-    length = request.content_length
-    if length is not None and length > limit:
-        return b"", _chain(b"", request)
-    data = bytearray()
-    while True:
-        chunk = await request.content.read(_STREAM_CHUNK)
-        if not chunk:
-            return bytes(data), None
-        data += chunk
-        if len(data) > limit:
-            return b"", _chain(bytes(data), request)
-
-
-async def _chain(prefix: bytes, request: web.Request) -> AsyncIterator[bytes]:
-    if prefix:
-        yield prefix
-    async for chunk in request.content.iter_chunked(_STREAM_CHUNK):
-        yield chunk
