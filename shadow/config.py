@@ -129,7 +129,8 @@ def row_rules(config: Config):
         columns={name: ColumnRule(ignore=c.ignore, tolerance=c.tolerance,
                                   kind=ValueKind(c.kind) if c.kind else None,
                                   empty_is_null=c.empty_is_null)
-                 for name, c in rows.columns.items()})
+                 for name, c in rows.columns.items()},
+        now_tolerance=rows.now_tolerance)
 
 
 def load_config(path: str | Path) -> Config:

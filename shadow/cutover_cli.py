@@ -122,7 +122,8 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     click.echo(f"rollback  {rollback['summary']}")
     for route, n in rollback["routes"].items():
         click.echo(f"          {route}: {n}")
-    click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight")
+    click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight, "
+               f"shadow {mirror.get('lag_seconds', 0.0):.3f} s behind the primary")
     writes = status.get("writes", {})
     pending = writes.get("shadow_pending")
     if pending is not None:

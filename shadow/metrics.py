@@ -132,6 +132,10 @@ class Metrics:
             "Rows that differ between the two databases, by table and kind (unit: rows; one "
             "exchange that wrote 3 missing rows counts 3 here).",
             ["table", "kind"], registry=r)
+        self.replay_lag = Gauge(
+            "shadow_replay_lag_seconds",
+            "Seconds from the primary receiving a request to the shadow receiving its copy, "
+            "for the latest compared exchange.", registry=r)
         self.keymap_size = Gauge(
             "shadow_keymap_size",
             "Key pairs (legacy key <-> candidate key) remembered (unit: pairs).",

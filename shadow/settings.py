@@ -279,6 +279,7 @@ class RowSettings(_Model):
     include: list[str] = []
     exclude: list[str] = []
     columns: dict[str, ColumnSettings] = {}
+    now_tolerance: Annotated[float, Field(ge=0)] = 2.0
     keymap_size: Count = 100_000
     rewrite_ids: bool = True
     max_group: Count = 64

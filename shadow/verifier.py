@@ -24,6 +24,7 @@ from shadow.compare.rules import ReplyRules
 from shadow.events import BackendStates
 from shadow.metrics import Metrics
 from shadow.redact import Redactor
+from shadow.replay_lag import ReplayLag
 from shadow.routes import RoutePolicy
 from shadow.rows.ids import collection_of
 from shadow.rows.live import RowState
@@ -81,6 +82,9 @@ class Pair:
 
     def set_shadow(self, reply: Reply) -> None:
         if self.shadow is None:
+            if reply.ok:
+                self._verifier.lag.observe(
+                    time.time() - reply.elapsed - self.exchange.received_at)
             self.shadow = reply
             self._maybe_conclude()
 
@@ -120,10 +124,15 @@ class Verifier:
         self.backends: BackendStates | None = None
         self.offload: Offload | None = None
         self.concluded = 0
+        self.lag = ReplayLag()
 
     def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
              shadow_backend: str) -> Pair:
         return Pair(self, exchange, policy, primary_backend, shadow_backend)
+
+    def rules_at_lag(self, policy: RoutePolicy) -> ReplyRules:
+        """The route's rules, granting "now" timestamps the shadow's recent replay lag."""
+        return self.rules_for(policy).at_lag(self.lag.allowance)
 
     def rules_for(self, policy: RoutePolicy) -> ReplyRules:
         rules = self._route_rules.get(policy.template)
@@ -178,7 +187,7 @@ class Verifier:
                 or pair.rows_expected or (self.rows is not None and self.rows.ids.active)
                 or not offload.wants(primary, shadow)):
             return False
-        rules = self.rules_for(pair.policy)
+        rules = self.rules_at_lag(pair.policy)
 
         def done(reply_diff: ReplyDiff | None, reason: str) -> None:
             if reply_diff is None:
@@ -226,7 +235,7 @@ class Verifier:
             shadow = replace(shadow, body=self.rows.ids.reply(
                 shadow.body, collection_of(ex.route), pair.shadow_backend == "legacy"))
         result = reply_diff if reply_diff is not None else compare_replies(
-            primary, shadow, self.rules_for(pair.policy))
+            primary, shadow, self.rules_at_lag(pair.policy))
         differences = result.differences + differences
         normalised += result.normalised
         self.metrics.compare_duration.observe(time.perf_counter() - started)
@@ -250,6 +259,7 @@ class Verifier:
             else:
                 m.upstream_errors.labels(label, Role.SHADOW, c.shadow.reply.error).inc()
         m.child(m.requests, route, method, c.verdict).inc()
+        m.replay_lag.set(self.lag.current)
         if c.verdict is Verdict.SKIPPED:
             m.skipped.labels(route, c.reason).inc()
         if c.normalised:

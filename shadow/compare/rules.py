@@ -63,7 +63,9 @@ class ReplyRules:
     `ignore_paths`: body parts never compared. `unordered_paths`: arrays compared as
     multisets. `numeric_tolerance`: the absolute difference still called equal between
     two numbers. `time_tolerance`: the same in seconds between two strings that parse as
-    timestamps. `scrubbers`: applied to textual (non-JSON) bodies. `bridge`: opt-in
+    timestamps. `replay_lag`: how many seconds after the primary the shadow has lately
+    served exchanges; a shadow timestamp up to that much later than the primary's (each
+    build stamps its own "now") names the same moment. `scrubbers`: applied to textual (non-JSON) bodies. `bridge`: opt-in
     dialect normalisations.
     """
 
@@ -72,6 +74,7 @@ class ReplyRules:
     unordered_paths: tuple[Pattern, ...] = ()
     numeric_tolerance: float = 0.0
     time_tolerance: float = 0.0
+    replay_lag: float = 0.0
     scrubbers: tuple[Scrubber, ...] = ()
     bridge: BridgeRules = BridgeRules()
     ignore_set: PatternSet = field(init=False, repr=False, compare=False)
@@ -85,6 +88,10 @@ class ReplyRules:
     def ignores_body(self) -> bool:
         """True when an ignore pattern selects the whole body (`$`)."""
         return self.ignore_set.accepts(self.ignore_set.initial)
+
+    def at_lag(self, seconds: float) -> ReplyRules:
+        """These rules for a shadow that lately served exchanges `seconds` after the primary."""
+        return self if seconds == self.replay_lag else replace(self, replay_lag=seconds)
 
     def with_overrides(
         self,

@@ -10,7 +10,8 @@ meets, up to a cap. Leaves compare strictly by default:
     "4.5" vs 4.5   different unless bridge.numeric_strings
     "" vs null     different unless bridge.empty_null
     timestamps     equal when they name the same instant (bridge.timestamps), or lie within
-                   time_tolerance and are written the same way
+                   time_tolerance and are written the same way, or when the shadow's is
+                   later by no more than the replay lag (see shadow.compare.moments)
 
 Arrays that became a `Bag` compare as multisets: each element is paired with the first
 equal element left on the other side (unordered arrays nested inside unordered arrays are
@@ -28,6 +29,7 @@ import orjson
 
 from shadow.compare.bridge import ValueKind, is_numeric_text, values_equal
 from shadow.compare.jsonpath import Path, render_path
+from shadow.compare.moments import stamped_later
 from shadow.compare.prepare import Bag, sort_key
 from shadow.compare.rules import ReplyRules
 from shadow.verdict import Difference, Kind
@@ -71,14 +73,15 @@ class WalkResult:
 class Walker:
     """Compares documents under one set of reply rules."""
 
-    __slots__ = ("cap", "_bridge", "_numeric_tolerance", "_time_tolerance", "_times")
+    __slots__ = ("cap", "_bridge", "_numeric_tolerance", "_time_tolerance", "_times", "_lag")
 
     def __init__(self, rules: ReplyRules, *, cap: int = 50) -> None:
         self.cap = cap
         self._bridge = rules.bridge
         self._numeric_tolerance = rules.numeric_tolerance
         self._time_tolerance = rules.time_tolerance
-        self._times = rules.bridge.timestamps or rules.time_tolerance > 0
+        self._lag = rules.replay_lag
+        self._times = rules.bridge.timestamps or rules.time_tolerance > 0 or self._lag > 0
 
     def compare(self, primary: Any, shadow: Any, *, at: Path = (), split_resized: bool = False) -> WalkResult:
         """Walk both documents, found at path `at`; stop after `cap` differences.
@@ -115,6 +118,8 @@ class Walker:
                 same, normalised = values_equal(a, b, ValueKind.TIMESTAMP, tolerance=self._time_tolerance)
                 if same:
                     return True, normalised
+                if self._lag > 0 and stamped_later(a, b, self._lag, self._time_tolerance):
+                    return True, True
             if bridge.numeric_strings and is_numeric_text(a) and is_numeric_text(b):
                 return values_equal(a, b, ValueKind.NUMERIC, tolerance=self._numeric_tolerance)
             return False, False

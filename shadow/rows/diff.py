@@ -27,7 +27,10 @@ update a real one, so the same no-op update on both sides still pairs and matche
 Paired rows are compared column by column through the dialect bridge, with the pair
 kind of both declared types and the column rules; a column holding a foreign key to a
 paired table is translated through the key map first. Key columns are not compared as
-values: the pairing stands for them.
+values: the pairing stands for them. A timestamp that differs
+is compared once more by meaning (shadow.compare.moments): relative to the moment each
+database made the change, so each side stamping rows with its own "now" is not a
+difference.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
+from shadow.compare.moments import same_moment
 from shadow.rows.keymap import Key, KeyMap, Pair, freeze
 from shadow.rows.model import RowRules, TableInfo, fold
 from shadow.rows.pairing import CompareColumn, Content, pair_inserts
@@ -57,7 +61,8 @@ class RowDiff:
 
 @dataclass(slots=True)
 class NetChange:
-    """The net effect of one exchange on one row."""
+    """The net effect of one exchange on one row; `at` is when the database made the
+    last of its changes (None when the capture does not record it)."""
 
     table: str
     key: Key
@@ -65,6 +70,7 @@ class NetChange:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     noop: bool = False
+    at: float | None = None
 
     @property
     def op(self) -> str:
@@ -93,9 +99,10 @@ def net_changes(changes: Sequence[RowChange], rules: RowRules,
         net = rows.get(slot)
         if net is None:
             rows[slot] = NetChange(change.table, slot[1], change.op != "insert",
-                              change.before, change.after)
+                                   change.before, change.after, at=change.at)
         else:
             net.after = change.after
+            net.at = change.at
     kind_of = kind_of or (lambda table, column: ValueKind.ANY)
     out: dict[str, list[NetChange]] = {}
     for (table, _key), net in rows.items():
@@ -292,13 +299,15 @@ class _Differ:
             if name not in s_cols:
                 self.add(Kind.ROW_CHANGED, p, pv, None, "column only on the primary", col)
                 continue
-            self.compare_value(p, col, pv, s.after[s_cols[name]], p_info, s_info, refs.get(name))
+            self.compare_value(p, s, col, pv, s.after[s_cols[name]], p_info, s_info,
+                               refs.get(name))
         for name, col in s_cols.items():
             if name not in seen and name not in skip and not self.rules.rule(p.table, col).ignore:
                 self.add(Kind.ROW_CHANGED, p, None, s.after[col], "column only on the shadow", col)
 
-    def compare_value(self, p: NetChange, col: str, pv: Any, sv: Any, p_info: TableInfo | None,
-                      s_info: TableInfo | None, parent: str | None) -> None:
+    def compare_value(self, p: NetChange, s: NetChange, col: str, pv: Any, sv: Any,
+                      p_info: TableInfo | None, s_info: TableInfo | None,
+                      parent: str | None) -> None:
         rule = self.rules.rule(p.table, col)
         kind = rule.kind or pair_kind(_kind(p_info, col), _kind(s_info, col))
         expected = pv
@@ -308,6 +317,8 @@ class _Differ:
                 expected = translated[0]
         equal, normalised = values_equal(expected, sv, kind, tolerance=rule.tolerance,
                                          empty_is_null=rule.empty_is_null)
+        if not equal and kind in (ValueKind.TIMESTAMP, ValueKind.ANY, ValueKind.TEXT):
+            equal = normalised = same_moment(expected, sv, p.at, s.at, self.rules.now_tolerance)
         if equal:
             self.normalised += int(normalised)
         else:

@@ -118,6 +118,9 @@ class RowRules:
     include: frozenset[str] | None = None
     exclude: frozenset[str] = frozenset()
     columns: Mapping[str, ColumnRule] = field(default_factory=lambda: MappingProxyType({}))
+    now_tolerance: float = 2.0
+    """Seconds by which two timestamps may disagree once each is taken relative to the
+    moment its database made the change (see shadow.compare.moments); 0 turns it off."""
 
     @classmethod
     def build(
@@ -126,6 +129,7 @@ class RowRules:
         include: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         columns: Mapping[str, ColumnRule] | None = None,
+        now_tolerance: float = 2.0,
     ) -> RowRules:
         """Rules from plain names. Raises ValueError listing every column entry that is
         not of the form "table.column" or "*.column"."""
@@ -143,6 +147,7 @@ class RowRules:
             include=None if include is None else frozenset(fold(t) for t in include),
             exclude=frozenset(fold(t) for t in exclude),
             columns=MappingProxyType(folded),
+            now_tolerance=now_tolerance,
         )
 
     def covers(self, table: str) -> bool:

@@ -251,3 +251,34 @@ def test_a_truncate_pairs_with_a_truncate_or_stands_for_the_other_sides_deletes(
     [extra] = diff([], [truncate]).differences
     assert (extra.kind, extra.path, extra.detail) == (
         Kind.ROW_EXTRA, "entries[]", "truncate on the shadow only")
+
+
+def test_now_stamps_compare_relative_to_when_each_database_made_the_change():
+    from shadow.compare.bridge import ValueKind
+    from shadow.rows.model import Column, TableInfo
+
+    def table(kind):
+        return {"moods": TableInfo("moods", ("id",), (Column("id", "INTEGER", ValueKind.INTEGER),
+                                                      Column("created_at", "", kind)), True, "")}
+
+    def change(at, stamp):
+        return RowChange("moods", (1,), "insert", None, {"id": 1, "created_at": stamp}, at=at)
+
+    base = 1_770_220_040.0  # 2026-02-04 15:47:20 UTC
+    lagging = diff_rows([change(base + 0.2, "2026-02-04 15:47:20")],
+                        [change(base + 9.5, "2026-02-04T15:47:29.4+00:00")],
+                        primary_tables=table(ValueKind.TEXT),
+                        shadow_tables=table(ValueKind.TIMESTAMP),
+                        rules=RowRules(), keymap=KeyMap())
+    assert lagging.differences == () and lagging.normalised == 1
+    wrong_zone = diff_rows([change(base + 0.2, "2026-02-04 15:47:20")],
+                           [change(base + 9.5, "2026-02-04T16:47:29.4+00:00")],
+                           primary_tables=table(ValueKind.TEXT),
+                           shadow_tables=table(ValueKind.TIMESTAMP),
+                           rules=RowRules(), keymap=KeyMap())
+    assert [d.path for d in wrong_zone.differences] == ["moods[1].created_at"]
+    off = diff_rows([change(base + 0.2, "2026-02-04 15:47:20")],
+                    [change(base + 9.5, "2026-02-04T15:47:29.4+00:00")],
+                    primary_tables=table(ValueKind.TEXT), shadow_tables=table(ValueKind.TIMESTAMP),
+                    rules=RowRules(now_tolerance=0), keymap=KeyMap())
+    assert len(off.differences) == 1
