@@ -8,6 +8,9 @@
                             candidate-only, is 400 unless asked for with a reason)
     POST /api/gate/reset    {"reason": "..."}  200 the new status | 400 no reason
     GET  /api/audit         audit log, newest first (?limit=1..1000, default 100)
+    GET  /api/noise         what A/A calibration learnt, per route
+    POST /api/noise         {"route": "GET /api/x", "path": "$.csrf", "state": "accepted"
+                            | "rejected", "reason": "..."}  200 the place | 400 | 404
 
 Mutating calls need `Authorization: Bearer <token>`, the token being the value of the
 environment variable named by config `admin_token_env` at start-up. Without a configured
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from shadow.compare.noise import META as NOISE_META
 from shadow.cutover import BadRequest, GateRefused, WritesInFlight
 
 if TYPE_CHECKING:
@@ -119,6 +123,30 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
             return _error(400, "bad_request", "limit must be 1..1000")
         return _json({"audit": await runtime.store.audit(int(raw))})
 
+    async def noise(request: web.Request) -> web.Response:
+        return _json({"routes": runtime.noise.listing(), "min_pairs": runtime.noise.min_pairs})
+
+    async def decide_noise(request: web.Request) -> web.Response:
+        data = await _object(request)
+        route, path = _field(data, "route", str, ""), _field(data, "path", str, "")
+        state, reason = _field(data, "state", str, ""), _field(data, "reason", str, "").strip()
+        if not reason:
+            raise BadRequest("'reason' is required")
+        try:
+            place = runtime.noise.decide(route, path, state)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        except KeyError:
+            return _error(404, "not_found", "no such learnt place on that route")
+        await runtime.store.set_meta(NOISE_META, runtime.noise.saved())
+        await runtime.store.add_audit(action=f"noise_{state}", from_mode=None, to_mode=None,
+                                      forced=False, reason=reason, who=runtime.cutover.who,
+                                      gate={"route": route, "path": path})
+        return _json({"route": route, "path": place.path, "state": place.state,
+                      "varied": place.varied})
+
+    app.router.add_get("/api/noise", noise)
+    app.router.add_post("/api/noise", guarded(decide_noise))
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/mode", guarded(change_mode))
     app.router.add_post("/api/gate/reset", guarded(reset_gate))

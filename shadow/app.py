@@ -20,6 +20,9 @@ from pathlib import Path
 from aiohttp import web
 
 from shadow import admin, events
+from shadow.calibrate import Calibrator
+from shadow.compare.noise import META as NOISE_META
+from shadow.compare.noise import NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.rules import BridgeRules, build_rules
 from shadow.config import BACKENDS, Config
@@ -79,6 +82,7 @@ class Runtime:
     _rows_task: asyncio.Task | None = None
     _probe_task: asyncio.Task | None = None
     verifier: Verifier | None = None
+    noise: NoiseModel | None = None
     proxy: Proxy | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
     sockets: list = field(default_factory=list)
@@ -172,10 +176,18 @@ class Runtime:
             numeric_tolerance=compare.numeric_tolerance, time_tolerance=compare.time_tolerance,
             scrubbers=[(s.pattern, s.replacement) for s in compare.scrubbers],
             bridge=BridgeRules(**compare.bridge.model_dump()))
+        self.noise = NoiseModel(min_pairs=cfg.noise.min_pairs)
+        self.noise.load(await self.store.get_meta(NOISE_META))
         self.verifier = Verifier(
             metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
-            max_body_chars=cfg.store.max_body_chars, rows=self.rows)
+            max_body_chars=cfg.store.max_body_chars, rows=self.rows, noise=self.noise)
+        self.verifier.listeners.append(Calibrator(
+            model=self.noise, upstreams=self.upstreams, lane=self.lane, rules=rules,
+            share=cfg.noise.share, methods=cfg.noise.methods,
+            marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
+            timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
+            on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc()))
         if compare.offload_workers:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,
@@ -342,6 +354,8 @@ class Runtime:
         if self.rows is not None:
             await self.save_rows()
             await self.rows.close()
+        if self.noise is not None:
+            await self.store.set_meta(NOISE_META, self.noise.saved())
         if self.cutover is not None:
             await self.cutover.stop()
         if self.store is not None:

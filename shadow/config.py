@@ -19,8 +19,8 @@ from shadow import config_check
 from shadow.config_check import BACKENDS
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
     Backend, Bridge, ColumnSettings, CompareSettings, ConnectionSettings, GateSettings, HostPort,
-    LearnRoutes, LogSettings, MirrorSettings, ProxySettings, RedactSettings, Route, RowSettings,
-    Scrubber, StoreSettings,
+    LearnRoutes, LogSettings, MirrorSettings, NoiseSettings, ProxySettings, RedactSettings,
+    Route, RowSettings, Scrubber, StoreSettings,
     _host_port, _Model,
 )
 
@@ -49,6 +49,7 @@ class Config(_Model):
     connections: ConnectionSettings = ConnectionSettings()
     mirror: MirrorSettings = MirrorSettings()
     compare: CompareSettings = CompareSettings()
+    noise: NoiseSettings = NoiseSettings()
     routes: list[Route] = []
     fold_ids: bool = True
     learn_routes: LearnRoutes = LearnRoutes()

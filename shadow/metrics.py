@@ -132,6 +132,15 @@ class Metrics:
             "Rows that differ between the two databases, by table and kind (unit: rows; one "
             "exchange that wrote 3 missing rows counts 3 here).",
             ["table", "kind"], registry=r)
+        self.noise = Counter(
+            "shadow_noise_total",
+            "Reply differences hidden because the primary's own build varies there by "
+            "itself (learnt by A/A calibration), per route; counted, never dropped silently.",
+            ["route", "method"], registry=r)
+        self.calibration_pairs = Counter(
+            "shadow_calibration_pairs_total",
+            "Safe exchanges sent a second time to the primary's build to learn noise.",
+            ["route", "method"], registry=r)
         self.replay_lag = Gauge(
             "shadow_replay_lag_seconds",
             "Seconds from the primary receiving a request to the shadow receiving its copy, "

@@ -126,6 +126,15 @@ class MirrorSettings(_Model):
     marker_value: str = "1"
 
 
+class NoiseSettings(_Model):
+    """A/A calibration: a share of safe exchanges is sent a second time to the primary's
+    build, and what differs between its two replies is learnt as noise for the route."""
+
+    share: Annotated[float, Field(ge=0, le=1)] = 0.1
+    methods: list[str] = ["GET", "HEAD"]
+    min_pairs: Count = 5
+
+
 class Scrubber(_Model):
     pattern: str
     replacement: str = ""

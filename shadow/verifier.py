@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shadow.compare import compare_replies
+from shadow.compare.noise import NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.replies import ReplyDiff
 from shadow.compare.rules import ReplyRules
@@ -110,8 +111,9 @@ class Verifier:
     def __init__(self, *, metrics: Metrics, store: Store | None, redactor: Redactor,
                  rules: ReplyRules, labels: dict[str, str],
                  raised: Callable[[str, BaseException], None], max_body_chars: int = 16384,
-                 rows: RowState | None = None) -> None:
+                 rows: RowState | None = None, noise: NoiseModel | None = None) -> None:
         self.metrics = metrics
+        self.noise = noise
         self.rows = rows
         self.store = store
         self.redactor = redactor
@@ -236,8 +238,13 @@ class Verifier:
                 shadow.body, collection_of(ex.route), pair.shadow_backend == "legacy"))
         result = reply_diff if reply_diff is not None else compare_replies(
             primary, shadow, self.rules_at_lag(pair.policy))
-        differences = result.differences + differences
-        normalised += result.normalised
+        replied, noise = result.differences, 0
+        if self.noise is not None:
+            replied, noise = self.noise.split(f"{ex.method} {ex.route}", replied)
+            if noise:
+                self.metrics.noise.labels(ex.route, ex.method).inc(noise)
+        differences = replied + differences
+        normalised += result.normalised + noise
         self.metrics.compare_duration.observe(time.perf_counter() - started)
         verdict = Verdict.MISMATCH if differences else Verdict.MATCH
         sigs = tuple(dict.fromkeys(

@@ -16,13 +16,16 @@ HITS = web.AppKey("hits", dict)
 
 def config_data(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> dict:
     """A config document on loopback port 0 with a state file in tmp_path; a dict given
-    for a section is merged into that section's defaults here."""
+    for a section is merged into that section's defaults here. A/A calibration is off
+    unless a test asks for it: its extra requests to the primary's build are random, and
+    many tests count exactly what each backend received."""
     data: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "admin_listen": "127.0.0.1:0",
         "mode": "shadow",
         "backends": {"legacy": {"url": legacy_url}, "candidate": {"url": candidate_url}},
         "store": {"path": str(tmp_path / "state.db")},
+        "noise": {"share": 0.0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -1,0 +1,149 @@
+"""Noise learnt from the primary's own build (A/A calibration); pure, no I/O.
+
+Some of a reply changes every time it is served: a fresh CSRF token, a random error id,
+a request counter. Sent twice to the *same* build, a safe request shows exactly those
+places; whatever differs there between the primary and the shadow is no evidence about
+the migration. `NoiseModel` keeps, per route (`METHOD /template`), how many such A/A
+pairs were seen and how often each place (a folded difference path: `$.csrf_token`,
+`$.items[*].seen_at`, a header name) varied in them.
+
+A place that varied is *learnt* and hides differences at itself and below it, counted as
+noise, not dropped silently. The operator confirms it (*accepted*) or refuses it
+(*rejected*: compared again, whatever the calibration says). Only what the primary's
+build does by itself is ever learnt, so a difference the primary never produces alone is
+never hidden. Status changes are never learnt: a route whose status varies between two
+identical requests is listed as unstable instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadow.verdict import Difference, Kind, signature_path
+
+META = "noise"
+"""The state store's meta key for what was learnt (kept across restarts)."""
+LEARNT, ACCEPTED, REJECTED = "learnt", "accepted", "rejected"
+STATES = (LEARNT, ACCEPTED, REJECTED)
+_LEARNABLE = frozenset({Kind.BODY, Kind.HEADER})
+_STEP = re.compile(r"(?:\.[^.\[]+|\[[^\]]*\])$")
+
+
+def ancestors(path: str) -> list[str]:
+    """`path` and every path above it: `$.a[*].b` -> [`$.a[*].b`, `$.a[*]`, `$.a`, `$`]."""
+    found = [path]
+    while True:
+        shorter = _STEP.sub("", path, count=1)
+        if shorter == path or not shorter:
+            return found
+        found.append(shorter)
+        path = shorter
+
+
+@dataclass(slots=True)
+class NoisyPlace:
+    """One place of one route that varied between two replies of the same build."""
+
+    path: str
+    kind: str
+    varied: int = 0
+    state: str = LEARNT
+
+    @property
+    def hides(self) -> bool:
+        return self.state != REJECTED
+
+
+@dataclass(slots=True)
+class RouteNoise:
+    pairs: int = 0
+    unstable_status: int = 0
+    places: dict[str, NoisyPlace] = field(default_factory=dict)
+
+
+class NoiseModel:
+    """What varies by itself, per route; `min_pairs` A/A pairs end a route's calibration."""
+
+    def __init__(self, *, min_pairs: int = 5, max_places: int = 200) -> None:
+        self.min_pairs = min_pairs
+        self.max_places = max_places
+        self._routes: dict[str, RouteNoise] = {}
+
+    def observe(self, route: str, differences: Iterable[Difference]) -> None:
+        """One A/A pair of `route` and the differences between its two replies."""
+        noise = self._routes.setdefault(route, RouteNoise())
+        noise.pairs += 1
+        seen = set()
+        for d in differences:
+            if d.kind is Kind.STATUS:
+                noise.unstable_status += 1
+                continue
+            if d.kind not in _LEARNABLE:
+                continue
+            path = signature_path(d.path)
+            if path in seen:
+                continue
+            seen.add(path)
+            place = noise.places.get(path)
+            if place is None:
+                if len(noise.places) >= self.max_places:
+                    continue
+                place = noise.places[path] = NoisyPlace(path, str(d.kind))
+            place.varied += 1
+
+    def calibrating(self, route: str) -> bool:
+        """True until `min_pairs` A/A pairs of `route` have been seen."""
+        noise = self._routes.get(route)
+        return noise is None or noise.pairs < self.min_pairs
+
+    def split(self, route: str,
+              differences: tuple[Difference, ...]) -> tuple[tuple[Difference, ...], int]:
+        """(differences kept, how many were noise) for one comparison of `route`."""
+        noise = self._routes.get(route)
+        if noise is None or not differences:
+            return differences, 0
+        hiding = {p for p, place in noise.places.items() if place.hides}
+        if not hiding:
+            return differences, 0
+        kept = tuple(d for d in differences if d.kind not in _LEARNABLE
+                     or not hiding.intersection(ancestors(signature_path(d.path))))
+        return kept, len(differences) - len(kept)
+
+    def decide(self, route: str, path: str, state: str) -> NoisyPlace:
+        """Accept or reject one learnt place; raises KeyError when it was never learnt."""
+        if state not in (ACCEPTED, REJECTED):
+            raise ValueError(f"state must be {ACCEPTED!r} or {REJECTED!r}: {state!r}")
+        place = self._routes[route].places[path]
+        place.state = state
+        return place
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every route with its calibration state and learnt places, for API and CLI."""
+        out = []
+        for route, noise in sorted(self._routes.items()):
+            out.append({
+                "route": route, "pairs": noise.pairs,
+                "calibrating": noise.pairs < self.min_pairs,
+                "unstable_status": noise.unstable_status,
+                "places": [{"path": p.path, "kind": p.kind, "varied": p.varied,
+                            "share": round(p.varied / noise.pairs, 3), "state": p.state}
+                           for p in sorted(noise.places.values(), key=lambda p: p.path)],
+            })
+        return out
+
+    def saved(self) -> dict[str, Any]:
+        """What the state store keeps across restarts."""
+        return {route: {"pairs": n.pairs, "unstable_status": n.unstable_status,
+                        "places": [[p.path, p.kind, p.varied, p.state]
+                                   for p in n.places.values()]}
+                for route, n in self._routes.items()}
+
+    def load(self, saved: dict[str, Any] | None) -> None:
+        for route, data in (saved or {}).items():
+            places = {path: NoisyPlace(path, kind, varied, state if state in STATES else LEARNT)
+                      for path, kind, varied, state in data.get("places", [])}
+            self._routes[route] = RouteNoise(int(data.get("pairs", 0)),
+                                             int(data.get("unstable_status", 0)), places)

@@ -1,0 +1,152 @@
+"""A/A calibration through a real proxy: noise the primary's build makes by itself is learnt
+with no rule written, and a real difference is still caught."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from shadow.cli import main
+from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
+
+TOKEN = "noise-t0ken-for-tests"
+
+
+def build(tag: str) -> web.Application:
+    """The same app on both sides: every reply carries a fresh token, the time it was
+    served and a counter; the candidate's /api/plan names another plan (a real bug)."""
+    app = web.Application()
+    counter = itertools.count(1)
+
+    def stamped(**fields):
+        return web.json_response({"csrf_token": secrets.token_hex(16),
+                                  "served_at": datetime.now(UTC).isoformat(),
+                                  "views": next(counter), **fields})
+
+    async def session(request):
+        return stamped(user="ana", theme="dark")
+
+    async def plan(request):
+        return stamped(plan="pro" if tag == "legacy" else "free")
+
+    app.router.add_get("/api/session", session)
+    app.router.add_get("/api/plan", plan)
+    return app
+
+
+@pytest.fixture
+async def proxied(aiohttp_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHADOW_ADMIN_TOKEN", TOKEN)
+    legacy, candidate = await aiohttp_server(build("legacy")), await aiohttp_server(build("candidate"))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         noise={"share": 1.0, "min_pairs": 3})
+    async with running(config) as runtime:
+        yield runtime
+
+
+async def send(runtime, http, path: str, n: int) -> None:
+    for _ in range(n):
+        async with http.get(proxy_url(runtime, path)) as response:
+            assert response.status == 200
+            await response.read()
+
+
+async def calibrated(runtime, route: str) -> None:
+    async with asyncio.timeout(10):
+        while runtime.noise.calibrating(route):
+            await asyncio.sleep(0.02)
+
+
+async def signature_counts(runtime) -> dict[str, int]:
+    await runtime.store.flush()
+    return {f"{s['method']} {s['route']} {s['path']}": s["count"]
+            for s in await runtime.store.signatures()}
+
+
+def mismatches(runtime, route: str) -> float:
+    return sample_value(runtime, "shadow_requests_total", route=route, method="GET",
+                        verdict="mismatch")
+
+
+async def test_noise_is_learnt_without_rules_and_a_real_change_is_still_caught(proxied):
+    runtime = proxied
+    async with aiohttp.ClientSession() as http:
+        await send(runtime, http, "/api/session", 4)
+        await send(runtime, http, "/api/plan", 4)
+        await calibrated(runtime, "GET /api/session")
+        await calibrated(runtime, "GET /api/plan")
+        await settle(runtime, 8)
+        before = mismatches(runtime, "/api/session"), mismatches(runtime, "/api/plan")
+        counts = await signature_counts(runtime)
+        await send(runtime, http, "/api/session", 20)
+        await send(runtime, http, "/api/plan", 5)
+        await settle(runtime, 33)
+    assert mismatches(runtime, "/api/session") == before[0]
+    assert mismatches(runtime, "/api/plan") == before[1] + 5
+    assert sample_value(runtime, "shadow_noise_total", route="/api/session", method="GET") > 0
+    learnt = {r["route"]: {p["path"] for p in r["places"]} for r in runtime.noise.listing()}
+    # `served_at` is not noise: each side's "now" is compared by meaning (replay lag)
+    assert learnt["GET /api/session"] == {"$.csrf_token", "$.views"}
+    assert "$.plan" not in learnt["GET /api/plan"]
+    # while calibrating, the noise was reported; afterwards only the real change grows
+    grown = {path for path, n in (await signature_counts(runtime)).items()
+             if n > counts.get(path, 0)}
+    assert grown == {"GET /api/plan $.plan"}
+
+
+async def test_the_operator_rejects_a_learnt_place_and_it_is_compared_again(proxied):
+    runtime = proxied
+    async with aiohttp.ClientSession() as http:
+        await send(runtime, http, "/api/session", 4)
+        await calibrated(runtime, "GET /api/session")
+        url = admin_url(runtime, "/api/noise")
+        decision = {"route": "GET /api/session", "path": "$.csrf_token", "state": "rejected",
+                    "reason": "tokens must match after the port"}
+        async with http.post(url, json=decision) as response:
+            assert response.status == 401
+        async with http.post(url, json={**decision, "reason": ""},
+                             headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            assert response.status == 400
+        async with http.post(url, json={**decision, "path": "$.nowhere"},
+                             headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            assert response.status == 404
+        async with http.post(url, json=decision,
+                             headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            assert response.status == 200
+            assert (await response.json())["state"] == "rejected"
+        await settle(runtime, 4)
+        before = mismatches(runtime, "/api/session")
+        await send(runtime, http, "/api/session", 3)
+        await settle(runtime, 7)
+    assert mismatches(runtime, "/api/session") == before + 3
+    [audit] = [a for a in await runtime.store.audit() if a["action"] == "noise_rejected"]
+    assert audit["reason"] == "tokens must match after the port"
+    env = {"SHADOW_ADMIN_URL": admin_url(runtime), "SHADOW_ADMIN_TOKEN": TOKEN}
+    listed = await asyncio.to_thread(CliRunner().invoke, main, ["noise", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "GET /api/session" in listed.output and "rejected  $.csrf_token" in listed.output
+    accepted = await asyncio.to_thread(
+        CliRunner().invoke, main,
+        ["noise", "accept", "GET /api/session", "$.views", "--reason", "a counter"], env=env)
+    assert accepted.exit_code == 0 and "accepted" in accepted.output
+
+
+async def test_what_was_learnt_survives_a_restart(aiohttp_server, tmp_path):
+    legacy, candidate = await aiohttp_server(build("legacy")), await aiohttp_server(build("candidate"))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         noise={"share": 1.0, "min_pairs": 2})
+    async with running(config) as runtime:
+        async with aiohttp.ClientSession() as http:
+            await send(runtime, http, "/api/session", 3)
+            await calibrated(runtime, "GET /api/session")
+    learnt = runtime.noise.listing()  # after the stop: probes still in flight then are in
+    async with running(config) as again:
+        assert again.noise.listing() == learnt
+        assert not again.noise.calibrating("GET /api/session")
