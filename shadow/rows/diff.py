@@ -24,7 +24,8 @@ unpaired is `row_extra`, unless it is an update known to change nothing the rule
 (its before image says so): such a row is compared when the other side changed the row
 too, and dropped otherwise. A capture that logs no before image (SQLite) makes every
 update a real one, so the same no-op update on both sides still pairs and matches.
-Paired rows are compared column by column through the dialect bridge, with the pair
+Paired rows are compared column by column through the dialect bridge (for an update
+whose before images both sides logged, the columns it changed on either side), with the pair
 kind of both declared types and the column rules; a column holding a foreign key to a
 paired table is translated through the key map first. Key columns are not compared as
 values: the pairing stands for them. A timestamp that differs
@@ -288,6 +289,7 @@ class _Differ:
             return
         p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
         skip = {fold(c) for info in (p_info, s_info) if info for c in info.key}
+        skip |= _untouched(p, s)
         refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
         s_cols = {fold(c): c for c in s.after}
         seen = set()
@@ -329,6 +331,21 @@ class _Differ:
             column: str | None = None) -> None:
         path = f"{row.table}[{key_text(row.key)}]" + (f".{column}" if column else "")
         self.differences.append(Difference(kind, path, primary, shadow, detail))
+
+
+def _untouched(p: NetChange, s: NetChange) -> set[str]:
+    """Columns an update left as they were on both sides: what this exchange wrote is
+    compared, not what an earlier one did (that was compared when it was written)."""
+    if p.op != "update" or s.op != "update" or p.before is None or s.before is None:
+        return set()
+    s_before = {fold(c): v for c, v in s.before.items()}
+    s_after = {fold(c): v for c, v in (s.after or {}).items()}
+    return {fold(c) for c, v in (p.after or {}).items()
+            if p.before.get(c, _ABSENT) == v
+            and s_before.get(fold(c), _ABSENT) == s_after.get(fold(c), _ABSENT)}
+
+
+_ABSENT = object()
 
 
 def _kind(info: TableInfo | None, column: str) -> ValueKind:

@@ -282,3 +282,37 @@ def test_now_stamps_compare_relative_to_when_each_database_made_the_change():
                     primary_tables=table(ValueKind.TEXT), shadow_tables=table(ValueKind.TIMESTAMP),
                     rules=RowRules(now_tolerance=0), keymap=KeyMap())
     assert len(off.differences) == 1
+
+
+def test_an_update_is_compared_on_the_columns_it_changed_on_either_side():
+    from shadow.rows.model import Column, TableInfo
+
+    tables = {"notes": TableInfo("notes", ("id",), (
+        Column("id", "INTEGER", ValueKind.INTEGER), Column("body", "TEXT", ValueKind.TEXT),
+        Column("pinned", "INTEGER", ValueKind.INTEGER),
+        Column("created_at", "TEXT", ValueKind.TEXT)), True, "")}
+
+    def update(created, before, after):
+        return RowChange("notes", (1,), "update", {"id": 1, "created_at": created, **before},
+                         {"id": 1, "created_at": created, **after})
+
+    # created_at differs by the lag of the insert long ago: not this update's doing
+    same = diff_rows([update("2026-02-04 15:47:20", {"body": "a", "pinned": 0},
+                             {"body": "b", "pinned": 0})],
+                     [update("2026-02-04 15:49:00", {"body": "a", "pinned": 0},
+                             {"body": "b", "pinned": 0})],
+                     primary_tables=tables, shadow_tables=tables, rules=RowRules(),
+                     keymap=KeyMap())
+    assert same.differences == ()
+    # the shadow also changed a column the primary left alone: that is this update's doing
+    stray = diff_rows([update("x", {"body": "a", "pinned": 0}, {"body": "b", "pinned": 0})],
+                      [update("x", {"body": "a", "pinned": 0}, {"body": "b", "pinned": 1})],
+                      primary_tables=tables, shadow_tables=tables, rules=RowRules(),
+                      keymap=KeyMap())
+    assert [d.path for d in stray.differences] == ["notes[1].pinned"]
+    # a lost update: the primary changed the body, the shadow wrote the row unchanged
+    lost = diff_rows([update("x", {"body": "a"}, {"body": "b"})],
+                     [update("x", {"body": "a"}, {"body": "a"})],
+                     primary_tables=tables, shadow_tables=tables, rules=RowRules(),
+                     keymap=KeyMap())
+    assert [(d.kind, d.path) for d in lost.differences] == [(Kind.ROW_MISSING, "notes[1]")]
