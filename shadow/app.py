@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from shadow import admin, events
+from shadow.backend_logs import LogFollower, followers
 from shadow.calibrate import Calibrator
 from shadow.compare.noise import META as NOISE_META
 from shadow.compare.noise import NoiseModel
@@ -83,6 +84,7 @@ class Runtime:
     _probe_task: asyncio.Task | None = None
     verifier: Verifier | None = None
     noise: NoiseModel | None = None
+    logs: dict[str, LogFollower] = field(default_factory=dict)
     proxy: Proxy | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
     sockets: list = field(default_factory=list)
@@ -176,12 +178,16 @@ class Runtime:
             numeric_tolerance=compare.numeric_tolerance, time_tolerance=compare.time_tolerance,
             scrubbers=[(s.pattern, s.replacement) for s in compare.scrubbers],
             bridge=BridgeRules(**compare.bridge.model_dump()))
+        self.logs = followers({name: cfg.backends[name].log_files for name in BACKENDS})
+        for follower in self.logs.values():
+            follower.start()
         self.noise = NoiseModel(min_pairs=cfg.noise.min_pairs)
         self.noise.load(await self.store.get_meta(NOISE_META))
         self.verifier = Verifier(
             metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
-            max_body_chars=cfg.store.max_body_chars, rows=self.rows, noise=self.noise)
+            max_body_chars=cfg.store.max_body_chars, rows=self.rows, noise=self.noise,
+            logs=self.logs)
         self.verifier.listeners.append(Calibrator(
             model=self.noise, upstreams=self.upstreams, lane=self.lane, rules=rules,
             share=cfg.noise.share, methods=cfg.noise.methods,
@@ -356,6 +362,8 @@ class Runtime:
             await self.rows.close()
         if self.noise is not None:
             await self.store.set_meta(NOISE_META, self.noise.saved())
+        for follower in self.logs.values():
+            await follower.stop()
         if self.cutover is not None:
             await self.cutover.stop()
         if self.store is not None:

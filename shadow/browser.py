@@ -176,6 +176,11 @@ def sample_detail(row: dict) -> str:
     rows_html = ('<h2>Row changes</h2><div class="sides">'
                  f'{_rows(s["primary"], "primary", row_paths)}'
                  f'{_rows(s.get("shadow"), "shadow", row_paths)}</div>') if has_rows else ""
+    logs = s.get("logs") or {}
+    logs_html = ("<h2>What the builds logged meanwhile</h2>" + "".join(
+        f'<h3>{e(label)}</h3>' + (f'<pre class="log">{e(chr(10).join(lines))}</pre>'
+                                  if lines else "<p>nothing</p>")
+        for label, lines in logs.items())) if logs else ""
     return (
         f'<h1>Sample #{e(row["id"])}: {e(ex["method"])} {e(ex["route"])}</h1>'
         f'<p>verdict <b>{e(s.get("verdict"))}</b> · exchange <code>{e(ex["id"])}</code> · '
@@ -187,7 +192,7 @@ def sample_detail(row: dict) -> str:
         + '<h2>Replies</h2><div class="sides">'
         f'{_side(s["primary"], "primary", body_paths, headers, status_differs)}'
         f'{_side(s.get("shadow"), "shadow", body_paths, headers, status_differs)}</div>'
-        + rows_html
+        + rows_html + logs_html
         + f'<h2>Request</h2><p><code>{e(ex["method"])} {e(ex["target"])}</code></p>'
         f'<div class="sides"><div>{header_table(ex.get("headers", ()), set())}</div>'
         f'<div>{body_block(ex.get("body", ""), set(), "request-body")}</div></div>')

@@ -47,6 +47,8 @@ class PostgresServer:
     def __init__(self, *, dsn: str | None = None, data_dir: str | Path | None = None) -> None:
         self._created: list[str] = []
         self._embedded = None
+        #: The server's own log (errors with the statement that failed), when known.
+        self.log_file: Path | None = None
         self._tmp: str | None = None
         dsn = dsn or os.environ.get(ENV_DSN) or None
         if dsn:
@@ -74,6 +76,7 @@ class PostgresServer:
             self.close()
             raise PostgresUnavailable(f"embedded PostgreSQL did not start: {exc}") from exc
         self.dsn = self._embedded.get_uri()
+        self.log_file = Path(data_dir) / "log"
 
     def _enable_logical_decoding(self) -> None:
         """Set wal_level=logical and a bound on the WAL a slot may keep, then restart."""

@@ -57,6 +57,9 @@ class Backend(_Model):
     url: str
     label: str | None = None
     database: str | None = None
+    log_files: list[str] = []
+    """Files this build (or its database server) logs to, followed like `tail -F`; the
+    lines gained while an exchange ran are kept, masked, with its sample."""
 
     @field_validator("url")
     @classmethod

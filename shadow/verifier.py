@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shadow.compare import compare_replies
+from shadow.backend_logs import LogFollower
 from shadow.compare.noise import NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.replies import ReplyDiff
@@ -49,7 +50,8 @@ class Pair:
     """The two halves of one exchange on their way to a Comparison."""
 
     __slots__ = ("exchange", "policy", "primary_backend", "shadow_backend", "primary",
-                 "shadow", "skip_reason", "rows_expected", "rows", "_verifier", "_done")
+                 "shadow", "skip_reason", "rows_expected", "rows", "shadow_window",
+                 "_verifier", "_done")
 
     def __init__(self, verifier: Verifier, exchange: Exchange, policy: RoutePolicy,
                  primary_backend: str, shadow_backend: str) -> None:
@@ -63,6 +65,7 @@ class Pair:
         self.skip_reason = ""
         self.rows_expected = False
         self.rows: GroupRows | None = None
+        self.shadow_window = (0.0, 0.0)
         self._done = False
 
     def expect_rows(self) -> None:
@@ -83,9 +86,10 @@ class Pair:
 
     def set_shadow(self, reply: Reply) -> None:
         if self.shadow is None:
+            now = time.time()
+            self.shadow_window = (now - reply.elapsed, now)
             if reply.ok:
-                self._verifier.lag.observe(
-                    time.time() - reply.elapsed - self.exchange.received_at)
+                self._verifier.lag.observe(self.shadow_window[0] - self.exchange.received_at)
             self.shadow = reply
             self._maybe_conclude()
 
@@ -111,9 +115,11 @@ class Verifier:
     def __init__(self, *, metrics: Metrics, store: Store | None, redactor: Redactor,
                  rules: ReplyRules, labels: dict[str, str],
                  raised: Callable[[str, BaseException], None], max_body_chars: int = 16384,
-                 rows: RowState | None = None, noise: NoiseModel | None = None) -> None:
+                 rows: RowState | None = None, noise: NoiseModel | None = None,
+                 logs: dict[str, LogFollower] | None = None) -> None:
         self.metrics = metrics
         self.noise = noise
+        self.logs = logs or {}
         self.rows = rows
         self.store = store
         self.redactor = redactor
@@ -286,11 +292,25 @@ class Verifier:
                 self.raised("listener", exc)
         if c.differences:
             try:
-                self._store(c)
+                self._store(c, pair)
             except Exception as exc:
                 self.raised("store", exc)
 
-    def _store(self, c: Comparison) -> None:
+    def _logs(self, c: Comparison, pair: Pair) -> dict[str, list[str]]:
+        """What each side's followed logs gained while it served the exchange."""
+        ex, found = c.exchange, {}
+        windows = {c.primary.backend: (ex.received_at,
+                                       ex.received_at + c.primary.reply.elapsed)}
+        if c.shadow is not None:
+            windows[c.shadow.backend] = pair.shadow_window
+        for backend, (start, end) in windows.items():
+            follower = self.logs.get(backend)
+            if follower is not None:
+                follower.poll()  # what was written while it answered, read now
+                found[self.labels.get(backend, backend)] = follower.during(start, end, ex.id)
+        return found
+
+    def _store(self, c: Comparison, pair: Pair) -> None:
         if self.store is None:
             return
         ex = c.exchange
@@ -301,6 +321,8 @@ class Verifier:
             seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
         sigs = list(seen.values())
         sample = self.sample(_light(c)) if self.store.wants_sample(sigs[0][0]) else None
+        if sample is not None and self.logs:
+            sample["logs"] = self._logs(c, pair)
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)
