@@ -315,4 +315,18 @@ def test_an_update_is_compared_on_the_columns_it_changed_on_either_side():
                      [update("x", {"body": "a"}, {"body": "a"})],
                      primary_tables=tables, shadow_tables=tables, rules=RowRules(),
                      keymap=KeyMap())
-    assert [(d.kind, d.path) for d in lost.differences] == [(Kind.ROW_MISSING, "notes[1]")]
+    assert [(d.kind, d.path) for d in lost.differences] == [(Kind.ROW_CHANGED, "notes[1].body")]
+
+
+def test_an_update_that_changed_nothing_on_one_side_pairs_and_is_never_reported_alone():
+    # SQLite keeps whole seconds: `SET updated_at = CURRENT_TIMESTAMP` in the second of the
+    # insert changes nothing there, while PostgreSQL's now() moves on.
+    at = 1_770_220_040.3  # 2026-02-04 15:47:20.3 UTC
+    row = {"id": 1, "title": "t", "updated_at": "2026-02-04 15:47:20"}
+    primary = [RowChange("entries", (1,), "update", row, dict(row), at=at)]
+    shadow = [RowChange("entries", (1,), "update",
+                        {**row, "updated_at": "2026-02-04T15:47:20.100+00:00"},
+                        {**row, "updated_at": "2026-02-04T15:47:21.900+00:00"}, at=at + 1.6)]
+    assert diff(primary, shadow).differences == ()
+    assert diff(primary, []).differences == ()
+    assert diff([], primary).differences == ()
