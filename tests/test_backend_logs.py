@@ -105,7 +105,8 @@ async def test_a_sample_carries_the_database_error_and_the_app_log(aiohttp_serve
                          backends={"legacy": {"url": str(legacy.make_url(""))},
                                    "candidate": {"url": str(candidate.make_url("")),
                                                  "log_files": [str(pg_server.log_file),
-                                                               str(app_log)]}})
+                                                               str(app_log)]}},
+                         routes=[{"template": "/api/report"}])
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as http:
             async with http.get(proxy_url(runtime, "/api/report")) as response:

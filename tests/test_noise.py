@@ -17,6 +17,7 @@ from shadow.cli import main
 from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
 
 TOKEN = "noise-t0ken-for-tests"
+ROUTES = [{"template": "/api/session"}, {"template": "/api/plan"}]
 
 
 def build(tag: str) -> web.Application:
@@ -46,7 +47,7 @@ async def proxied(aiohttp_server, tmp_path, monkeypatch):
     monkeypatch.setenv("SHADOW_ADMIN_TOKEN", TOKEN)
     legacy, candidate = await aiohttp_server(build("legacy")), await aiohttp_server(build("candidate"))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         noise={"share": 1.0, "min_pairs": 3})
+                         noise={"share": 1.0, "min_pairs": 3}, routes=ROUTES)
     async with running(config) as runtime:
         yield runtime
 
@@ -141,7 +142,7 @@ async def test_the_operator_rejects_a_learnt_place_and_it_is_compared_again(prox
 async def test_what_was_learnt_survives_a_restart(aiohttp_server, tmp_path):
     legacy, candidate = await aiohttp_server(build("legacy")), await aiohttp_server(build("candidate"))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         noise={"share": 1.0, "min_pairs": 2})
+                         noise={"share": 1.0, "min_pairs": 2}, routes=ROUTES)
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as http:
             await send(runtime, http, "/api/session", 3)

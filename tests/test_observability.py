@@ -150,7 +150,7 @@ def test_rules_use_only_existing_metrics():
     for path in RULE_FILES:
         for name, expr in rule_exprs(path).items():
             assert not metric_names(expr) - known, f"{path.name} {name}: {expr}"
-    assert len(rule_exprs(RULE_FILES[1])) == 8
+    assert len(rule_exprs(RULE_FILES[1])) == 9
 
 
 def test_latency_buckets_span_sub_millisecond_to_seconds():
