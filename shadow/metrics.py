@@ -135,16 +135,17 @@ class Metrics:
         self.noise = Counter(
             "shadow_noise_total",
             "Reply differences hidden because the primary's own build varies there by "
-            "itself (learnt by A/A calibration), per route; counted, never dropped silently.",
+            "itself (learnt by A/A calibration); counted, never dropped silently (unit: differences).",
             ["route", "method"], registry=r)
         self.calibration_pairs = Counter(
             "shadow_calibration_pairs_total",
-            "Safe exchanges sent a second time to the primary's build to learn noise.",
+            "Safe exchanges sent a second time to the primary's build to learn noise "
+            "(unit: exchanges).",
             ["route", "method"], registry=r)
         self.replay_lag = Gauge(
             "shadow_replay_lag_seconds",
             "Seconds from the primary receiving a request to the shadow receiving its copy, "
-            "for the latest compared exchange.", registry=r)
+            "for the latest compared exchange (unit: seconds).", registry=r)
         self.keymap_size = Gauge(
             "shadow_keymap_size",
             "Key pairs (legacy key <-> candidate key) remembered (unit: pairs).",
