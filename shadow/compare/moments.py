@@ -15,8 +15,8 @@ per-column list is needed; equal values never reach this rule.
 Rows carry the moment each database made the change, so `same_moment` is exact. A reply
 may show a timestamp stamped by an earlier write, whose lag is not known, so replies use
 `stamped_later`: the shadow's value may be later than the primary's by at most the
-largest replay lag seen lately (the shadow never serves before the primary), never
-earlier and never later by an hour or a day once the shadow is caught up.
+largest replay lag seen lately, or a moment earlier (both builds serve a read at about
+the same time), and never off by an hour or a day once the shadow is caught up.
 """
 
 from __future__ import annotations
@@ -62,12 +62,17 @@ def _whole_seconds(text: str) -> bool:
     return "." not in clock
 
 
+EARLIER = 1.0
+"""Seconds by which the shadow's stamp may precede the primary's: a read reaches both
+builds at about the same time, and the primary may stamp its reply later in its work."""
+
+
 def stamped_later(primary: str, shadow: str, lag: float, tolerance: float = 0.0) -> bool:
-    """True when both texts name instants and the shadow's lies between `tolerance` before
-    and `lag + tolerance` after the primary's; a value kept to whole seconds may be up to
-    one second off either way (the second it was cut to)."""
+    """True when both texts name instants and the shadow's lies between `EARLIER` +
+    `tolerance` before and `lag + tolerance` after the primary's; a value kept to whole
+    seconds may be up to one more second off either way (the second it was cut to)."""
     p, s = instant(primary), instant(shadow)
     if p is None or s is None:
         return False
     slack = tolerance + (1.0 if _whole_seconds(primary) or _whole_seconds(shadow) else 0.0)
-    return -slack <= s - p <= lag + slack
+    return -(EARLIER + slack) <= s - p <= lag + slack

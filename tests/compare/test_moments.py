@@ -44,8 +44,10 @@ def test_a_reply_stamp_may_trail_by_the_replay_lag_and_no_more():
 
     assert stamped_later("2026-02-04T15:47:20.100+00:00", "2026-02-04T15:47:24.000+00:00", 5.0)
     assert not stamped_later("2026-02-04T15:47:20.100+00:00", "2026-02-04T15:47:24+00:00", 2.0)
-    # the shadow never serves first: an earlier shadow value is a difference
-    assert not stamped_later("2026-02-04T15:47:20.5+00:00", "2026-02-04T15:47:19.9+00:00", 5.0)
+    # a read reaches both at about the same time: a moment earlier is the same moment,
+    # more than a second earlier is not
+    assert stamped_later("2026-02-04T15:47:20.5+00:00", "2026-02-04T15:47:20.4999+00:00", 5.0)
+    assert not stamped_later("2026-02-04T15:47:20.5+00:00", "2026-02-04T15:47:19.3+00:00", 5.0)
     # whole seconds: cut to the second on either side
     assert stamped_later("2026-02-04 15:47:21", "2026-02-04 15:47:20", 0.2)
     assert not stamped_later("2026-02-04 15:47:20", "2026-02-04 16:47:21", 5.0)
