@@ -101,6 +101,11 @@ class Runtime:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
             operation).inc())
 
+    def _primary_writes(self) -> tuple[int, int]:
+        """(writes sent to the primary, writes it answered), for A/A calibration."""
+        causality = self.writes.causality if self.writes is not None else None
+        return causality.primary_writes if causality is not None else (0, 0)
+
     def raised(self, operation: str, exc: BaseException) -> None:
         """The one place the verifier's own failures go: counted and logged (with the
         traceback once per error class), never raised."""
@@ -193,7 +198,8 @@ class Runtime:
             share=cfg.noise.share, methods=cfg.noise.methods,
             marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
             timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
-            on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc()))
+            on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc(),
+            writes=self._primary_writes))
         if compare.offload_workers:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,

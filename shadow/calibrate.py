@@ -8,6 +8,11 @@ compared. What differs between them is noise for the route (shadow.compare.noise
 Routes whose policy keeps them from the shadow are never probed either: they were never
 compared, so they never reach this listener. The probe carries the shadow marker header,
 like every request the proxy makes on its own.
+
+Two replies of one build also differ when a write changed the data between them: such a
+difference is no noise. A probe during which a write ran on the primary (`writes`: the
+count of writes sent to it and answered by it) is discarded, and a place is only ever
+hidden once it varied in at least half of its route's pairs (shadow.compare.noise).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Calibrator:
                  rules: ReplyRules, share: float, methods: Iterable[str],
                  marker: tuple[str, str], timeout: float, max_bytes: int,
                  on_pair: Callable[[str, str], None] = lambda route, method: None,
+                 writes: Callable[[], tuple[int, int]] | None = None,
                  chance: Callable[[], float] = random.random) -> None:
         self.model = model
         self.upstreams = upstreams
@@ -45,6 +51,7 @@ class Calibrator:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.on_pair = on_pair
+        self.writes = writes or (lambda: (0, 0))
         self._chance = chance
 
     def __call__(self, c: Comparison) -> None:
@@ -62,11 +69,11 @@ class Calibrator:
                    if k.lower() not in _NOT_FORWARDED] + [self.marker]
 
         async def probe() -> None:
-            sent = time.time()
+            sent, before = time.time(), self.writes()
             again = await upstream.fetch(ex.method, ex.target, headers, ex.body,
                                          timeout=self.timeout, max_bytes=self.max_bytes)
-            if not again.ok:
-                return
+            if not again.ok or self.writes() != before or before[0] != before[1]:
+                return  # no answer, or a write ran on the primary meanwhile
             # The second reply was served later: "now" stamps may trail by that much.
             lag = max(sent - ex.received_at, 0.0) + again.elapsed
             result = compare_replies(first, again, self.rules.at_lag(lag))

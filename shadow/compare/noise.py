@@ -7,8 +7,10 @@ the migration. `NoiseModel` keeps, per route (`METHOD /template`), how many such
 pairs were seen and how often each place (a folded difference path: `$.csrf_token`,
 `$.items[*].seen_at`, a header name) varied in them.
 
-A place that varied is *learnt* and hides differences at itself and below it, counted as
-noise, not dropped silently. The operator confirms it (*accepted*) or refuses it
+A place that varied is *learnt*; once it varied in at least half of the route's pairs
+(`MIN_SHARE`: a token or a counter varies in all of them, the mark of a write that
+happened between two probes in few) it hides differences at itself and below it,
+counted as noise, not dropped silently. The operator confirms it (*accepted*) or refuses it
 (*rejected*: compared again, whatever the calibration says). Only what the primary's
 build does by itself is ever learnt, so a difference the primary never produces alone is
 never hidden. Status changes are never learnt: a route whose status varies between two
@@ -29,6 +31,7 @@ META = "noise"
 LEARNT, ACCEPTED, REJECTED = "learnt", "accepted", "rejected"
 STATES = (LEARNT, ACCEPTED, REJECTED)
 _LEARNABLE = frozenset({Kind.BODY, Kind.HEADER})
+MIN_SHARE = 0.5
 _STEP = re.compile(r"(?:\.[^.\[]+|\[[^\]]*\])$")
 
 
@@ -105,7 +108,9 @@ class NoiseModel:
         noise = self._routes.get(route)
         if noise is None or not differences:
             return differences, 0
-        hiding = {p for p, place in noise.places.items() if place.hides}
+        least = noise.pairs * MIN_SHARE
+        hiding = {p for p, place in noise.places.items()
+                  if place.state == ACCEPTED or (place.hides and place.varied >= least)}
         if not hiding:
             return differences, 0
         kept = tuple(d for d in differences if d.kind not in _LEARNABLE

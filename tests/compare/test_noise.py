@@ -70,3 +70,15 @@ def test_places_per_route_are_bounded():
     model = NoiseModel(max_places=3)
     model.observe(ROUTE, [body(f"$.k{i}") for i in range(10)])
     assert len(model.listing()[0]["places"]) == 3
+
+
+def test_a_place_that_varied_in_few_pairs_is_not_hidden_until_accepted():
+    # a write between two probes changes a listing once in a while: not the route's noise
+    model = NoiseModel(min_pairs=1)
+    model.observe(ROUTE, [body("$.count"), body("$.csrf")])
+    for _ in range(3):
+        model.observe(ROUTE, [body("$.csrf")])
+    kept, hidden = model.split(ROUTE, (body("$.count"), body("$.csrf")))
+    assert [d.path for d in kept] == ["$.count"] and hidden == 1
+    model.decide(ROUTE, "$.count", ACCEPTED)
+    assert model.split(ROUTE, (body("$.count"),)) == ((), 1)
