@@ -120,6 +120,11 @@ def overview_layout() -> Layout:
         series("Backend errors", (
             "sum by (backend, role, error) (job_backend_role_error:shadow_upstream_errors"
             ":rate5m)", "{{backend}} ({{role}}) {{error}}"), unit="reqps"),
+        series("Shadow replay lag", ("max(shadow_replay_lag_seconds)", "behind the primary"),
+               unit="s", w=8,
+               description="How long after the primary the shadow received its copy of "
+                           "the latest compared exchange; reply timestamps may trail by "
+                           "the largest lag of the last ten minutes."),
         series("Shadow diverged", ("max(shadow_diverged)", "diverged"), w=8),
         series("Internal errors by operation", (
             "sum by (operation) (job_operation:shadow_internal_errors:rate5m)",
