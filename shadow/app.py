@@ -31,6 +31,7 @@ from shadow.cutover import Cutover
 from shadow.events import BackendStates
 from shadow.listener import Guard, GuardedSite, bind, fd_budget
 from shadow.logs import Raised
+from shadow.findings.recorder import Findings
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
@@ -96,6 +97,7 @@ class Runtime:
     admin_token: str | None = None
     cutover: Cutover | None = None
     offload: Offload | None = None
+    findings: Findings | None = None
 
     def __post_init__(self) -> None:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
@@ -213,6 +215,11 @@ class Runtime:
                            raised=self.raised)
         self.admin_token = os.environ.get(cfg.admin_token_env) or None
         self.cutover = await Cutover.attach(self)
+        self.findings = await Findings.open(
+            self.store, version_header=cfg.findings.version_header, who=cfg.admin_token_name,
+            since=lambda: self.cutover.stats.since, sample=self.verifier.sample,
+            raised=self.raised)
+        self.verifier.listeners.append(self.findings.observe)
         if self.rows is not None:
             self._rows_task = asyncio.get_running_loop().create_task(
                 self._watch_rows(), name="shadow-rows-state")
@@ -370,6 +377,8 @@ class Runtime:
             await self.store.set_meta(NOISE_META, self.noise.saved())
         for follower in self.logs.values():
             await follower.stop()
+        if self.findings is not None:
+            await self.findings.stop()
         if self.cutover is not None:
             await self.cutover.stop()
         if self.store is not None:

@@ -18,9 +18,9 @@ from pydantic import field_validator
 from shadow import config_check
 from shadow.config_check import BACKENDS
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
-    Backend, Bridge, ColumnSettings, CompareSettings, ConnectionSettings, GateSettings, HostPort,
-    LearnRoutes, LogSettings, MirrorSettings, NoiseSettings, ProxySettings, RedactSettings,
-    Route, RowSettings, Scrubber, StoreSettings,
+    Backend, Bridge, ColumnSettings, CompareSettings, ConnectionSettings, FindingsSettings,
+    GateSettings, HostPort, LearnRoutes, LogSettings, MirrorSettings, NoiseSettings,
+    ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
     _host_port, _Model,
 )
 
@@ -56,6 +56,7 @@ class Config(_Model):
     redact: RedactSettings = RedactSettings()
     store: StoreSettings = StoreSettings()
     gate: GateSettings = GateSettings()
+    findings: FindingsSettings = FindingsSettings()
     rows: RowSettings = RowSettings()
     log: LogSettings = LogSettings()
 

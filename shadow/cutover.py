@@ -210,7 +210,9 @@ class Cutover:
 
     def gate(self) -> GateResult:
         """The gate's answer now; also brings the gate metrics up to date."""
-        result = evaluate(self.stats, self.thresholds)
+        findings = getattr(self.runtime, "findings", None)
+        result = (findings.gate(self.stats, self.thresholds) if findings is not None
+                  else evaluate(self.stats, self.thresholds))
         metrics = self.runtime.metrics
         metrics.gate_passed.set(1 if result.passed else 0)
         needed: dict[tuple[str, str], int] = {}

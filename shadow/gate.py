@@ -21,8 +21,8 @@ says 3/n for the exact binomial): a 0.1% target needs 2 703 clean exchanges per 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shadow.verdict import Verdict
@@ -192,6 +192,8 @@ class GateResult:
     diverged: bool
     since: float
     thresholds: Thresholds = field(default_factory=Thresholds)
+    counted: tuple[dict[str, Any], ...] = ()
+    uncounted: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         t = self.thresholds
@@ -209,6 +211,7 @@ class GateResult:
                            "max_mismatch_rate": t.max_mismatch_rate,
                            "max_shadow_error_rate": t.max_shadow_error_rate,
                            "expected_routes": list(t.expected_routes)},
+            "findings": {"counted": list(self.counted), "uncounted": list(self.uncounted)},
         }
 
 
@@ -256,3 +259,20 @@ def evaluate(stats: GateStats, t: Thresholds) -> GateResult:
                        f">= {pct(t.max_shadow_error_rate)}")
     return GateResult(not reasons, tuple(reasons), tuple(routes), compared, mismatches, errors,
                       rate, rows, stats.diverged, stats.since, t)
+
+
+def evaluate_with_findings(stats: GateStats, t: Thresholds,
+                           excused: Mapping[str, tuple[int, int]],
+                           counted: Sequence[dict[str, Any]],
+                           uncounted: Sequence[dict[str, Any]]) -> GateResult:
+    """`evaluate` after taking off each route the mismatching exchanges (and of them,
+    those with row differences) explained only by findings that do not block (`excused`:
+    route -> (exchanges, row exchanges)); the answer names the findings it `counted` and
+    those it did not, each with why."""
+    adjusted = GateStats(stats.since)
+    adjusted.diverged = stats.diverged
+    for key, c in stats.routes.items():
+        gone, rows = excused.get(key, (0, 0))
+        adjusted.routes[key] = RouteCounts(c.compared, max(0, c.mismatches - gone),
+                                           c.shadow_errors, max(0, c.row_mismatches - rows))
+    return replace(evaluate(adjusted, t), counted=tuple(counted), uncounted=tuple(uncounted))

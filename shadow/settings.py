@@ -276,6 +276,28 @@ class GateSettings(_Model):
         return value
 
 
+class FindingsSettings(_Model):
+    """Findings (see shadow.findings): where the candidate's version comes from, and
+    where the route dashboards live."""
+
+    version_header: str | None = None
+    grafana_url: str | None = None
+
+    @field_validator("version_header")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,100}", value):
+            raise ValueError(f"not a header name: {value!r}")
+        return value
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _grafana(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s?#]+", value):
+            raise ValueError(f"not an http(s) URL without query: {value!r}")
+        return value.rstrip("/") if value else value
+
+
 class ColumnSettings(_Model):
     """How one database column is compared (see shadow.rows.model.ColumnRule)."""
 

@@ -25,6 +25,7 @@ import aiosqlite
 import orjson
 
 from shadow import jsonable
+from shadow.findings.storage import MIGRATIONS, FindingTables
 
 log = logging.getLogger("shadow.store")
 
@@ -53,6 +54,7 @@ class _Pending:
     counts: dict[str, list[Any]] = field(default_factory=dict)  # sig -> [method, route, kind, path, n, first, last]
     hours: dict[tuple[str, int], int] = field(default_factory=dict)
     samples: list[tuple] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 class Store:
@@ -74,6 +76,8 @@ class Store:
         self.signature_count = 0
         self.on_evicted: Callable[[int], None] = lambda n: None
         self._lock = asyncio.Lock()
+        self.findings = FindingTables(samples_per_signature)
+        self.who = "shadow"
 
     @classmethod
     async def open(cls, path: str, *, samples_per_signature: int = 5, max_signatures: int = 2000,
@@ -87,6 +91,7 @@ class Store:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.executescript(SCHEMA)
+            await migrate(db)
             await db.commit()
             store = cls(db, samples_per_signature=samples_per_signature,
                         max_signatures=max_signatures, retention_hours=retention_hours,
@@ -95,6 +100,7 @@ class Store:
                 store._sample_counts = {sig: n async for sig, n in cur}
             async with db.execute("SELECT count(*) FROM signatures") as cur:
                 (store.signature_count,) = await cur.fetchone()
+            await store.findings.load(db)
         except BaseException:  # e.g. not a database: its thread would keep the process alive
             await db.close()
             raise
@@ -144,11 +150,29 @@ class Store:
             return
         for sig, *_ in signatures:
             if self.wants_sample(sig, now):
-                body = jsonable.dumps(sample).decode()
-                pending.samples.append((sig, exchange_id, route, method, now, body))
-                self._sample_counts[sig] = self._sample_counts.get(sig, 0) + 1
-                self._last_sample[sig] = now
+                self.add_sample(sig, exchange_id=exchange_id, route=route, method=method,
+                                sample=sample, now=now)
                 break
+
+    def add_sample(self, signature: str, *, exchange_id: str, route: str, method: str,
+                   sample: dict, now: float | None = None) -> None:
+        """Keep `sample` (already redacted) under `signature`, whatever the caps say (the
+        findings ask for samples of their own). Never waits."""
+        now = time.time() if now is None else now
+        body = jsonable.dumps(sample).decode()
+        self._pending.samples.append((signature, exchange_id, route, method, now, body))
+        self._sample_counts[signature] = self._sample_counts.get(signature, 0) + 1
+        self._last_sample[signature] = now
+
+    def sampled(self, exchange_id: str) -> bool:
+        """True when the last sample waiting to be written is of `exchange_id`."""
+        samples = self._pending.samples
+        return bool(samples) and samples[-1][1] == exchange_id
+
+    def sample_version(self, exchange_id: str, version: str | None) -> None:
+        """The candidate version that served the exchange of a waiting sample."""
+        if version is not None:
+            self._pending.versions[exchange_id] = version
 
     async def _flush_forever(self) -> None:
         last_prune = 0.0
@@ -166,9 +190,12 @@ class Store:
         """Write what `record()` folded since the last flush, in one transaction."""
         async with self._lock:
             pending, self._pending = self._pending, _Pending()
-            if not (pending.counts or pending.samples):
-                return
             db = self._db
+            if not (pending.counts or pending.samples):
+                if self.findings.pending:
+                    await self.findings.flush(db, {}, self.who)
+                    await db.commit()
+                return
             await db.executemany(
                 """INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (signature) DO UPDATE SET count = count + excluded.count,
@@ -178,13 +205,19 @@ class Store:
                 """INSERT INTO signature_hours VALUES (?, ?, ?) ON CONFLICT (signature, hour)
                    DO UPDATE SET count = count + excluded.count""",
                 [(sig, hour, n) for (sig, hour), n in pending.hours.items()])
-            await db.executemany(
-                "INSERT INTO samples (signature, exchange_id, route, method, created_at, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)", pending.samples)
+            sample_ids: dict[str, int] = {}
+            for row in pending.samples:
+                cur = await db.execute(
+                    "INSERT INTO samples (signature, exchange_id, route, method, created_at, body,"
+                    " candidate_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*row, pending.versions.get(row[1])))
+                sample_ids[row[1]] = cur.lastrowid or 0
+            await self.findings.flush(db, sample_ids, self.who)
             for sig in {s[0] for s in pending.samples}:
                 await db.execute(
                     """DELETE FROM samples WHERE signature = ? AND id NOT IN (
-                       SELECT id FROM samples WHERE signature = ? ORDER BY id DESC LIMIT ?)""",
+                       SELECT id FROM samples WHERE signature = ? ORDER BY id DESC LIMIT ?)
+                       AND id NOT IN (SELECT sample_id FROM sample_findings)""",
                     (sig, sig, self.samples_per_signature))
             evicted = await self._evict() if pending.counts else []
             await db.commit()
@@ -223,6 +256,7 @@ class Store:
             cur = await self._db.execute("DELETE FROM samples WHERE created_at < ?", (cutoff,))
             await self._db.execute("DELETE FROM signature_hours WHERE hour < ?",
                                    (int(cutoff // 3600),))
+            await self.findings.after_prune(self._db, cutoff)
             await self._db.commit()
             async with self._db.execute(
                     "SELECT signature, count(*) FROM samples GROUP BY signature") as rows:
@@ -276,13 +310,15 @@ class Store:
             await self._db.commit()
 
     async def add_audit(self, *, action: str, from_mode: str | None, to_mode: str | None,
-                        forced: bool, reason: str, who: str, gate: Any) -> int:
+                        forced: bool, reason: str, who: str, gate: Any, subject: str = "") -> int:
+        """One audit entry. Mode changes fill from/to with modes; a finding's state change
+        fills them with states and names the finding in `subject`."""
         async with self._lock:
             cur = await self._db.execute(
-                "INSERT INTO audit (at, action, from_mode, to_mode, forced, reason, who, gate)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (at, action, from_mode, to_mode, forced, reason, who, gate,"
+                " subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), action, from_mode, to_mode, int(forced), reason, who,
-                 jsonable.dumps(gate).decode()))
+                 jsonable.dumps(gate).decode(), subject))
             await self._db.commit()
             return cur.lastrowid or 0
 
@@ -293,7 +329,27 @@ class Store:
             row["gate"] = orjson.loads(row["gate"])
         return rows
 
+    async def rows(self, query: str, params: tuple = ()) -> list[dict]:
+        """Rows of a read-only query as dicts (for the read side of other modules)."""
+        return await self._rows(query, params)
+
+    async def write(self, statements: list[tuple[str, tuple]]) -> None:
+        """Run statements in one transaction (for the write side of other modules)."""
+        async with self._lock:
+            for query, params in statements:
+                await self._db.execute(query, params)
+            await self._db.commit()
+
     async def _rows(self, query: str, params: tuple) -> list[dict]:
         async with self._db.execute(query, params) as cur:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) async for row in cur]
+
+
+async def migrate(db: aiosqlite.Connection) -> None:
+    """Apply the schema steps not applied yet (PRAGMA user_version counts them)."""
+    async with db.execute("PRAGMA user_version") as cur:
+        done = (await cur.fetchone())[0]
+    for number, step in enumerate(MIGRATIONS[done:], done + 1):
+        await db.executescript(step)
+        await db.execute(f"PRAGMA user_version = {number}")

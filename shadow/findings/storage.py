@@ -1,0 +1,184 @@
+"""The findings' tables in the state store, and what is waiting to be written to them.
+
+`FindingTables` folds what the recorder reports (never waits) and writes it inside the
+store's flush transaction: findings upserted by key, their signatures (own or dependent),
+per-minute counts, per-version first/last seen, cascade links, the samples that show them,
+and state changes the recorder decided (a fixed finding reopened). Reads are in
+`shadow.findings.queries`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from shadow.findings.cascade import Link
+from shadow.findings.group import Cause
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS findings (
+        id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, method TEXT NOT NULL,
+        route TEXT NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL, tbl TEXT,
+        count INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'new', reason TEXT NOT NULL DEFAULT '',
+        state_at REAL, state_version TEXT, rule TEXT NOT NULL DEFAULT '');
+    CREATE TABLE IF NOT EXISTS finding_signatures (
+        finding_id INTEGER NOT NULL, signature TEXT NOT NULL, dependent INTEGER NOT NULL,
+        count INTEGER NOT NULL, PRIMARY KEY (finding_id, signature));
+    CREATE TABLE IF NOT EXISTS finding_minutes (
+        finding_id INTEGER NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (finding_id, minute));
+    CREATE TABLE IF NOT EXISTS finding_versions (
+        finding_id INTEGER NOT NULL, version TEXT NOT NULL, count INTEGER NOT NULL,
+        first_seen REAL NOT NULL, last_seen REAL NOT NULL, PRIMARY KEY (finding_id, version));
+    CREATE TABLE IF NOT EXISTS finding_links (
+        finding_id INTEGER NOT NULL, cause_id INTEGER NOT NULL, evidence TEXT NOT NULL,
+        count INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+        PRIMARY KEY (finding_id, cause_id));
+    CREATE TABLE IF NOT EXISTS sample_findings (
+        sample_id INTEGER NOT NULL, finding_id INTEGER NOT NULL,
+        PRIMARY KEY (sample_id, finding_id));
+    CREATE INDEX IF NOT EXISTS sample_findings_by_finding ON sample_findings (finding_id, sample_id);
+    ALTER TABLE samples ADD COLUMN candidate_version TEXT;
+    ALTER TABLE audit ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+    """,
+)
+"""Schema steps after the store's first schema, applied in order once each
+(PRAGMA user_version counts the steps applied)."""
+
+UNKNOWN_VERSION = ""
+_ID = "(SELECT id FROM findings WHERE key = ?)"
+
+
+@dataclass(slots=True)
+class _Pending:
+    findings: dict[str, list[Any]] = field(default_factory=dict)
+    signatures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    minutes: dict[tuple[str, int], int] = field(default_factory=dict)
+    versions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    links: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    reopened: list[tuple[str, float, str | None]] = field(default_factory=list)
+
+
+class FindingTables:
+    """The write side of the findings' tables. `samples_per_finding` caps the samples
+    kept for each finding (newest kept)."""
+
+    def __init__(self, samples_per_finding: int = 5) -> None:
+        self.samples_per_finding = samples_per_finding
+        self._pending = _Pending()
+        self.sample_counts: dict[str, int] = {}
+
+    async def load(self, db: aiosqlite.Connection) -> None:
+        async with db.execute("SELECT f.key, count(*) FROM sample_findings s JOIN findings f"
+                              " ON f.id = s.finding_id GROUP BY f.key") as cur:
+            self.sample_counts = {key: n async for key, n in cur}
+
+    def wants_sample(self, key: str) -> bool:
+        return self.sample_counts.get(key, 0) < self.samples_per_finding
+
+    def record(self, *, exchange_id: str, causes: tuple[Cause, ...], links: list[Link],
+               version: str | None, sampled: bool, now: float | None = None) -> None:
+        """Fold one exchange's causes; `sampled` says the store keeps a sample of it."""
+        now = time.time() if now is None else now
+        p, minute, ver = self._pending, int(now // 60), version or UNKNOWN_VERSION
+        for cause in causes:
+            entry = p.findings.get(cause.key)
+            if entry is None:
+                p.findings[cause.key] = [cause.method, cause.route, cause.kind, cause.what,
+                                         cause.table, 1, now, now]
+            else:
+                entry[5] += 1
+                entry[7] = now
+            dependents = set(cause.dependents)
+            for sig in cause.signatures:
+                counted = p.signatures.setdefault((cause.key, sig), [int(sig in dependents), 0])
+                counted[1] += 1
+            p.minutes[(cause.key, minute)] = p.minutes.get((cause.key, minute), 0) + 1
+            seen = p.versions.get((cause.key, ver))
+            if seen is None:
+                p.versions[(cause.key, ver)] = [1, now, now]
+            else:
+                seen[0] += 1
+                seen[2] = now
+            if sampled:
+                p.samples.setdefault(exchange_id, []).append(cause.key)
+                self.sample_counts[cause.key] = self.sample_counts.get(cause.key, 0) + 1
+        for link in links:
+            seen = p.links.get((link.finding, link.cause))
+            if seen is None:
+                p.links[(link.finding, link.cause)] = [link.evidence, 1, now, now]
+            else:
+                seen[1] += 1
+                seen[3] = now
+
+    def reopen(self, key: str, version: str | None, now: float | None = None) -> None:
+        """A fixed finding was seen again under another version: back to new."""
+        self._pending.reopened.append((key, time.time() if now is None else now, version))
+
+    async def flush(self, db: aiosqlite.Connection, sample_ids: dict[str, int], who: str) -> None:
+        """Write what was folded, inside the caller's transaction. `sample_ids` maps the
+        exchange ids of the samples just inserted to their ids."""
+        p, self._pending = self._pending, _Pending()
+        await db.executemany(
+            """INSERT INTO findings (key, method, route, kind, what, tbl, count, first_seen,
+               last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET
+               count = count + excluded.count, last_seen = excluded.last_seen""",
+            [(key, *entry) for key, entry in p.findings.items()])
+        await db.executemany(
+            f"""INSERT INTO finding_signatures VALUES ({_ID}, ?, ?, ?) ON CONFLICT
+                (finding_id, signature) DO UPDATE SET count = count + excluded.count,
+                dependent = min(dependent, excluded.dependent)""",
+            [(key, sig, dep, n) for (key, sig), (dep, n) in p.signatures.items()])
+        await db.executemany(
+            f"""INSERT INTO finding_minutes VALUES ({_ID}, ?, ?) ON CONFLICT (finding_id, minute)
+                DO UPDATE SET count = count + excluded.count""",
+            [(key, minute, n) for (key, minute), n in p.minutes.items()])
+        await db.executemany(
+            f"""INSERT INTO finding_versions VALUES ({_ID}, ?, ?, ?, ?) ON CONFLICT
+                (finding_id, version) DO UPDATE SET count = count + excluded.count,
+                last_seen = excluded.last_seen""",
+            [(key, ver, *v) for (key, ver), v in p.versions.items()])
+        await db.executemany(
+            f"""INSERT INTO finding_links VALUES ({_ID}, {_ID}, ?, ?, ?, ?) ON CONFLICT
+                (finding_id, cause_id) DO UPDATE SET count = count + excluded.count,
+                last_seen = excluded.last_seen""",
+            [(f, c, *v) for (f, c), v in p.links.items()])
+        links = [(sample_ids[ex], key) for ex, keys in p.samples.items() if ex in sample_ids
+                 for key in keys]
+        await db.executemany(f"INSERT OR IGNORE INTO sample_findings VALUES (?, {_ID})", links)
+        for key in {key for _, key in links}:
+            await db.execute(
+                f"""DELETE FROM sample_findings WHERE finding_id = {_ID} AND sample_id NOT IN (
+                    SELECT sample_id FROM sample_findings WHERE finding_id = {_ID}
+                    ORDER BY sample_id DESC LIMIT ?)""", (key, key, self.samples_per_finding))
+        for key, at, version in p.reopened:
+            cur = await db.execute(
+                "UPDATE findings SET state = 'new', reason = ?, state_at = ?, state_version = ?"
+                " WHERE key = ? AND state = 'fixed'",
+                (f"seen again under candidate version {version or 'unknown'}", at, version, key))
+            if cur.rowcount:
+                await db.execute(
+                    "INSERT INTO audit (at, action, from_mode, to_mode, forced, reason, who, gate,"
+                    " subject) VALUES (?, 'finding_reopened', 'fixed', 'new', 0, ?, ?, ?, ?)",
+                    (at, f"seen again under candidate version {version or 'unknown'}", who,
+                     orjson.dumps({"finding": key}).decode(), key))
+
+    @property
+    def pending(self) -> bool:
+        p = self._pending
+        return bool(p.findings or p.links or p.reopened)
+
+    async def after_prune(self, db: aiosqlite.Connection, cutoff: float) -> None:
+        """Forget links to samples the store deleted, and per-minute counts older than
+        `cutoff`."""
+        await db.execute("DELETE FROM sample_findings WHERE sample_id NOT IN (SELECT id FROM samples)")
+        await db.execute("DELETE FROM finding_minutes WHERE minute < ?", (int(cutoff // 60),))
+        await db.commit()
+        await self.load(db)
