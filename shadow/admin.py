@@ -6,7 +6,9 @@
     GET /api/signatures          mismatch signatures, most frequent first (?route= ?kind=)
     GET /api/samples/{id}        one redacted sample
     GET /api/routes              configured templates and those learned from traffic
-    GET /  /signatures  /samples/{id}   the mismatch browser (HTML, shadow.browser)
+    GET /  /findings/{id}        the findings browser (HTML, shadow.browser_findings)
+    GET /signatures  /samples/{id}   signatures and samples (HTML, shadow.browser)
+    /api/findings...             findings and their triage (shadow.admin_findings)
 
 Mutating routes (mode changes, gate resets) live in shadow.admin_cutover and need the token.
 """
@@ -19,7 +21,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shadow import admin_cutover, browser
+from shadow import admin_cutover, admin_findings, browser, browser_findings
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
@@ -90,5 +92,7 @@ def build(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/samples/{id}", sample)
     app.router.add_get("/api/routes", routes)
     admin_cutover.add_routes(app, runtime)
+    admin_findings.add_routes(app, runtime)
     browser.add_routes(app, runtime)
+    browser_findings.add_routes(app, runtime)
     return app

@@ -64,23 +64,34 @@ def _field(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     return value
 
 
+def token_refusal(runtime: Runtime, given: str | None) -> web.Response | None:
+    """The 403/401 answer to a mutating call whose admin token (`given`) is not the
+    configured one; None when it is. Compared in constant time."""
+    token = runtime.admin_token
+    if not token:
+        return _error(403, "forbidden", f"changes are disabled: no admin token was set in "
+                                        f"${runtime.config.admin_token_env} at start-up")
+    if given is None or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return _error(401, "unauthorized", "a valid 'Authorization: Bearer' token is needed")
+    return None
+
+
+def bearer(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer` header, None without one."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given if scheme.lower() == "bearer" else None
+
+
 def add_routes(app: web.Application, runtime: Runtime) -> None:
     """Add the cutover routes to the admin application of `runtime`."""
-    env_name = runtime.config.admin_token_env
 
     def guarded(handler: Handler) -> Handler:
         """Refuses a mutating call without the right token; maps CutoverError to 400/409."""
 
         async def wrapper(request: web.Request) -> web.Response:
-            token = runtime.admin_token
-            if not token:
-                return _error(403, "forbidden", f"mode changes are disabled: no admin token "
-                                                f"was set in ${env_name} at start-up")
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode(), token.encode()):
-                return _error(401, "unauthorized", "a valid 'Authorization: Bearer' token "
-                                                   "is needed")
+            refusal = token_refusal(runtime, bearer(request))
+            if refusal is not None:
+                return refusal
             try:
                 return await handler(request)
             except GateRefused as exc:

@@ -1,9 +1,12 @@
 """The mismatch browser on the admin listener: server-rendered, read-only HTML.
 
-    GET /                     signatures, most frequent first (?route= ?kind= filters)
+    GET /signatures           signatures, most frequent first (?route= ?kind= filters)
     GET /signatures?sig=SIG   one signature: counts, hourly trend, its redacted samples
     GET /samples/{id}         one sample: the request, both replies side by side with the
                               differing lines marked, the differences, the row changes
+                              (?finding=ID adds previous/next among that finding's samples)
+
+The index (`/`) is the findings list of shadow.browser_findings.
 
 Each page links to the JSON it shows (/api/signatures, /api/mismatches, /api/samples/{id}).
 A malformed parameter is 400, an unknown signature or sample 404. Markup is in
@@ -55,6 +58,7 @@ def status_of(runtime: Runtime) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": str(roles.mode), "primary": label(roles.primary),
                            "shadow": label(roles.shadow) if roles.shadow else None,
                            "routes": list(runtime.routes.templates) if runtime.routes else []}
+    out["banners"] = banners(runtime)
     cutover = getattr(runtime, "cutover", None)
     if cutover is not None:
         status = cutover.status()
@@ -62,6 +66,23 @@ def status_of(runtime: Runtime) -> dict[str, Any]:
         out["routes"] += [r["route"].partition(" ")[2] for r in status["gate"]["routes"]]
         if not status["rollback"]["clean"]:
             out["rollback"] = status["rollback"]["summary"]
+    return out
+
+
+def banners(runtime: Runtime) -> list[tuple[str, str]]:
+    """(id, text) of the conditions every page must show: a diverged shadow, a shadow lane
+    more than half full (comparisons lag behind the traffic)."""
+    out = []
+    rows = getattr(runtime, "rows", None)
+    cutover = getattr(runtime, "cutover", None)
+    if (rows is not None and rows.diverged) or (cutover is not None and cutover.stats.diverged):
+        out.append(("diverged", "The shadow is diverged: its rows cannot match the primary's "
+                                "until the data is re-copied and `shadow rows resync` is run."))
+    lane = getattr(runtime, "lane", None)
+    size = runtime.config.mirror.queue_size
+    if lane is not None and lane.depth * 2 >= size:
+        out.append(("lag", f"The shadow lags: {lane.depth} of {size} shadow requests queued; "
+                           "findings and the gate trail the traffic."))
     return out
 
 
@@ -75,11 +96,12 @@ def _param(request: web.Request, name: str) -> str:
 def signature_list(rows: list[dict], routes: list[str], route: str, kind: str) -> str:
     """The list page: filter form (route and kind chosen) and one line per signature."""
     form = (
-        '<form class="filters" method="get" action="/">'
+        '<form class="filters" method="get" action="/signatures">'
         f'<label>route<select name="route" id="route">{options(routes, route, "any route")}'
         f'</select></label><label>kind<select name="kind" id="kind">'
         f'{options(KINDS, kind, "any kind")}</select></label>'
-        '<button type="submit" id="filter">Filter</button> <a href="/">clear</a></form>')
+        '<button type="submit" id="filter">Filter</button> <a href="/signatures">clear</a>'
+        '</form>')
     api = "/api/signatures" + (f"?route={q(route)}" if route else "")
     if kind:
         api += ("&" if route else "?") + f"kind={q(kind)}"
@@ -226,6 +248,8 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         return "Signatures", signature_list(rows, routes, route, kind)
 
     async def one_signature(request: web.Request, status: dict[str, Any]) -> tuple[str, str]:
+        if "sig" not in request.query:
+            return await index(request, status)
         sig = _param(request, "sig")
         method, route, kind, _ = (sig.split(" ", 3) + ["", "", "", ""])[:4]
         if not (method and route and kind):
@@ -251,8 +275,16 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         row = await runtime.store.sample(int(raw))
         if row is None:
             raise Refused(404, "no such sample")
-        return f"Sample #{raw}", sample_detail(row)
+        nav = ""
+        finding = _param(request, "finding")
+        if finding:
+            if not _SAMPLE_ID.fullmatch(finding):
+                raise Refused(400, "finding ids are integers")
+            from shadow.browser_findings import sample_nav
+            from shadow.findings.queries import neighbours
 
-    app.router.add_get("/", html_page(index))
+            nav = sample_nav(int(finding), *await neighbours(runtime.store, int(finding), int(raw)))
+        return f"Sample #{raw}", nav + sample_detail(row)
+
     app.router.add_get("/signatures", html_page(one_signature))
     app.router.add_get("/samples/{id}", html_page(sample))

@@ -48,6 +48,8 @@ label{display:flex;flex-direction:column;font-size:12px;color:#4b5563}
 select,button{font:inherit;padding:.2rem .4rem}
 svg.spark{background:#eef0f4}svg.spark rect{fill:#3b82f6}.kind{font-family:ui-monospace,monospace}
 .links{font-size:12px;margin:.3rem 0 .8rem}.links a{margin-right:.8rem}
+.banner{padding:.5rem .8rem;margin:0 0 .8rem;border-radius:.3rem}
+input,textarea{font:inherit;padding:.2rem .4rem}textarea{font:12px ui-monospace,monospace;width:100%}
 """
 
 
@@ -91,6 +93,8 @@ def page(title: str, status: dict[str, Any], body: str) -> str:
         roles += f" · shadow {e(status['shadow'])}"
     rollback = status.get("rollback")
     rollback_html = f'<span class="muted">{e(rollback)}</span>' if rollback else ""
+    banners = "".join(f'<p class="banner bad" id="banner-{e(name)}">{e(text)}</p>'
+                      for name, text in status.get("banners", ()))
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -99,18 +103,20 @@ def page(title: str, status: dict[str, Any], body: str) -> str:
         f'<span>mode <span class="badge mode" id="mode">{e(status["mode"])}</span></span>'
         f"{gate_html}<span>{roles}</span>{rollback_html}"
         '<span><a href="/api/status">status</a> · <a href="/metrics">metrics</a></span>'
-        f"</header><main>{body}</main></body></html>\n")
+        f"</header><main>{banners}{body}</main></body></html>\n")
 
 
-def sparkline(counts: Iterable[Any]) -> str:
-    """24 hourly counts as a tiny inline SVG bar chart, oldest hour first."""
+def sparkline(counts: Iterable[Any], minutes: int | None = None) -> str:
+    """24 counts as a tiny inline SVG bar chart, oldest first: one bar per hour, or per
+    `minutes` minutes when given."""
     values = [max(0, int(c)) for c in counts][-24:]
     top = max(values, default=0) or 1
     bars = []
     for i, c in enumerate(values):
         h = max(1, round(16 * c / top)) if c else 0
         bars.append(f'<rect x="{i * 4}" y="{18 - h}" width="3" height="{h}"/>')
-    label = "per hour, last 24 hours: " + " ".join(map(str, values))
+    span = "per hour, last 24 hours" if minutes is None else f"per {minutes} min"
+    label = f"{span}: " + " ".join(map(str, values))
     return (f'<svg class="spark" width="96" height="18" viewBox="0 0 96 18" role="img" '
             f'aria-label="{e(label)}"><title>{e(label)}</title>{"".join(bars)}</svg>')
 

@@ -8,7 +8,8 @@ import importlib
 
 import click
 
-_PROVIDERS = ("shadow.cutover_cli", "shadow.routes_cli", "shadow.noise_cli",
+_PROVIDERS = ("shadow.cutover_cli", "shadow.findings_cli", "shadow.routes_cli",
+              "shadow.noise_cli",
               "shadow.demo.commands", "shadow.rows.cli")
 
 

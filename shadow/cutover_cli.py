@@ -177,6 +177,12 @@ def _show_gate(gate: dict[str, Any]) -> None:
                        f"{r['upper_bound'] * 100:>10.3g}% {r['compared_needed']:>12}")
     for reason in gate["reasons"]:
         click.echo(f"          - {reason}")
+    findings = gate.get("findings") or {}
+    for word, key in (("counted", "counted"), ("not counted", "uncounted")):
+        for f in findings.get(key, ()):
+            number = f"#{f['id']} " if f.get("id") else ""
+            click.echo(f"          {word}: {number}{f['finding']} ({f['exchanges']} exchanges; "
+                       f"{f['why']})")
 
 
 def _move(admin: _Admin, mode: str, force: bool, reason: str | None, skip: bool = False) -> None:

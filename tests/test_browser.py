@@ -113,7 +113,7 @@ def browse(base: str) -> dict[str, str]:
     driver = chrome(profile)
     pages: dict[str, str] = {}
     try:
-        driver.get(base + "/")
+        driver.get(base + "/signatures")
         pages["list"] = driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "browser-signatures.png"))
         rows = driver.find_elements(By.CSS_SELECTOR, "tr.sig")
@@ -219,7 +219,11 @@ async def test_odd_ids_and_parameters_are_refused(tmp_path, aiohttp_server):
         "/samples/abc": 400, "/samples/-1": 400, "/samples/%C2%B2": 400,
         "/samples/..%2F..%2Fetc%2Fpasswd": 400, "/samples/1e3": 400,
         "/samples/99999999999999999999": 400, "/samples/12345": 404,
-        "/signatures": 400, "/signatures?sig=": 400, "/signatures?sig=GET": 400,
+        "/signatures": 200, "/signatures?kind=nonsense": 400,
+        "/signatures?sig=": 400, "/signatures?sig=GET": 400,
+        "/findings/abc": 400, "/findings/99999999999999999999": 400, "/findings/12": 404,
+        "/?sort=nonsense": 400, "/?limit=0": 400, "/?state=nonsense": 400,
+        "/samples/1?finding=x": 404,
         "/signatures?sig=GET%20%2Fx%20body%20%24.a": 404,
         "/?kind=nonsense": 400, "/?route=" + "x" * 3000: 400,
         "/?route=%3Cscript%3E": 200, "/../../etc/passwd": 404,

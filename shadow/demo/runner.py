@@ -17,6 +17,7 @@ import logging
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from shadow.demo.bugs import parse_bugs
 from shadow.demo.routes import ROUTES
 from shadow.demo.seed import seed
 from shadow.demo.traffic import run_traffic
+from shadow.findings import queries
 from shadow.pgserver import PostgresServer
 from shadow.verdict import signature_path
 
@@ -44,6 +46,8 @@ class DemoResult:
 
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     signatures: list[dict] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
     samples: dict[str, dict] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     requests: int = 0
@@ -158,6 +162,10 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
                 result.rows.setdefault(sample.labels["table"], {})[sample.labels["kind"]] = \
                     int(sample.value)
     result.signatures = await runtime.store.signatures(limit=top)
+    result.findings, found = await queries.listing(runtime.store, queries.Query(limit=top),
+                                                   time.time())
+    counted = await runtime.store.rows("SELECT count(*) AS n FROM signatures")
+    result.totals = {"findings": found, "signatures": counted[0]["n"]}
     for row in result.signatures:
         found = await runtime.store.samples(signature=row["signature"], limit=1)
         if found:
@@ -273,6 +281,14 @@ def summary(result: DemoResult) -> str:
     if not result.signatures:
         lines.append("\nno mismatches: the candidate answered and wrote like the legacy build.")
         return "\n".join(lines)
+    totals = result.totals
+    lines.append(f"\n{totals.get('findings', 0)} findings (causes) from "
+                 f"{totals.get('signatures', 0)} signatures; top {len(result.findings)}:")
+    for row in result.findings:
+        caused = "".join(f"  <- probably #{c}" for c in row["caused_by_ids"][:2])
+        lines.append(f"  #{row['id']:<4} {row['count']:6d}x  {row['method']} {row['route']}  "
+                     f"{row['kind']} {row['what']}  ({row['signature_count']} signatures)"
+                     f"{caused}")
     lines.append(f"\ntop mismatch signatures ({len(result.signatures)} shown):")
     for row in result.signatures:
         lines.append(f"  {row['count']:6d}x  {row['method']} {row['route']}  {row['kind']} at "
