@@ -8,8 +8,8 @@ page with its evidence and its triage form.
                                  303 back to the finding, or the page with the error
 
 The triage form needs the admin token typed in and a CSRF token the page issued (an HMAC
-of the finding and the time under a secret of this process, valid for two hours) and,
-when the browser sends one, an Origin equal to this listener's. Markup helpers are in
+of the finding and the time under a secret of this process, valid for two hours), and is
+refused when the browser says it came from another site (Sec-Fetch-Site, Origin). Markup helpers are in
 shadow.browser_html; everything shown was redacted before it was stored.
 """
 
@@ -59,6 +59,17 @@ class Csrf:
         age = (time.time() if now is None else now) - int(at)
         good = hmac.new(self.secret, f"triage:{fid}:{at}".encode(), hashlib.sha256).hexdigest()
         return 0 <= age <= CSRF_SECONDS and hmac.compare_digest(mac, good)
+
+
+def same_site(request: web.Request) -> bool:
+    """False when the browser says the form was sent from another site: by Sec-Fetch-Site,
+    or by an Origin naming another origin (the pages send no referrer, so a browser may
+    send `Origin: null` for our own forms)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin in (None, "null") or origin == f"{request.scheme}://{request.host}"
 
 
 def _badge(state: str) -> str:
@@ -247,8 +258,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         fid = finding_id(request.match_info["id"])
         if fid is None:
             return html("Not shown", "<h1>finding ids are integers</h1>", 400)
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if not same_site(request):
             return await show(request, fid, "refused: the form came from another site", 403)
         form = await request.post()
         fields: dict[str, Any] = {k: form.get(k, "") for k in ("csrf", "state", "reason", "token")}

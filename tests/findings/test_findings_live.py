@@ -226,3 +226,29 @@ async def test_cli_lists_triages_and_exits_with_meaningful_codes(proxy):
     assert (await cli(runtime, "findings", "--state", "expected", "--check")).exit_code == 0
     gate = await cli(runtime, "gate")
     assert "counted: #" in gate.output and "not counted: #" in gate.output
+
+
+async def test_the_triage_form_refuses_another_site_and_accepts_its_own(proxy):
+    import re
+
+    runtime = proxy
+    async with aiohttp.ClientSession() as client:
+        await traffic(runtime, client, 1)
+        fid = (await by_title(client, runtime))["POST /api/moods status 201→500"]["id"]
+        async with client.get(admin_url(runtime, f"/findings/{fid}")) as reply:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
+        form = {"csrf": csrf, "state": "acknowledged", "reason": "on it", "token": TOKEN}
+        url = admin_url(runtime, f"/findings/{fid}/state")
+        async with client.post(url, data=form, headers={"Sec-Fetch-Site": "cross-site"},
+                               allow_redirects=False) as reply:
+            assert reply.status == 403 and "another site" in await reply.text()
+        async with client.post(url, data=form, headers={"Origin": "http://evil.example"},
+                               allow_redirects=False) as reply:
+            assert reply.status == 403
+        async with client.post(url, data={**form, "state": "noise"},
+                               allow_redirects=False) as reply:
+            assert reply.status == 400 and "mark it expected" in await reply.text()
+        async with client.post(url, data=form, allow_redirects=False) as reply:
+            assert reply.status == 303 and reply.headers["Location"] == f"/findings/{fid}"
+        _, found = await api(client, runtime, f"/api/findings/{fid}")
+        assert (found["state"], found["reason"]) == ("acknowledged", "on it")
