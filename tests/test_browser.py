@@ -177,7 +177,8 @@ def browse(base: str) -> dict[str, str]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, aiohttp_server):
+def need_browser() -> None:
+    """Skip (fail in CI) when Chromium, chromedriver or Selenium is missing."""
     need(Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(),
          "chromium and chromium-driver are not installed (apt-get install chromium "
          "chromium-driver)")
@@ -185,17 +186,27 @@ async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, ai
         import selenium  # noqa: F401
     except ImportError:
         need(False, "selenium is not installed (pip install -e '.[test]')")
+
+
+async def planted_writes(client: aiohttp.ClientSession, runtime) -> None:
+    """WRITES PUTs on the broken route through the proxy, secrets planted in each."""
+    for i in range(WRITES):
+        async with client.put(proxy_url(runtime, f"/api/journal/{i + 1}"), json={
+                "note": NOTE, "password": PASSWORD, "tags": ["sleep"]},
+                headers={"Authorization": f"Bearer {BEARER}",
+                         "Cookie": f"session={SESSION}"}) as reply:
+            assert reply.status == 200
+
+
+async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, aiohttp_server):
+    need_browser()
     legacy = await aiohttp_server(backend(candidate=False))
     candidate = await aiohttp_server(backend(candidate=True))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
                          routes=[{"template": "/api/journal/{id}"}, {"template": "/api/items/{id}"}])
     async with running(config) as runtime, aiohttp.ClientSession() as client:
+        await planted_writes(client, runtime)
         for i in range(WRITES):
-            async with client.put(proxy_url(runtime, f"/api/journal/{i + 1}"), json={
-                    "note": NOTE, "password": PASSWORD, "tags": ["sleep"]},
-                    headers={"Authorization": f"Bearer {BEARER}",
-                             "Cookie": f"session={SESSION}"}) as reply:
-                assert reply.status == 200
             async with client.get(proxy_url(runtime, f"/api/items/{i + 1}")) as reply:
                 assert reply.status == 200
         await settle(runtime, 2 * WRITES)

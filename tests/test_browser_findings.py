@@ -14,15 +14,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from pathlib import Path
-
 import aiohttp
 import pytest
 
-from tests.support import admin_url, make_config, proxy_url, running, settle
+from tests.support import admin_url, make_config, running, settle
 from tests.test_browser import (
-    ARTIFACTS, BEARER, CHROMEDRIVER, CHROMIUM, NOTE, PASSWORD, SECRETS, SESSION, WRITES,
-    backend, chrome, need,
+    ARTIFACTS, BEARER, SECRETS, WRITES, backend, chrome, need_browser, planted_writes,
 )
 
 TOKEN = "browser-findings-token"
@@ -126,23 +123,13 @@ def browse(base: str) -> dict[str, str]:
 
 async def test_findings_pages_search_filter_page_and_triage(tmp_path, aiohttp_server,
                                                             monkeypatch):
-    need(Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(),
-         "chromium and chromium-driver are not installed")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        need(False, "selenium is not installed (pip install -e '.[test]')")
+    need_browser()
     monkeypatch.setenv("SHADOW_ADMIN_TOKEN", TOKEN)
     legacy = await aiohttp_server(backend(candidate=False))
     candidate = await aiohttp_server(backend(candidate=True))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
     async with running(config) as runtime, aiohttp.ClientSession() as client:
-        for i in range(WRITES):
-            async with client.put(proxy_url(runtime, f"/api/journal/{i + 1}"), json={
-                    "note": NOTE, "password": PASSWORD, "tags": ["sleep"]},
-                    headers={"Authorization": f"Bearer {BEARER}",
-                             "Cookie": f"session={SESSION}"}) as reply:
-                assert reply.status == 200
+        await planted_writes(client, runtime)
         await settle(runtime, WRITES)
         runtime.cutover.stats.set_diverged(True)
         pages = await asyncio.to_thread(browse, admin_url(runtime))
