@@ -77,7 +77,11 @@ class CascadeTracker:
     def observe(self, c: Comparison, found: Iterable[Cause]) -> list[Link]:
         """The links of this exchange's causes, then remember what its causes broke."""
         found = tuple(found)
-        links = [link for cause in found for link in self._links(c, cause)]
+        if not found:
+            return []
+        values = path_values(c.exchange.route, c.exchange.path)
+        folds = [folded(d) for d in c.differences]
+        links = [link for cause in found for link in self._links(c, cause, values, folds)]
         for cause in found:
             self._remember(c, cause)
         return links
@@ -100,17 +104,18 @@ class CascadeTracker:
         while len(self.missing) > self.max_rows:
             self.missing.popitem(last=False)
 
-    def _links(self, c: Comparison, cause: Cause) -> list[Link]:
-        ex = c.exchange
-        collection = collection_of(ex.route)
+    def _links(self, c: Comparison, cause: Cause, values: list[str],
+               folds: list[str]) -> list[Link]:
+        collection = collection_of(c.exchange.route)
         out: dict[str, str] = {}
-        for value in path_values(ex.route, ex.path):
+        for value in values if self.missing else ():
             for (table, key), origin in self._missing_with(value):
                 if related(collection, table):
                     out.setdefault(origin, f"the request reads {table} key {key}, a row "
                                            f"that never reached the shadow")
-        for d in c.differences:
-            if not self._belongs(cause, d):
+        everything = cause.kind == "status"
+        for d, fold in zip(c.differences, folds):
+            if not (everything or fold in cause.paths):
                 continue
             if d.kind == Kind.BODY and isinstance(d.primary, dict) and d.shadow is None:
                 key = _int(d.primary.get("id"))
@@ -127,10 +132,6 @@ class CascadeTracker:
     def _missing_with(self, key: str) -> list[tuple[tuple[str, str], str]]:
         found = ((table, key) for table in self.tables)
         return [(row, self.missing[row]) for row in found if row in self.missing]
-
-    @staticmethod
-    def _belongs(cause: Cause, d: Difference) -> bool:
-        return cause.kind == "status" or folded(d) in cause.paths
 
     def _shift(self, d: Difference, collection: str | None) -> tuple[str, str] | None:
         """(origin, evidence) when `d` is an id the shadow numbered higher, in a table an

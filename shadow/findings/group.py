@@ -107,10 +107,11 @@ def _form(value: object) -> str | None:
     return masked
 
 
-def body_change(d: Difference) -> tuple[str, str]:
-    """(kind, what) of a body difference: what changed, in a form fit for a key."""
+def body_change(d: Difference, path: str | None = None) -> tuple[str, str]:
+    """(kind, what) of a body difference: what changed, in a form fit for a key.
+    `path` is the difference's folded path when the caller has it."""
     detail = d.detail or ""
-    path = signature_path(d.path)
+    path = signature_path(d.path) if path is None else path
     if detail.startswith("type changed:"):
         a, _, b = detail.removeprefix("type changed:").partition("->")
         return "type", f"{a.strip()}{ARROW}{b.strip()}"
@@ -137,36 +138,36 @@ def causes(c: Comparison) -> tuple[Cause, ...]:
     if not diffs:
         return ()
     method, route = ex.method, ex.route
-    sigs = [signature_of(method, route, d) for d in diffs]
+    folds = [folded(d) for d in diffs]
+    sigs = [signature(method, route, d.kind, f) for d, f in zip(diffs, folds)]
+    rows_of = [row_of(d) for d in diffs]
     status = next((i for i, d in enumerate(diffs) if d.kind == Kind.STATUS), None)
     if status is not None:
         d = diffs[status]
         own = sigs[status]
         rest = tuple(dict.fromkeys(s for i, s in enumerate(sigs) if i != status and s != own))
-        paths = tuple(dict.fromkeys(folded(x) for i, x in enumerate(diffs) if i != status))
-        rows = tuple(dict.fromkeys(r for r in map(row_of, diffs) if r is not None))
+        paths = tuple(dict.fromkeys(f for i, f in enumerate(folds) if i != status))
+        rows = tuple(dict.fromkeys(r for r in rows_of if r is not None))
         what = _status_what(d)
         return (Cause(finding_key(method, route, "status", what), method, route, "status", what,
                       None, (own, *rest), rest, paths, rows),)
     grouped: dict[str, dict] = {}
-    for d, sig in zip(diffs, sigs):
+    for d, sig, fold, row in zip(diffs, sigs, folds, rows_of):
         table = None
         if d.kind == Kind.BODY:
-            kind, what = body_change(d)
+            kind, what = body_change(d, fold)
         elif d.kind == Kind.HEADER:
             kind, what = "header", d.path.lower()
         elif d.kind in ROW_KINDS:
-            row = row_of(d)
             table = row[0] if row else d.path
             kind, what = str(d.kind), table
         else:
-            kind, what = str(d.kind), folded(d)
+            kind, what = str(d.kind), fold
         key = finding_key(method, route, kind, what)
         entry = grouped.setdefault(key, {"kind": kind, "what": what, "table": table,
                                          "sigs": {}, "paths": {}, "rows": {}})
         entry["sigs"][sig] = None
-        entry["paths"][folded(d)] = None
-        row = row_of(d)
+        entry["paths"][fold] = None
         if row is not None:
             entry["rows"][row] = None
     return tuple(Cause(key, method, route, e["kind"], e["what"], e["table"], tuple(e["sigs"]),
