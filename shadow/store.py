@@ -7,7 +7,13 @@ memory and written by a background flusher in one transaction every `flush_inter
 seconds. Samples are kept per signature up to a cap (newest kept, at most one new sample
 per signature every `sample_interval` seconds once the cap is reached) and dropped after
 the retention period. At most `max_signatures` signatures are kept: past it, each flush
-evicts the least frequent and least recent ones, with their samples (`on_evicted(n)`). Everything given to the store is already redacted.
+evicts the least frequent and least recent ones, with their samples (`on_evicted(n)`).
+Everything given to the store is already redacted.
+
+The findings' tables (shadow.findings.storage) are written in the same flush; a finding
+asks for samples of its own, and a sample it holds is not trimmed with its signature's.
+The schema grows by numbered steps (`MIGRATIONS`, counted in PRAGMA user_version), each
+applied once to an existing state file.
 """
 
 from __future__ import annotations
