@@ -60,7 +60,8 @@ async def proxy(tmp_path, aiohttp_server, monkeypatch):
     legacy = await aiohttp_server(build(False))
     candidate = await aiohttp_server(build(True))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         routes=[{"template": "/api/items/{id}"}],
+                         routes=[{"template": "/api/items/{id}"}, {"template": "/api/health"},
+                                 {"template": "/api/moods"}],
                          gate={"min_samples": 5, "max_mismatch_rate": 0.5},
                          findings={"version_header": "X-App-Version"})
     async with running(config) as runtime:
