@@ -83,6 +83,7 @@ class Store:
         self.on_evicted: Callable[[int], None] = lambda n: None
         self._lock = asyncio.Lock()
         self.findings = FindingTables(samples_per_signature)
+        self._asked: str | None = None
         self.who = "shadow"
 
     @classmethod
@@ -152,7 +153,7 @@ class Store:
                 entry[4] += weight
                 entry[6] = now
             pending.hours[(sig, hour)] = pending.hours.get((sig, hour), 0) + weight
-        if sample is None:
+        if sample is None or self._asked == exchange_id:
             return
         for sig, *_ in signatures:
             if self.wants_sample(sig, now):
@@ -161,10 +162,12 @@ class Store:
                 break
 
     def add_sample(self, signature: str, *, exchange_id: str, route: str, method: str,
-                   sample: dict, now: float | None = None) -> None:
-        """Keep `sample` (already redacted) under `signature`, whatever the caps say (the
-        findings ask for samples of their own). Never waits."""
+                   sample: dict, now: float | None = None, asked: bool = False) -> None:
+        """Keep `sample` (already redacted) under `signature`. `asked`: whatever the caps
+        say, because a finding asks for it; `record()` then keeps no second sample of the
+        same exchange. Never waits."""
         now = time.time() if now is None else now
+        self._asked = exchange_id if asked else None
         body = jsonable.dumps(sample).decode()
         self._pending.samples.append((signature, exchange_id, route, method, now, body))
         self._sample_counts[signature] = self._sample_counts.get(signature, 0) + 1

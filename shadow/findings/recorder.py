@@ -114,16 +114,13 @@ class Findings:
         found = causes(c)
         version = self.version_of(c)
         links = self.tracker.observe(c, found)
-        sampled = store.sampled(ex.id)
-        if not sampled and self.sample is not None and any(
+        if not store.sampled(ex.id) and self.sample is not None and any(
                 store.findings.wants_sample(cause.key) for cause in found):
             store.add_sample(found[0].signatures[0], exchange_id=ex.id, route=ex.route,
-                             method=ex.method, sample=self.sample(c))
-            sampled = True
-        if sampled:
-            store.sample_version(ex.id, version)
-        store.findings.record(exchange_id=ex.id, causes=found, links=links, version=version,
-                              sampled=sampled)
+                             method=ex.method, sample=self.sample(c), asked=True)
+            store.findings.sampled_for([cause.key for cause in found])
+        store.sample_version(ex.id, version)
+        store.findings.record(exchange_id=ex.id, causes=found, links=links, version=version)
         for cause in found:
             known = self.known.get(cause.key)
             if known is None:

@@ -74,6 +74,7 @@ class FindingTables:
         self.samples_per_finding = samples_per_finding
         self._pending = _Pending()
         self.sample_counts: dict[str, int] = {}
+        self._asked: dict[str, int] = {}
 
     async def load(self, db: aiosqlite.Connection) -> None:
         async with db.execute("SELECT f.key, count(*) FROM sample_findings s JOIN findings f"
@@ -81,11 +82,20 @@ class FindingTables:
             self.sample_counts = {key: n async for key, n in cur}
 
     def wants_sample(self, key: str) -> bool:
-        return self.sample_counts.get(key, 0) < self.samples_per_finding
+        """True while the finding holds, or was given since the last flush, fewer samples
+        than its cap."""
+        held = self.sample_counts.get(key, 0) + self._asked.get(key, 0)
+        return held < self.samples_per_finding
+
+    def sampled_for(self, keys: list[str]) -> None:
+        """A sample was just kept for findings `keys` (counted until it is written)."""
+        for key in keys:
+            self._asked[key] = self._asked.get(key, 0) + 1
 
     def record(self, *, exchange_id: str, causes: tuple[Cause, ...], links: list[Link],
-               version: str | None, sampled: bool, now: float | None = None) -> None:
-        """Fold one exchange's causes; `sampled` says the store keeps a sample of it."""
+               version: str | None, now: float | None = None) -> None:
+        """Fold one exchange's causes. A sample the store keeps of this exchange (before
+        or after this call) is linked to them when written."""
         now = time.time() if now is None else now
         p, minute, ver = self._pending, int(now // 60), version or UNKNOWN_VERSION
         for cause in causes:
@@ -107,9 +117,7 @@ class FindingTables:
             else:
                 seen[0] += 1
                 seen[2] = now
-            if sampled:
-                p.samples.setdefault(exchange_id, []).append(cause.key)
-                self.sample_counts[cause.key] = self.sample_counts.get(cause.key, 0) + 1
+            p.samples.setdefault(exchange_id, []).append(cause.key)
         for link in links:
             seen = p.links.get((link.finding, link.cause))
             if seen is None:
@@ -126,6 +134,7 @@ class FindingTables:
         """Write what was folded, inside the caller's transaction. `sample_ids` maps the
         exchange ids of the samples just inserted to their ids."""
         p, self._pending = self._pending, _Pending()
+        self._asked.clear()
         await db.executemany(
             """INSERT INTO findings (key, method, route, kind, what, tbl, count, first_seen,
                last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET
@@ -153,6 +162,8 @@ class FindingTables:
         links = [(sample_ids[ex], key) for ex, keys in p.samples.items() if ex in sample_ids
                  for key in keys]
         await db.executemany(f"INSERT OR IGNORE INTO sample_findings VALUES (?, {_ID})", links)
+        for _, key in links:
+            self.sample_counts[key] = self.sample_counts.get(key, 0) + 1
         for key in {key for _, key in links}:
             await db.execute(
                 f"""DELETE FROM sample_findings WHERE finding_id = {_ID} AND sample_id NOT IN (

@@ -111,6 +111,9 @@ async def test_findings_api_groups_filters_pages_and_counts_samples(proxy):
             _, detail = await api(client, runtime, f"/api/findings/{f['id']}")
             assert f["samples"] == len(detail["samples_kept"]) > 0, f["key"]
             assert f["versions"][0]["version"] == "1.0"
+        _, kept = await api(client, runtime, "/api/mismatches?limit=500")
+        exchanges = [m["exchange_id"] for m in kept["mismatches"]]
+        assert len(exchanges) == len(set(exchanges)), "one exchange kept twice"
         _, moods = await api(client, runtime, f"/api/findings/{status_finding['id']}")
         dependents = {s["signature"] for s in moods["signatures"] if s["dependent"]}
         assert dependents == {"POST /api/moods body $.error", "POST /api/moods body $.id",
