@@ -62,7 +62,7 @@ async def proxy(tmp_path, aiohttp_server, monkeypatch):
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
                          routes=[{"template": "/api/items/{id}"}, {"template": "/api/health"},
                                  {"template": "/api/moods"}],
-                         gate={"min_samples": 5, "max_mismatch_rate": 0.5},
+                         gate={"min_compared": 5, "max_mismatch_rate": 0.5},
                          findings={"version_header": "X-App-Version"})
     async with running(config) as runtime:
         yield runtime

@@ -64,7 +64,7 @@ def test_exchanges_explained_only_by_expected_findings_do_not_block_the_gate():
         window.observe(5.0, route, ["A"], rows=False)
     for _ in range(10):
         window.observe(5.0, route, ["A", "B"], rows=False)
-    t = Thresholds(min_samples=50, max_mismatch_rate=0.05)
+    t = Thresholds(min_compared=50, max_mismatch_rate=0.05)
     assert not evaluate(stats, t).passed
     state = {"A": "expected", "B": "new"}
     excused = window.excused(lambda key: blocks(state[key]))
@@ -84,7 +84,7 @@ def test_row_mismatches_of_excused_exchanges_are_excused_too():
     window = GateWindow()
     window.observe(5.0, route, ["R"], rows=True)
     window.observe(5.0, route, ["R"], rows=True)
-    t = Thresholds(min_samples=50, max_mismatch_rate=0.05)
+    t = Thresholds(min_compared=50, max_mismatch_rate=0.05)
     result = evaluate_with_findings(stats, t, window.excused(lambda key: False), [], [])
     assert result.passed and result.row_mismatches == 0
 
