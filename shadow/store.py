@@ -153,7 +153,12 @@ class Store:
                 entry[4] += weight
                 entry[6] = now
             pending.hours[(sig, hour)] = pending.hours.get((sig, hour), 0) + weight
-        if sample is None or self._asked == exchange_id:
+        if sample is None:
+            return
+        pending_samples = self._pending.samples
+        if self._asked == exchange_id and pending_samples and pending_samples[-1][1] == exchange_id:
+            kept = pending_samples[-1]  # a finding asked first: keep the store's fuller sample
+            pending_samples[-1] = (*kept[:5], jsonable.dumps(sample).decode())
             return
         for sig, *_ in signatures:
             if self.wants_sample(sig, now):
