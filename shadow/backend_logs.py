@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from shadow.tasks import cancelled
+
 MAX_LINE = 500
 """Characters kept of one line (after masking)."""
 
@@ -65,10 +67,8 @@ class LogFollower:
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="shadow-logs")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancelled(task)
 
     async def _follow(self) -> None:
         while True:

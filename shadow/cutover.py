@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shadow.tasks import cancelled
 from shadow.gate import GateResult, GateStats, Thresholds, evaluate
 from shadow.modes import MODES, ORDER, Mode, is_forward, roles
 from shadow.routes import SAFE_METHODS
@@ -187,11 +188,8 @@ class Cutover:
         return cutover
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancelled(task)
         await self.flush()
 
     def observe(self, c: Comparison) -> None:

@@ -10,13 +10,13 @@ every finding's page has evidence even when its signatures' samples are full.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shadow.tasks import cancelled
 from shadow.findings import queries
 from shadow.findings.cascade import CascadeTracker
 from shadow.findings.group import ROW_KINDS, causes
@@ -86,11 +86,8 @@ class Findings:
         return findings
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancelled(task)
         await self.save()
 
     # --- the listener ------------------------------------------------------------------
