@@ -97,16 +97,30 @@ def chrome(profile: str):
     return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
 
 
+def click_and_wait(driver, element, url_part: str = "") -> None:
+    """Click something that loads a page and wait for the new page: the old window object is
+    marked first and must be gone, so a URL or element the old page already had cannot
+    satisfy the wait (element staleness is unreliable in Chromium: it may raise instead)."""
+    from selenium.webdriver.support import expected_conditions as until
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.__shadowOldPage = true")
+    element.click()
+    wait = WebDriverWait(driver, 10)
+    wait.until(lambda d: d.execute_script(
+        "return window.__shadowOldPage === undefined && document.readyState === 'complete'"))
+    if url_part:
+        wait.until(until.url_contains(url_part))
+
+
 def browse(base: str) -> dict[str, str]:
     """Click through the browser as an operator would; returns every page's source.
     Runs in a thread: Selenium blocks, and the proxy shares the test's event loop."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as until
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     def go(click_on, url_part: str) -> None:
-        click_on.click()
-        WebDriverWait(driver, 10).until(until.url_contains(url_part))
+        click_and_wait(driver, click_on, url_part)
 
     ARTIFACTS.mkdir(exist_ok=True)
     profile = tempfile.mkdtemp(prefix="shadow-chromium-")

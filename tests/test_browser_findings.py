@@ -19,7 +19,8 @@ import pytest
 
 from tests.support import admin_url, make_config, running, settle
 from tests.test_browser import (
-    ARTIFACTS, BEARER, SECRETS, WRITES, backend, chrome, need_browser, planted_writes,
+    ARTIFACTS, BEARER, SECRETS, WRITES, backend, chrome, click_and_wait, need_browser,
+    planted_writes,
 )
 
 TOKEN = "browser-findings-token"
@@ -28,12 +29,10 @@ TOKEN = "browser-findings-token"
 def browse(base: str) -> dict[str, str]:
     """Click through the findings pages; returns every page's source. Runs in a thread."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as until
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     def go(click_on, url_part: str) -> None:
-        click_on.click()
-        WebDriverWait(driver, 10).until(until.url_contains(url_part))
+        click_and_wait(driver, click_on, url_part)
 
     def rows() -> list:
         return driver.find_elements(By.CSS_SELECTOR, "tr.finding")
@@ -99,9 +98,7 @@ def browse(base: str) -> dict[str, str]:
             if csrf is not None:
                 driver.execute_script(
                     "document.querySelector('input[name=csrf]').value = arguments[0]", csrf)
-            driver.find_element(By.ID, "change").click()
-            WebDriverWait(driver, 10).until(until.presence_of_element_located(
-                (By.ID, "state-line")))
+            click_and_wait(driver, driver.find_element(By.ID, "change"))
 
         triage("expected", "on purpose", "wrong-token")
         assert "admin token is wrong" in driver.find_element(By.ID, "message").text
