@@ -141,6 +141,8 @@ class Runtime:
         self.metrics.initialise([cfg.label(name) for name in BACKENDS],
                                 [(r.template, r.methods) for r in cfg.routes])
         self.store.on_evicted = self.metrics.signatures_evicted.inc
+        self.store.findings.max_findings = cfg.findings.max_kept
+        self.store.findings.on_evicted = self.metrics.findings_evicted.inc
         self.metrics.signatures.set_function(lambda: self.store.signature_count)
         mode = await self.store.get_meta("mode")
         if mode is None:

@@ -102,6 +102,10 @@ class Metrics:
             "shadow_signatures_evicted_total",
             "Signatures deleted, with their samples, to stay under store.max_signatures "
             "(least frequent and least recent first; unit: signatures).", registry=r)
+        self.findings_evicted = Counter(
+            "shadow_findings_evicted_total",
+            "Untriaged findings deleted, with their signature links, trend and samples links, "
+            "to stay under findings.max_kept (unit: findings).", registry=r)
         self.samples_stored = Counter(
             "shadow_samples_stored_total",
             "Redacted mismatch samples written to the store (unit: samples).",

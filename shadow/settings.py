@@ -282,6 +282,8 @@ class FindingsSettings(_Model):
 
     version_header: str | None = None
     grafana_url: str | None = None
+    #: findings kept; past it the least frequent, least recent untriaged ones are evicted
+    max_kept: Count = 1000
 
     @field_validator("version_header")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import aiosqlite
 import orjson
@@ -66,12 +66,22 @@ class _Pending:
     reopened: list[tuple[str, float, str | None]] = field(default_factory=list)
 
 
+KEPT_STATES = ("acknowledged", "expected", "noise")
+"""States an operator chose: a finding in one of them is never evicted (it records a
+decision the gate honours) and does not count against the cap; their number grows only
+with the operator's actions."""
+
+
 class FindingTables:
     """The write side of the findings' tables. `samples_per_finding` caps the samples
-    kept for each finding (newest kept)."""
+    kept for each finding (newest kept); past `max_findings` untriaged findings (new or
+    fixed), each flush evicts the least frequent and least recent of them with everything
+    attached to them, and reports how many to `on_evicted(n)`."""
 
-    def __init__(self, samples_per_finding: int = 5) -> None:
+    def __init__(self, samples_per_finding: int = 5, max_findings: int = 1000) -> None:
         self.samples_per_finding = samples_per_finding
+        self.max_findings = max_findings
+        self.on_evicted: Callable[[int], None] = lambda n: None
         self._pending = _Pending()
         self.sample_counts: dict[str, int] = {}
         self._asked: dict[str, int] = {}
@@ -180,6 +190,38 @@ class FindingTables:
                     " subject) VALUES (?, 'finding_reopened', 'fixed', 'new', 0, ?, ?, ?, ?)",
                     (at, f"seen again under candidate version {version or 'unknown'}", who,
                      orjson.dumps({"finding": key}).decode(), key))
+
+        if p.findings:
+            evicted = await self._evict(db, now=max(e[7] for e in p.findings.values()))
+            if evicted:
+                self.on_evicted(evicted)
+
+    async def _evict(self, db: aiosqlite.Connection, now: float | None = None) -> int:
+        """Delete the untriaged findings past `max_findings`, weighted as signatures are
+        (count / (1 + hours since last seen), the oldest first among equals), with their
+        signatures, minutes, versions, sample links and cascade links both ways."""
+        kept = ", ".join("?" * len(KEPT_STATES))
+        async with db.execute(f"SELECT count(*) FROM findings WHERE state NOT IN ({kept})",
+                              KEPT_STATES) as cur:
+            (total,) = await cur.fetchone()
+        excess = total - self.max_findings
+        if excess <= 0:
+            return 0
+        now = time.time() if now is None else now
+        async with db.execute(
+                f"""SELECT id, key FROM findings WHERE state NOT IN ({kept})
+                    ORDER BY count / (1.0 + max(0.0, ? - last_seen) / 3600.0), last_seen
+                    LIMIT ?""", (*KEPT_STATES, now, excess)) as cur:
+            victims = [tuple(row) async for row in cur]
+        ids = [(i,) for i, _ in victims]
+        for table in ("finding_signatures", "finding_minutes", "finding_versions",
+                      "sample_findings", "finding_links"):
+            await db.executemany(f"DELETE FROM {table} WHERE finding_id = ?", ids)
+        await db.executemany("DELETE FROM finding_links WHERE cause_id = ?", ids)
+        await db.executemany("DELETE FROM findings WHERE id = ?", ids)
+        for _, key in victims:
+            self.sample_counts.pop(key, None)
+        return len(victims)
 
     @property
     def pending(self) -> bool:
