@@ -69,9 +69,14 @@ def status_of(runtime: Runtime) -> dict[str, Any]:
     return out
 
 
+LAG_BANNER_SECONDS = 30.0
+"""Replay lag shown on every page: the same bound as the ShadowFallingBehind alert."""
+
+
 def banners(runtime: Runtime) -> list[tuple[str, str]]:
     """(id, text) of the conditions every page must show: a diverged shadow, a shadow lane
-    more than half full (comparisons lag behind the traffic)."""
+    more than half full (comparisons lag behind the traffic), a shadow replaying far behind
+    the primary, rows written outside the proxy."""
     out = []
     rows = getattr(runtime, "rows", None)
     cutover = getattr(runtime, "cutover", None)
@@ -83,6 +88,19 @@ def banners(runtime: Runtime) -> list[tuple[str, str]]:
     if lane is not None and lane.depth * 2 >= size:
         out.append(("lag", f"The shadow lags: {lane.depth} of {size} shadow requests queued; "
                            "findings and the gate trail the traffic."))
+    verifier = getattr(runtime, "verifier", None)
+    if verifier is not None and verifier.lag.current > LAG_BANNER_SECONDS:
+        out.append(("replay-lag", f"The shadow replays {verifier.lag.current:.0f} s behind the "
+                                  "primary: its answers arrive late and the lane may drop work."))
+    attribution = getattr(getattr(runtime, "writes", None), "attribution", None)
+    if attribution is not None and attribution.outside.total:
+        outside = attribution.outside
+        where = "; ".join(f"{runtime.config.label(b)}: " + ", ".join(
+            f"{t} {n}" for t, n in sorted(tables.items()))
+            for b, tables in sorted(outside.counts.items()))
+        out.append(("outside", f"{outside.total} row changes were made outside the proxy "
+                               f"({where}); no route is charged with them and they are not "
+                               f"verified. Past {outside.limit} the shadow counts as diverged."))
     return out
 
 

@@ -33,3 +33,33 @@ def test_a_negative_lag_counts_as_none():
     lag = ReplayLag(clock=Clock())
     lag.observe(-0.002)
     assert lag.current == 0.0 and lag.allowance == 0.0
+
+
+async def test_every_browser_page_says_when_the_shadow_replays_far_behind(aiohttp_server,
+                                                                         tmp_path):
+    """Past the alert's bound (30 s) the browser shows the lag on every page; below it,
+    nothing. The lag is observed directly: making a real shadow 30 s late would cost the
+    suite 30 s for a line of HTML."""
+    import aiohttp
+    from aiohttp import web
+
+    from tests.support import admin_url, make_config, running
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    legacy, candidate = await aiohttp_server(app), await aiohttp_server(app)
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
+    async with running(config) as runtime, aiohttp.ClientSession() as client:
+        async def page(path: str) -> str:
+            async with client.get(admin_url(runtime, path)) as reply:
+                return await reply.text()
+
+        runtime.verifier.lag.observe(12.0)
+        assert 'id="banner-replay-lag"' not in await page("/")
+        runtime.verifier.lag.observe(45.0)
+        for path in ("/", "/signatures"):
+            text = await page(path)
+            assert 'id="banner-replay-lag"' in text and "replays 45 s behind" in text

@@ -113,6 +113,8 @@ async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_serve
                 await asyncio.sleep(0.02)
         async with session.get(admin_url(runtime, "/api/status")) as r:
             status = await r.json()
+        async with session.get(admin_url(runtime, "/")) as r:
+            page = await r.text()
         await runtime.store.flush()
         entries = await runtime.store.signatures(kind="outside_write")
     assert [(e["route"], e["path"], e["count"]) for e in entries] == [
@@ -121,6 +123,8 @@ async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_serve
     assert [len(c.primary.rows) for c in seen] == [1]
     assert status["writes"]["outside"]["by_backend"] == {"legacy": {"items": 4}}
     assert "outside writes on legacy" in status["rows"]["diverged"]
+    assert 'id="banner-outside"' in page and "4 row changes were made outside the proxy " \
+        "(legacy: items 4)" in page
     metric = runtime.metrics.registry.get_sample_value(
         "shadow_outside_writes_total", {"backend": "legacy", "table": "items"})
     assert metric == 4
