@@ -71,7 +71,7 @@ class Config(_Model):
 
     @property
     def rows_enabled(self) -> bool:
-        return all(self.backends[name].database for name in BACKENDS)
+        return all(self.backends[name].database_map for name in BACKENDS)
 
 
 def parse_config(data: dict, source: str = "config") -> Config:

@@ -164,7 +164,13 @@ def _backend_pair(backends: Any) -> list[str]:
     if urls[0] and urls[0] == urls[1]:
         found.append(f"backends.candidate.url: the same URL as backends.legacy.url: {urls[1]!r}"
                      " (the shadow would be the primary itself)")
-    has = {name: bool(side.get("database")) for name, side in sides.items()}
+    for name, side in sides.items():
+        if side.get("database") and side.get("databases"):
+            found.append(f"backends.{name}.databases: set together with backends.{name}."
+                         "database; name one database with `database`, several with "
+                         "`databases` (not both)")
+    has = {name: bool(side.get("database") or side.get("databases"))
+           for name, side in sides.items()}
     if has["legacy"] != has["candidate"]:
         unset = "candidate" if has["legacy"] else "legacy"
         other = "legacy" if unset == "candidate" else "candidate"

@@ -271,10 +271,21 @@ class Cutover:
         rows = self.runtime.rows
         if rows is None:
             return {"enabled": False}
+        counts = rows.capture_counts()
+        capture = {}
+        for backend, st in rows.status.items():
+            changes, lost = counts.get(backend, (0, 0))
+            capture[backend] = {"installed": st.installed, "healthy": st.healthy,
+                                "problems": st.problems(), "schema_changes": changes,
+                                "lost_changes": lost, **rows.schema_seen(backend)}
+            parts = getattr(rows.captures[backend], "statuses", {})
+            if len(parts) > 1:
+                capture[backend]["databases"] = {
+                    db: {"installed": part.installed, "healthy": part.healthy,
+                         "captured": list(part.captured), "problems": part.problems()}
+                    for db, part in parts.items()}
         return {"enabled": True, "diverged": rows.diverged, "keymap_size": len(rows.keymap),
-                "capture": {backend: {"installed": st.installed, "healthy": st.healthy,
-                                      "problems": st.problems()}
-                            for backend, st in rows.status.items()}}
+                "capture": capture}
 
     async def resync_rows(self, reason: str) -> dict[str, Any]:
         """The operator has re-copied the data: clear divergence, the key map and the

@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("shadow.events")
 
 
-def _database_kind(dsn: str | None) -> str:
-    if not dsn:
+def _database_kind(databases: dict[str, str]) -> str:
+    """"none", the kind of the backend's database, or "N x KIND" for several."""
+    if not databases:
         return "none"
-    return "sqlite" if dsn.startswith("sqlite:") else "postgresql"
+    kind = "sqlite" if next(iter(databases.values())).startswith("sqlite:") else "postgresql"
+    return kind if len(databases) == 1 else f"{len(databases)}x{kind}"
 
 
 def rows_method(config: Config, rows: RowState | None) -> str:
@@ -45,7 +47,7 @@ def rows_method(config: Config, rows: RowState | None) -> str:
     methods = []
     for backend, capture in sorted(rows.captures.items()):
         method = getattr(capture, "method", None) or (
-            f"{_database_kind(config.backends[backend].database)}-triggers")
+            f"{_database_kind(config.backends[backend].database_map)}-triggers")
         methods.append(f"{backend}:{method}")
     return ",".join(methods)
 
@@ -65,7 +67,7 @@ def started(config: Config, *, mode: str, proxy_port: int, admin_port: int,
         "rows": rows_method(config, rows), "privacy": privacy_mode(config)}
     for name, backend in config.backends.items():
         fields[f"{name}"] = (f"{config.label(name)} {backend.url} "
-                             f"db={_database_kind(backend.database)}")
+                             f"db={_database_kind(backend.database_map)}")
     log.info("proxy started", extra=fields)
     if not admin_token:
         log.warning("no admin token: mode changes are refused until one is set",

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 
@@ -49,14 +49,38 @@ Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 
 
+def _database_url(value: str) -> str:
+    """A database setting with `${NAME}` expanded; raises ValueError unless it is a
+    SQLite file URL or a PostgreSQL DSN."""
+    value = expand_env(value)
+    if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return value
+    raise ValueError("expected sqlite:///ABSOLUTE/PATH or postgresql://... DSN")
+
+
+def database_kind(value: str) -> str:
+    """"sqlite" or "postgresql" for a validated database setting."""
+    return "sqlite" if value.startswith("sqlite:") else "postgresql"
+
+
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+DatabaseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+
+
 class Backend(_Model):
-    """One build of the app: where it listens, how metrics name it, its database. `url`
-    and `database` may name environment variables as `${NAME}` (a password, say): they
+    """One build of the app: where it listens, how metrics name it, its database(s).
+
+    `database` names the one database of a build; `databases` names several by a short
+    name each (`{ main = "...", pet = "..." }`), all of one kind (every SQLite file, or
+    every PostgreSQL database: a backend's change times are read on one clock). Tables
+    are matched across the two backends by name, whatever database holds them. `url` and
+    the databases may name environment variables as `${NAME}` (a password, say): they
     are expanded at load, and a password is never shown in an error."""
 
     url: str
     label: str | None = None
-    database: str | None = None
+    database: DatabaseUrl | None = None
+    databases: dict[DatabaseName, DatabaseUrl] | None = None
     log_files: list[str] = []
     """Files this build (or its database server) logs to, followed like `tail -F`; the
     lines gained while an exchange ran are kept, masked, with its sample."""
@@ -73,17 +97,26 @@ class Backend(_Model):
             raise ValueError(f"a backend URL takes no query or fragment: {shown!r}")
         return value.rstrip("/")
 
-    @field_validator("database")
+    @field_validator("databases")
     @classmethod
-    def _database(cls, value: str | None) -> str | None:
+    def _databases(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         if value is None:
             return None
-        value = expand_env(value)
-        if value.startswith("sqlite:///"):
-            return value
-        if value.startswith(("postgresql://", "postgres://")):
-            return value
-        raise ValueError("expected sqlite:///ABSOLUTE/PATH or postgresql://... DSN")
+        if not value:
+            raise ValueError("name at least one database, or leave `databases` out")
+        kinds = {name: database_kind(url) for name, url in value.items()}
+        if len(set(kinds.values())) > 1:
+            listed = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
+            raise ValueError(f"all databases of one backend must be of one kind ({listed}):"
+                             " its change times are read on one clock")
+        return value
+
+    @property
+    def database_map(self) -> dict[str, str]:
+        """Every database of this build by name (`database` alone is named "main")."""
+        if self.databases:
+            return dict(self.databases)
+        return {"main": self.database} if self.database else {}
 
     @field_validator("label")
     @classmethod
@@ -328,6 +361,25 @@ class RowSettings(_Model):
     #: How PostgreSQL changes are captured: logical decoding where the server and the
     #: installing role allow it, else triggers ("auto"); or only one of them.
     postgres_capture: Literal["auto", "decoding", "triggers"] = "auto"
+    #: Tables that changed name in the migration: legacy name = candidate name. Rows of
+    #: such a table are compared, and reported, under its legacy name.
+    renamed: dict[str, str] = {}
+
+    @field_validator("renamed")
+    @classmethod
+    def _renamed(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = []
+        seen: dict[str, str] = {}
+        for legacy, candidate in value.items():
+            if not candidate:
+                problems.append(f"{legacy}: an empty candidate table name")
+            elif candidate.casefold() in seen:
+                problems.append(f"{legacy}: candidate table {candidate!r} is already the "
+                                f"twin of {seen[candidate.casefold()]!r}")
+            seen.setdefault(candidate.casefold(), legacy)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class LogSettings(_Model):

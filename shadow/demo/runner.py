@@ -139,11 +139,10 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
 
 async def install_capture(config: Config) -> None:
     """What an operator does with `shadow rows install`: triggers in both databases."""
-    from shadow.config import row_rules
-    from shadow.rows.live import open_capture
+    from shadow.rows.live import backend_capture
 
     for name in ("legacy", "candidate"):
-        capture = open_capture(config.backends[name].database, row_rules(config))
+        capture = backend_capture(config, name)
         await capture.open()
         try:
             await capture.install()

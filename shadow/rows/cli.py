@@ -1,6 +1,7 @@
 """`shadow rows`: install, inspect and remove change capture; resync after a re-copy.
 
-    shadow rows install   -c FILE     capture in each database (says which method, and why)
+    shadow rows install   -c FILE     capture in each database of both backends (says which
+                                      method, and why; lists each database's tables)
     shadow rows status    -c FILE     what is installed; tables added or altered since
     shadow rows uninstall -c FILE     removes every trace
     shadow rows resync --reason TEXT  (running proxy) forget divergence and the key map;
@@ -26,28 +27,30 @@ from shadow.cutover_cli import _common as _admin_options
 from shadow.settings import redact_secrets
 
 
-def _databases(config_path: str) -> tuple[dict[str, str], object, dict]:
+def _rows_config(config_path: str):
     from shadow.cli import _load
-    from shadow.config import row_rules
 
     config = _load(config_path)
     if not config.rows_enabled:
-        click.echo("row verification is off: set `database` on both [backends.legacy] and "
-                   "[backends.candidate]", err=True)
+        click.echo("row verification is off: set `database` (or `databases`) on both "
+                   "[backends.legacy] and [backends.candidate]", err=True)
         sys.exit(2)
-    return ({name: config.backends[name].database for name in BACKENDS}, row_rules(config),
-            {"max_pending": config.rows.max_pending, "method": config.rows.postgres_capture})
+    return config
 
 
 def _each(config_path: str, action):
-    from shadow.rows.live import open_capture
+    """`action(capture)` on each backend's capture (all its databases), opened and closed
+    around it; a database error ends the command with exit code 2."""
+    from shadow.config import row_rules
+    from shadow.rows.live import backend_capture
 
-    databases, rules, options = _databases(config_path)
+    config = _rows_config(config_path)
+    rules = row_rules(config)
 
     async def run() -> dict:
         results = {}
-        for backend, database in databases.items():
-            capture = open_capture(database, rules, **options)
+        for backend in BACKENDS:
+            capture = backend_capture(config, backend, rules)
             try:
                 await capture.open()
                 results[backend] = await action(capture)
@@ -62,26 +65,41 @@ def _each(config_path: str, action):
         sys.exit(2)
 
 
+def _seen(capture, status) -> tuple:
+    """What a command keeps of one backend: its status, catalogue, install reason, the
+    status of each of its databases and the database of each table (several only)."""
+    parts = getattr(capture, "statuses", {})
+    where = capture.where() if len(parts) > 1 else {}
+    return status, dict(capture.tables), getattr(capture, "reason", ""), parts, where
+
+
 def _report(results: dict, rules) -> bool:
     """Print the coverage shared by install and status; True when it is complete."""
     from shadow.rows.coverage import coverage
 
     found = coverage({b: r[0] for b, r in results.items()},
-                     {b: r[1] for b, r in results.items()}, rules)
+                     {b: r[1] for b, r in results.items()}, rules,
+                     where={b: r[4] for b, r in results.items() if r[4]})
     click.echo("coverage:")
     for line in found.lines():
         click.echo(line)
     return found.covered
 
 
-def _show(backend: str, status, reason: str = "") -> None:
+def _show(backend: str, seen: tuple, installing: bool = False) -> None:
+    status, _tables, reason, parts, _where = seen
     state = "installed" if status.installed else "not installed"
     click.echo(f"{backend}: {state}; {len(status.captured)} table(s) captured"
                + (f", {status.pending} change(s) pending" if status.pending else ""))
     if status.installed:
-        click.echo(f"  method: {reason or status.method}")
+        click.echo(f"  method: {(reason if installing else '') or status.method}")
         if status.detail:
             click.echo(f"  {status.detail}")
+    if len(parts) > 1:
+        for db, part in parts.items():
+            tables = ", ".join(part.captured) or "none"
+            click.echo(f"  database {db}: {'installed' if part.installed else 'not installed'}"
+                       f"; captured: {tables}")
     for problem in status.problems():
         click.echo(f"  ! {problem}")
     for table, why in sorted(status.unverifiable.items()):
@@ -105,12 +123,11 @@ def install(config_path: str, strict: bool) -> None:
     """Set up change capture in both databases (logical decoding or triggers) and report
     what is compared."""
     async def install_one(capture):
-        status = await capture.install()
-        return status, dict(capture.tables), getattr(capture, "reason", "")
+        return _seen(capture, await capture.install())
 
     results, rules = _each(config_path, install_one)
-    for backend, (status, _tables, reason) in results.items():
-        _show(backend, status, reason)
+    for backend, seen in results.items():
+        _show(backend, seen, installing=True)
     covered = _report(results, rules)
     sys.exit(1 if strict and not covered else 0)
 
@@ -134,14 +151,13 @@ def status(config_path: str) -> None:
     """What is installed, and whether both schemas still match the installed triggers."""
 
     async def inspect(capture):
-        status = await capture.status()
-        return status, dict(capture.tables)
+        return _seen(capture, await capture.status())
 
     results, rules = _each(config_path, inspect)
     healthy = True
-    for backend, (state, _tables) in results.items():
-        _show(backend, state)
-        healthy &= state.installed and state.healthy
+    for backend, seen in results.items():
+        _show(backend, seen)
+        healthy &= seen[0].installed and seen[0].healthy
     covered = _report(results, rules)
     sys.exit(0 if healthy and covered else 1)
 

@@ -1,6 +1,7 @@
 """One account of what row verification covers, for `rows install` and `rows status` alike.
 
-Tables are matched across the two databases by folded name. Each table the config asks
+Tables are matched across the two backends by folded name, whatever database of a
+backend holds them (a renamed table goes by its legacy name on both sides). Each table the config asks
 for (the rules cover it) is in exactly one group:
 
     both        captured on both sides: its rows are compared
@@ -54,8 +55,12 @@ class Coverage:
 
 
 def coverage(statuses: Mapping[str, CaptureStatus],
-             tables: Mapping[str, Mapping[str, TableInfo]], rules: RowRules) -> Coverage:
-    """The coverage of two backends (`statuses` and `tables` keyed by backend name)."""
+             tables: Mapping[str, Mapping[str, TableInfo]], rules: RowRules,
+             where: Mapping[str, Mapping[str, str]] | None = None) -> Coverage:
+    """The coverage of two backends (`statuses` and `tables` keyed by backend name).
+    `where` names, for a backend of several databases, the database of each table: a
+    compared table's note then says which database holds it on that side."""
+    where = where or {}
     backends = list(statuses)
     by_name: dict[str, dict[str, str]] = {}
     for backend in backends:
@@ -82,6 +87,9 @@ def coverage(statuses: Mapping[str, CaptureStatus],
         captured = [b for b, n in names.items() if n in statuses[b].captured]
         if len(captured) == len(backends):
             groups["both"].append(shown)
+            held = [f"{b}: {where[b][n]}" for b, n in names.items() if n in where.get(b, {})]
+            if held:
+                notes[shown] = ", ".join(held)
         else:
             groups["pending"].append(shown)
             notes[shown] = f"captured in {', '.join(captured) or 'neither'}"

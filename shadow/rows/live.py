@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shadow.rows.capture import Capture, CaptureStatus
+from shadow.rows.databases import DatabasesCapture, compared_names, inner_rules
 from shadow.rows.diff import RowDiff, diff_rows
 from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap
@@ -30,11 +31,23 @@ log = logging.getLogger("shadow.rows")
 META = "rows"
 
 
-def open_capture(database: str, rules: RowRules, *, max_pending: int = 100_000,
+def open_capture(database: str | Mapping[str, str], rules: RowRules, *,
+                 names: Mapping[str, str] | None = None, max_pending: int = 100_000,
                  method: str = "auto") -> Capture:
-    """The capture for a `database` setting (sqlite:///path or postgresql://...);
+    """The capture of one backend: `database` is its one database setting
+    (sqlite:///path or postgresql://...) or several by name; `names` maps tables the
+    migration renamed to the name they are compared under (see `shadow.rows.databases`);
     `max_pending` bounds a SQLite change log while nobody drains it; `method` is how
     PostgreSQL changes are captured (auto, decoding, triggers)."""
+    databases = {"main": database} if isinstance(database, str) else dict(database)
+    if len(databases) == 1 and not names:
+        return _one(next(iter(databases.values())), rules, max_pending, method)
+    own_rules = inner_rules(rules, names or {})
+    parts = {db: _one(url, own_rules, max_pending, method) for db, url in databases.items()}
+    return DatabasesCapture(parts, rules=rules, names=names)
+
+
+def _one(database: str, rules: RowRules, max_pending: int, method: str) -> Capture:
     if database.startswith("sqlite:///"):
         from shadow.rows.sqlite import SqliteCapture
 
@@ -42,6 +55,17 @@ def open_capture(database: str, rules: RowRules, *, max_pending: int = 100_000,
     from shadow.rows.postgres import PostgresCapture
 
     return PostgresCapture(database, rules=rules, method=method)
+
+
+def backend_capture(config: Any, backend: str, rules: RowRules | None = None) -> Capture:
+    """The (unopened) capture of one configured backend, every database of it."""
+    from shadow.config import row_rules
+
+    return open_capture(config.backends[backend].database_map,
+                        rules if rules is not None else row_rules(config),
+                        names=compared_names(config.rows.renamed, backend),
+                        max_pending=config.rows.max_pending,
+                        method=config.rows.postgres_capture)
 
 
 class _Inverted:
@@ -82,14 +106,17 @@ class RowState:
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
 
     @classmethod
-    async def open(cls, databases: dict[str, str], rules: RowRules, *, keymap_size: int,
-                   saved: dict[str, Any] | None, max_pending: int = 100_000,
-                   method: str = "auto") -> RowState:
-        """Open both captures; raises CaptureError when a database cannot be reached."""
+    async def open(cls, databases: Mapping[str, str | Mapping[str, str]], rules: RowRules, *,
+                   keymap_size: int, saved: dict[str, Any] | None, max_pending: int = 100_000,
+                   method: str = "auto", renamed: Mapping[str, str] | None = None) -> RowState:
+        """Open both captures (`databases`: per backend its database, or several by
+        name; `renamed`: legacy table name -> candidate name); raises CaptureError when a
+        database cannot be reached or one backend holds a compared table twice."""
         captures: dict[str, Capture] = {}
         try:
             for backend, database in databases.items():
-                capture = open_capture(database, rules, max_pending=max_pending, method=method)
+                capture = open_capture(database, rules, max_pending=max_pending, method=method,
+                                       names=compared_names(renamed or {}, backend))
                 await capture.open()
                 captures[backend] = capture
             tables = {b: await c.introspect() for b, c in captures.items()}
@@ -124,6 +151,11 @@ class RowState:
         log's cap, or to a table dropped before the drain), since open."""
         return {backend: (getattr(capture, "schema_changes", 0), getattr(capture, "lost", 0))
                 for backend, capture in self.captures.items()}
+
+    def schema_seen(self, backend: str) -> dict[str, Any]:
+        """The last schema change `backend`'s capture followed while running, if any."""
+        change = getattr(self.captures[backend], "last_schema_change", None)
+        return {"last_schema_change": change} if change else {}
 
     def saved(self) -> dict[str, Any]:
         """What the state store keeps across restarts."""

@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -77,6 +78,9 @@ class SqliteCapture(Capture):
         #: a dropped table, since open.
         self.schema_changes = 0
         self.lost = 0
+        #: The last schema change followed: when, tables added, dropped, altered and
+        #: recaptured (None until one is seen).
+        self.last_schema_change: dict[str, Any] | None = None
 
     async def open(self) -> None:
         """Connect to the existing file; raises CaptureError if it is missing (a typo in a
@@ -269,12 +273,14 @@ class SqliteCapture(Capture):
         if not first or todo:
             now = {n: i.signature() for n, i in infos.items()}
             self.schema_changes += 0 if first else 1
-            log.info("schema changed; capture follows it", extra={
-                "path": self.path,
+            change = {
                 "added": sorted(now.keys() - before.keys()),
                 "dropped": sorted(before.keys() - now.keys()),
                 "altered": sorted(n for n in now.keys() & before.keys() if now[n] != before[n]),
-                "recaptured": todo})
+                "recaptured": todo}
+            self.last_schema_change = {
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **change}
+            log.info("schema changed; capture follows it", extra={"path": self.path, **change})
         self._version = self._rows(schema.SCHEMA_VERSION)[0][0]
 
     def _capture(self, names: list[str], codes: dict[str, int]) -> None:
