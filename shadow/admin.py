@@ -2,15 +2,17 @@
 
     GET /healthz                 liveness and the current mode
     GET /metrics                 Prometheus exposition
-    GET /api/mismatches          redacted samples, newest first (?route= ?signature= ?limit=)
+    GET /api/mismatches          samples (shadow.privacy), newest first (?route= ?signature= ?limit=)
     GET /api/signatures          mismatch signatures, most frequent first (?route= ?kind=)
-    GET /api/samples/{id}        one redacted sample
+    GET /api/samples/{id}        one sample
     GET /api/routes              configured templates and those learned from traffic
+    GET /api/reads               the read log: who read which samples, when
     GET /  /findings/{id}        the findings browser (HTML, shadow.browser_findings)
     GET /signatures  /samples/{id}   signatures and samples (HTML, shadow.browser)
     /api/findings...             findings and their triage (shadow.admin_findings)
 
-Mutating routes (mode changes, gate resets) live in shadow.admin_cutover and need the token.
+Mutating routes (mode changes, gate resets) live in shadow.admin_cutover. Who may call
+what (tokens, browser sessions, CSRF) is decided in one place, shadow.auth.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shadow import admin_cutover, admin_findings, browser, browser_findings
+from shadow import admin_cutover, admin_findings, auth, browser, browser_findings
+from shadow.browser_html import page
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
@@ -42,7 +45,13 @@ def _limit(request: web.Request, default: int, most: int) -> int:
 
 def build(runtime: Runtime) -> web.Application:
     """The admin application for one runtime."""
-    app = web.Application(client_max_size=64 * 1024)
+    cfg = runtime.config
+    guard = auth.Auth(admin_token=runtime.admin_token, viewer_token=runtime.viewer_token,
+                      admin_env=cfg.admin_token_env, viewer_env=cfg.viewer_token_env,
+                      admin_name=cfg.admin_token_name, viewer_name=cfg.viewer_token_name,
+                      session_seconds=cfg.session_minutes * 60, on_read=runtime.store.add_read)
+    runtime.auth = guard
+    app = web.Application(client_max_size=64 * 1024, middlewares=[guard.middleware()])
 
     async def healthz(request: web.Request) -> web.Response:
         roles = runtime.modes.current
@@ -85,6 +94,15 @@ def build(runtime: Runtime) -> web.Application:
             "max_learned": runtime.config.learn_routes.max_templates,
         })
 
+    async def reads(request: web.Request) -> web.Response:
+        return json_response({"reads": await runtime.store.reads(_limit(request, 100, 1000))})
+
+    def render(title: str, body: str) -> str:
+        roles = runtime.modes.current
+        return page(title, {"mode": str(roles.mode), "primary": cfg.label(roles.primary)}, body)
+
+    auth.add_routes(app, guard, render)
+    app.router.add_get("/api/reads", reads)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/mismatches", mismatches)

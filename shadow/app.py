@@ -16,6 +16,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -36,7 +37,8 @@ from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
 from shadow.proxy import Proxy, strip_defaults
-from shadow.redact import Redactor
+from shadow.privacy import SampleBuilder
+from shadow.privacy import build as build_privacy
 from shadow.routes import RouteTable
 from shadow.store import Store
 from shadow.upstream import Upstream
@@ -95,9 +97,12 @@ class Runtime:
     proxy_port: int = 0
     admin_port: int = 0
     admin_token: str | None = None
+    viewer_token: str | None = None
+    auth: Any = None
     cutover: Cutover | None = None
     offload: Offload | None = None
     findings: Findings | None = None
+    privacy: SampleBuilder | None = None
 
     def __post_init__(self) -> None:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
@@ -135,6 +140,7 @@ class Runtime:
         self.admin_port = self.sockets[1].getsockname()[1]
         self._step = f"state store {cfg.store.path}"
         Path(cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
+        self.privacy = build_privacy(cfg.privacy, cfg.store.path)
         self.store = await Store.open(
             cfg.store.path, samples_per_signature=cfg.store.samples_per_signature,
             max_signatures=cfg.store.max_signatures, retention_hours=cfg.store.retention_hours)
@@ -194,10 +200,9 @@ class Runtime:
         self.noise = NoiseModel(min_pairs=cfg.noise.min_pairs)
         self.noise.load(await self.store.get_meta(NOISE_META))
         self.verifier = Verifier(
-            metrics=metrics, store=self.store, redactor=Redactor(cfg.redact), rules=rules,
+            metrics=metrics, store=self.store, privacy=self.privacy, rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
-            max_body_chars=cfg.store.max_body_chars, rows=self.rows, noise=self.noise,
-            logs=self.logs)
+            rows=self.rows, noise=self.noise, logs=self.logs)
         self.verifier.listeners.append(Calibrator(
             model=self.noise, upstreams=self.upstreams, lane=self.lane, rules=rules,
             share=cfg.noise.share, methods=cfg.noise.methods,
@@ -217,6 +222,7 @@ class Runtime:
                            writes=self.writes, rows=self.rows,
                            raised=self.raised)
         self.admin_token = os.environ.get(cfg.admin_token_env) or None
+        self.viewer_token = os.environ.get(cfg.viewer_token_env) or None
         self.cutover = await Cutover.attach(self)
         self.findings = await Findings.open(
             self.store, version_header=cfg.findings.version_header, who=cfg.admin_token_name,

@@ -1,7 +1,7 @@
 """The mismatch browser on the admin listener: server-rendered, read-only HTML.
 
     GET /signatures           signatures, most frequent first (?route= ?kind= filters)
-    GET /signatures?sig=SIG   one signature: counts, hourly trend, its redacted samples
+    GET /signatures?sig=SIG   one signature: counts, hourly trend, its samples
     GET /samples/{id}         one sample: the request, both replies side by side with the
                               differing lines marked, the differences, the row changes
                               (?finding=ID adds previous/next among that finding's samples)
@@ -10,7 +10,7 @@ The index (`/`) is the findings list of shadow.browser_findings.
 
 Each page links to the JSON it shows (/api/signatures, /api/mismatches, /api/samples/{id}).
 A malformed parameter is 400, an unknown signature or sample 404. Markup is in
-shadow.browser_html; everything shown was redacted before it was stored.
+shadow.browser_html; everything shown went through shadow.privacy before it was stored.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from shadow.browser_html import (
-    body_block, compact, e, header_table, options, page, q, sparkline, table, when,
+    compact, difference_row, e, header_table, options, page, q, sparkline, stored_body, table,
+    when,
 )
+from shadow.auth import identity_of
 from shadow.compare.jsonpath import Path, parse_path
 from shadow.verdict import Kind, signature
 
@@ -178,7 +180,7 @@ def _side(obs: dict | None, name: str, body_paths: set[Path], headers: set[str],
     return (f'<section class="side {name}" id="{name}"><h3>{e(name)} · {e(obs.get("label"))}'
             f'</h3><p>status <b class="status">{status}</b> · {e(obs.get("elapsed_ms"))} ms'
             f'{error}</p>{header_table(obs.get("headers", ()), headers)}<h3>body</h3>'
-            f'{body_block(obs.get("body", ""), body_paths, name + "-body")}</section>')
+            f'{stored_body(obs.get("body"), body_paths, name + "-body")}</section>')
 
 
 def _rows(obs: dict | None, name: str, marked: list[str]) -> str:
@@ -194,7 +196,7 @@ def _rows(obs: dict | None, name: str, marked: list[str]) -> str:
 
 
 def sample_detail(row: dict) -> str:
-    """One sample's page (a store row with its redacted `sample`): the differences, both
+    """One sample's page (a store row with its `sample`): the differences, both
     replies side by side with differing lines marked, row changes, the request."""
     s = row["sample"]
     ex, diffs = s["exchange"], s.get("differences", [])
@@ -208,10 +210,7 @@ def sample_detail(row: dict) -> str:
     headers = {str(d["path"]).lower() for d in diffs if d["kind"] == Kind.HEADER}
     status_differs = any(d["kind"] == Kind.STATUS for d in diffs)
     row_paths = [str(d["path"]) for d in diffs if str(d["kind"]).startswith("row_")]
-    diff_rows = [f'<tr class="d"><td class="kind">{e(d["kind"])}</td><td><code>{e(d["path"])}'
-                 f'</code></td><td><code>{e(compact(d["primary"]))}</code></td><td><code>'
-                 f'{e(compact(d["shadow"]))}</code></td><td>{e(d.get("detail", ""))}</td></tr>'
-                 for d in diffs]
+    diff_rows = [difference_row(d) for d in diffs]
     has_rows = any((s.get(side) or {}).get("rows") for side in ("primary", "shadow"))
     rows_html = ('<h2>Row changes</h2><div class="sides">'
                  f'{_rows(s["primary"], "primary", row_paths)}'
@@ -235,7 +234,7 @@ def sample_detail(row: dict) -> str:
         + rows_html + logs_html
         + f'<h2>Request</h2><p><code>{e(ex["method"])} {e(ex["target"])}</code></p>'
         f'<div class="sides"><div>{header_table(ex.get("headers", ()), set())}</div>'
-        f'<div>{body_block(ex.get("body", ""), set(), "request-body")}</div></div>')
+        f'<div>{stored_body(ex.get("body"), set(), "request-body")}</div></div>')
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:
@@ -246,6 +245,9 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         """The handler's (title, body) in a whole page; Refused as an error page."""
         async def respond(request: web.Request) -> web.Response:
             status = status_of(runtime)
+            identity = identity_of(request)
+            if identity is not None:
+                status["who"], status["csrf"] = identity.name, identity.csrf
             try:
                 title, body = await handler(request, status)
                 code = 200

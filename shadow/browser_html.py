@@ -3,7 +3,7 @@
 Values from the store reach the markup only through `e()` (HTML text and attribute
 escaping) or `q()` (percent-encoding for a URL query, then escaping). The pages carry no
 script and load nothing: the CSS is inline, the trend sparkline is inline SVG. Samples
-are already redacted when stored; this module never sees a secret in the clear.
+hold only what shadow.privacy let through: structure, kept values and fingerprints.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ svg.spark{background:#eef0f4}svg.spark rect{fill:#3b82f6}.kind{font-family:ui-mo
 .links{font-size:12px;margin:.3rem 0 .8rem}.links a{margin-right:.8rem}
 .banner{padding:.5rem .8rem;margin:0 0 .8rem;border-radius:.3rem}
 input,textarea{font:inherit;padding:.2rem .4rem}textarea{font:12px ui-monospace,monospace;width:100%}
+form.logout{margin-left:auto;display:flex;gap:.4rem;align-items:center}
+.note{color:#7a3a00;font-size:12px}p.bad{color:#7a3a00}
 """
 
 
@@ -95,6 +97,11 @@ def page(title: str, status: dict[str, Any], body: str) -> str:
     rollback_html = f'<span class="muted">{e(rollback)}</span>' if rollback else ""
     banners = "".join(f'<p class="banner bad" id="banner-{e(name)}">{e(text)}</p>'
                       for name, text in status.get("banners", ()))
+    if status.get("csrf"):  # a browser session: who, and the way out
+        rollback_html += (f'<form class="logout" method="post" action="/logout">'
+                          f'<input type="hidden" name="csrf" value="{e(status["csrf"])}">'
+                          f'<span>{e(status.get("who", ""))}</span> '
+                          '<button type="submit" id="logout">Log out</button></form>')
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -180,3 +187,39 @@ def header_table(headers: Iterable[Any], marked: set[str]) -> str:
         rows.append(f"<tr{cls}><td><code>{e(name)}</code></td><td><code>{e(value)}</code>"
                     "</td></tr>")
     return table(("header", "value"), rows, "no headers")
+
+
+def stored_body(record: Any, marked: set[Path], block_id: str) -> str:
+    """A body as a sample stores it (shadow.privacy.bodies): JSON and form fields as their
+    shape, with the lines under a path in `marked` highlighted; text and binary bodies as
+    their size and fingerprint, since their content is never stored."""
+    if isinstance(record, str):
+        return body_block(record, marked, block_id)
+    if not isinstance(record, dict) or record.get("form") == "empty":
+        return body_block("", marked, block_id)
+    size = f'{e(record.get("bytes", 0))} bytes'
+    if record.get("encoding"):
+        size += f', {e(record["encoding"])}-encoded'
+    form = record.get("form")
+    if form in ("json", "form"):
+        caption = f'<p class="muted">{e(form)} · {size}</p>'
+        return caption + body_block(compact(record.get("shape")), marked, block_id)
+    lines = f' · {e(record["lines"])} lines' if "lines" in record else ""
+    return (f'<p class="muted" id="{e(block_id)}">{e(form)} · {size}{lines} · fingerprint '
+            f'<code>{e(record.get("fingerprint", ""))}</code> · content not stored</p>')
+
+
+def difference_row(d: dict[str, Any]) -> str:
+    """One row of the differences table: both sides as stored; where a value was not
+    kept, its type and fingerprint and the note that the values are not stored."""
+    types, fps = d.get("types") or ["", ""], d.get("fingerprints") or ["", ""]
+    cells = []
+    for i, side in enumerate(("primary", "shadow")):
+        cell = f'<code>{e(compact(d.get(side)))}</code>'
+        if d.get("note"):
+            cell += (f'<br><span class="muted">{e(types[i])} · <code>{e(fps[i])}</code>'
+                     "</span>")
+        cells.append(f'<td class="{side}">{cell}</td>')
+    note = f'<br><span class="note">{e(d["note"])}</span>' if d.get("note") else ""
+    return (f'<tr class="d"><td class="kind">{e(d["kind"])}</td><td><code>{e(d["path"])}'
+            f'</code></td>{"".join(cells)}<td>{e(d.get("detail", ""))}{note}</td></tr>')

@@ -59,12 +59,13 @@ def main() -> None:
 def run_command(config_path: str, log_format: str | None, log_level: str | None) -> None:
     """Run the proxy until SIGINT or SIGTERM."""
     from shadow.app import StartError, run_forever
+    from shadow.privacy import PrivacyKeyError
 
     config = _load(config_path)
     logs.setup(log_level or config.log.level, log_format or config.log.format)
     try:
         run_loop(run_forever(config))
-    except StartError as exc:
+    except (StartError, PrivacyKeyError) as exc:
         click.echo(f"shadow: cannot start: {exc}", err=True)
         sys.exit(2)
 

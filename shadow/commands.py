@@ -9,8 +9,8 @@ import importlib
 import click
 
 _PROVIDERS = ("shadow.cutover_cli", "shadow.findings_cli", "shadow.routes_cli",
-              "shadow.noise_cli",
-              "shadow.demo.commands", "shadow.rows.cli")
+              "shadow.noise_cli", "shadow.demo.commands", "shadow.rows.cli",
+              "shadow.privacy.cli")
 
 
 def register_all(group: click.Group) -> None:

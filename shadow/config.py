@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from shadow import config_check
 from shadow.config_check import BACKENDS
 from shadow.settings import (  # noqa: F401  (re-exported: the settings models)
     Backend, Bridge, ColumnSettings, CompareSettings, ConnectionSettings, FindingsSettings,
     GateSettings, HostPort, LearnRoutes, LogSettings, MirrorSettings, NoiseSettings,
-    ProxySettings, RedactSettings, Route, RowSettings, Scrubber, StoreSettings,
+    PrivacySettings, ProxySettings, Route, RowSettings, Scrubber, StoreSettings,
     _host_port, _Model,
 )
 
@@ -44,6 +44,9 @@ class Config(_Model):
     mode: Literal["legacy-only", "shadow", "cutover", "candidate-only"] = "shadow"
     admin_token_env: str = "SHADOW_ADMIN_TOKEN"
     admin_token_name: str = "admin"
+    viewer_token_env: str = "SHADOW_VIEWER_TOKEN"
+    viewer_token_name: str = "viewer"
+    session_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 480.0
     backends: dict[str, Backend]
     proxy: ProxySettings = ProxySettings()
     connections: ConnectionSettings = ConnectionSettings()
@@ -53,7 +56,7 @@ class Config(_Model):
     routes: list[Route] = []
     fold_ids: bool = True
     learn_routes: LearnRoutes = LearnRoutes()
-    redact: RedactSettings = RedactSettings()
+    privacy: PrivacySettings = PrivacySettings()
     store: StoreSettings = StoreSettings()
     gate: GateSettings = GateSettings()
     findings: FindingsSettings = FindingsSettings()
@@ -74,9 +77,34 @@ class Config(_Model):
         return all(self.backends[name].database_map for name in BACKENDS)
 
 
+def _renamed_problems(data: dict) -> list[str]:
+    """Sections that were replaced, with where their meaning went."""
+    problems = []
+    if "redact" in data:
+        problems.append("redact: replaced by [privacy]: nothing is stored in the clear "
+                        "unless [privacy] keep names it (see README, 'What is stored')")
+    store = data.get("store")
+    if isinstance(store, dict) and "max_body_chars" in store:
+        problems.append("store.max_body_chars: bodies are no longer stored as text; "
+                        "samples hold their shape (see [privacy])")
+    return problems
+
+
+def _keep_problems(data: dict) -> list[str]:
+    from shadow.privacy.keep import keep_problems
+
+    privacy = data.get("privacy")
+    keep = privacy.get("keep") if isinstance(privacy, dict) else None
+    return keep_problems(keep) if isinstance(keep, list) else []
+
+
 def parse_config(data: dict, source: str = "config") -> Config:
     """Validate a decoded TOML document; raises ConfigError listing every problem."""
-    problems = config_check.problems(data, Config)
+    renamed = _renamed_problems(data)
+    data = {k: v for k, v in data.items() if k != "redact"}
+    if isinstance(data.get("store"), dict):
+        data["store"] = {k: v for k, v in data["store"].items() if k != "max_body_chars"}
+    problems = renamed + config_check.problems(data, Config) + _keep_problems(data)
     if problems:
         raise ConfigError(problems, source)
     config = Config.model_validate(data)

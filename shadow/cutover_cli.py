@@ -39,9 +39,11 @@ class _Admin:
     """One admin API endpoint. Every failure ends the command with exit code 2 (or 1 for
     the gate's refusal) after printing why."""
 
-    def __init__(self, url: str, token_env: str, as_json: bool) -> None:
+    def __init__(self, url: str, token_env: str, as_json: bool,
+                 viewer_env: str = "SHADOW_VIEWER_TOKEN") -> None:
         self.url = url.rstrip("/")
         self.token_env = token_env
+        self.viewer_env = viewer_env
         self.as_json = as_json
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
@@ -54,6 +56,10 @@ class _Admin:
             headers["Authorization"] = f"Bearer {token}"
             headers["Content-Type"] = "application/json"
             data = orjson.dumps(body or {})
+        else:
+            token = os.environ.get(self.viewer_env) or os.environ.get(self.token_env)
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(self.url + path, data=data, headers=headers,
                                          method=method)
         try:
@@ -99,10 +105,13 @@ def _common(command):
                   show_default=True, help="Admin API base URL (env SHADOW_ADMIN_URL).")
     @click.option("--token-env", default="SHADOW_ADMIN_TOKEN", show_default=True,
                   help="Environment variable holding the admin token.")
+    @click.option("--viewer-token-env", default="SHADOW_VIEWER_TOKEN", show_default=True,
+                  help="Environment variable holding the read-only token (reads; the admin "
+                       "token is used when it is unset).")
     @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
     @functools.wraps(command)
-    def wrapper(url: str, token_env: str, as_json: bool, **kwargs):
-        return command(admin=_Admin(url, token_env, as_json), **kwargs)
+    def wrapper(url: str, token_env: str, viewer_token_env: str, as_json: bool, **kwargs):
+        return command(admin=_Admin(url, token_env, as_json, viewer_token_env), **kwargs)
 
     return wrapper
 

@@ -53,10 +53,9 @@ def rows_method(config: Config, rows: RowState | None) -> str:
 
 
 def privacy_mode(config: Config) -> str:
-    """The privacy setting stored samples follow (its `mode` when the config names one)."""
-    privacy = getattr(config, "privacy", None)
-    mode = getattr(privacy, "mode", None)
-    return str(mode) if mode else "redact"
+    """What stored samples hold: structure and fingerprints, and how many keep rules
+    widen that (shadow.privacy)."""
+    return f"fingerprints+{len(config.privacy.keep)}-keep-rules"
 
 
 def started(config: Config, *, mode: str, proxy_port: int, admin_port: int,

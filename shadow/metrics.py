@@ -108,7 +108,7 @@ class Metrics:
             "to stay under findings.max_kept (unit: findings).", registry=r)
         self.samples_stored = Counter(
             "shadow_samples_stored_total",
-            "Redacted mismatch samples written to the store (unit: samples).",
+            "Mismatch samples written to the store (unit: samples).",
             registry=r)
         self.routes_learned = Gauge(
             "shadow_routes_learned",
@@ -130,6 +130,10 @@ class Metrics:
             "(header_timeout: no complete request head in time, 408; limit: refused, 503; "
             "unit: connections).",
             ["listener", "reason"], registry=r)
+        self.marker_stripped = Counter(
+            "shadow_marker_stripped_total",
+            "Marker headers sent by clients and removed before forwarding (unit: headers).",
+            registry=r)
         # Row state
         self.row_mismatches = Counter(
             "shadow_row_mismatches_total",

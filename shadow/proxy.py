@@ -29,6 +29,7 @@ from aiohttp import web
 
 from shadow.config import Config
 from shadow.flow import Flow, read_body
+from shadow.marker import Marker
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
 from shadow.reply_head import ExactResponse, ExactStreamResponse, abort, needs_exact
@@ -73,7 +74,9 @@ class Proxy:
         self.mode_change_wait = config.proxy.mode_change_wait
         self.forwarded = config.proxy.forwarded_headers
         self.rewrite_ids = config.rows.rewrite_ids
-        self.marker = (config.mirror.marker_header, config.mirror.marker_value)
+        self.marker = Marker(config.mirror.marker_header, config.mirror.marker_value,
+                             os.environ.get(config.mirror.marker_secret_env) or None)
+        self._stripped = verifier.metrics.marker_stripped
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()
         self._random = random.random
@@ -156,8 +159,8 @@ class Proxy:
         assert pair is not None and backend is not None
         upstream = self.upstreams[backend]
         causality, attribution, ticket = self.writes.causality, self.writes.attribution, flow.ticket
-        headers = flow.headers + [self.marker]
         ex = pair.exchange
+        headers = flow.headers + [self.marker.for_exchange(ex.id)]
 
         def shadow_done() -> None:
             if flow.shadow_window is not None:
@@ -203,6 +206,9 @@ class Proxy:
     def _forward_headers(self, request: web.Request,
                          received: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
         headers = [(k, v) for k, v in end_to_end(received) if k.lower() not in _DROP_REQUEST]
+        headers, stripped = self.marker.strip(headers)
+        if stripped:
+            self._stripped.inc(stripped)
         if self.forwarded:
             peer = request.remote or ""
             prior = request.headers.get("X-Forwarded-For")

@@ -160,6 +160,7 @@ class MirrorSettings(_Model):
     max_reply_bytes: Count = 4 << 20
     marker_header: str = "X-Shadow-Request"
     marker_value: str = "1"
+    marker_secret_env: str = "SHADOW_MARKER_SECRET"
 
 
 class NoiseSettings(_Model):
@@ -250,34 +251,20 @@ class LearnRoutes(_Model):
     repeats: Count = 2
 
 
-class RedactSettings(_Model):
-    """What is never stored or logged in the clear (DESIGN.md promise 5)."""
+class PrivacySettings(_Model):
+    """What a stored sample may hold in the clear (DESIGN.md promise 5; shadow.privacy).
 
-    headers: list[str] = [
-        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-        "x-auth-token", "x-csrf-token",
-    ]
-    json_keys: list[str] = [
-        "password", "passwd", "pin", "token", "access_token", "refresh_token", "secret",
-        "api_key", "session", "ssn", "note", "notes", "content", "body", "email",
-        "phone", "name", "username", "address", "dob", "birth_date",
-    ]
-    query_params: list[str] = ["token", "access_token", "key", "api_key", "email", "q"]
-    patterns: list[str] = [
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-        r"\b(?:\d[ -]?){13,19}\b",
-    ]
-    replacement: str = "[redacted]"
+    Everything else is stored as structure (keys, types, lengths) and a keyed fingerprint.
+    `keep` names values allowed in the clear: JSON paths into bodies (`$.status`,
+    `$..count`), row columns (`users.role`, `*.role`), `header:NAME` and `query:NAME`.
+    The fingerprint key comes from the environment variable `key_env` when set, else from
+    `key_file` (default: the state file's path + `.key`), created 0600 on first start.
+    """
 
-    @field_validator("patterns")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression ({exc}): {pattern!r}") from None
-        return value
+    keep: list[str] = ["header:content-type"]
+    keep_numbers: bool = True
+    key_env: str = "SHADOW_PRIVACY_KEY"
+    key_file: str | None = None
 
 
 class StoreSettings(_Model):
@@ -287,7 +274,6 @@ class StoreSettings(_Model):
     samples_per_signature: Count = 5
     max_signatures: Count = 2000
     retention_hours: Positive = 72.0
-    max_body_chars: Count = 16384
 
 
 class GateSettings(_Model):

@@ -1,5 +1,5 @@
 """The state store: an embedded SQLite file (aiosqlite) for everything that must outlive a
-restart — the mode, the audit log, mismatch signatures with their redacted samples, and
+restart — the mode, the audit log, mismatch signatures with their samples, and
 key-value state of other modules (gate window, key map, divergence).
 
 Mismatches arrive on the verifier's path, so `record()` never waits: counts are folded in
@@ -8,7 +8,7 @@ seconds. Samples are kept per signature up to a cap (newest kept, at most one ne
 per signature every `sample_interval` seconds once the cap is reached) and dropped after
 the retention period. At most `max_signatures` signatures are kept: past it, each flush
 evicts the least frequent and least recent ones, with their samples (`on_evicted(n)`).
-Everything given to the store is already redacted.
+Samples reach the store only as shadow.privacy builds them.
 
 The findings' tables (shadow.findings.storage) are written in the same flush; a finding
 asks for samples of its own, and a sample it holds is not trimmed with its signature's.
@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL,
     from_mode TEXT, to_mode TEXT, forced INTEGER NOT NULL, reason TEXT NOT NULL,
     who TEXT NOT NULL, gate TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL,
+    what TEXT NOT NULL);
 """
 
 
@@ -61,6 +64,7 @@ class _Pending:
     hours: dict[tuple[str, int], int] = field(default_factory=dict)
     samples: list[tuple] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    reads: list[tuple] = field(default_factory=list)
 
 
 class Store:
@@ -97,6 +101,7 @@ class Store:
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA secure_delete=ON")  # deleted samples leave no bytes behind
             await db.executescript(SCHEMA)
             await migrate(db)
             await db.commit()
@@ -127,7 +132,7 @@ class Store:
     # --- mismatches -----------------------------------------------------------------
 
     def wants_sample(self, signature: str, now: float | None = None) -> bool:
-        """True when a new sample of this signature would be kept (check before redacting)."""
+        """True when a new sample of this signature would be kept (check before building it)."""
         now = time.time() if now is None else now
         held = self._sample_counts.get(signature, 0)
         if held == 0 and len(self._sample_counts) >= self.max_signatures:
@@ -140,7 +145,7 @@ class Store:
                method: str, route: str, sample: dict | None, now: float | None = None,
                weight: int = 1) -> None:
         """Count one mismatching exchange (or `weight` occurrences) under each of its
-        signatures (signature, method, route, kind, path); keep `sample` (already redacted)
+        signatures (signature, method, route, kind, path); keep `sample` (built by shadow.privacy)
         under the first signature that wants one. Never waits."""
         now = time.time() if now is None else now
         hour = int(now // 3600)
@@ -205,11 +210,13 @@ class Store:
         async with self._lock:
             pending, self._pending = self._pending, _Pending()
             db = self._db
-            if not (pending.counts or pending.samples):
+            if not (pending.counts or pending.samples or pending.reads):
                 if self.findings.pending:
                     await self.findings.flush(db, {}, self.who)
                     await db.commit()
                 return
+            await db.executemany("INSERT INTO reads (at, who, what) VALUES (?, ?, ?)",
+                                 pending.reads)
             await db.executemany(
                 """INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (signature) DO UPDATE SET count = count + excluded.count,
@@ -295,7 +302,7 @@ class Store:
 
     async def samples(self, *, signature: str | None = None, route: str | None = None,
                       limit: int = 50) -> list[dict]:
-        """Samples, newest first, each with its decoded redacted body."""
+        """Samples, newest first, each with its decoded body."""
         rows = await self._rows(
             "SELECT * FROM samples WHERE (? IS NULL OR signature = ?) AND (? IS NULL OR route = ?)"
             " ORDER BY id DESC LIMIT ?", (signature, signature, route, route, limit))
@@ -309,6 +316,41 @@ class Store:
             return None
         rows[0]["sample"] = orjson.loads(rows[0].pop("body"))
         return rows[0]
+
+    async def purge(self, *, route: str | None, reason: str, who: str) -> dict[str, int]:
+        """Delete every signature, hourly count and sample of `route` (None: of all
+        routes) and audit it; returns how many of each were deleted."""
+        if not reason.strip():
+            raise ValueError("a purge needs a reason")
+        await self.flush()
+        where, params = ("WHERE route = ?", (route,)) if route is not None else ("", ())
+        async with self._lock:
+            db, deleted = self._db, {}
+            cur = await db.execute(
+                f"DELETE FROM signature_hours WHERE signature IN (SELECT signature FROM "
+                f"signatures {where})", params)
+            deleted["hourly_counts"] = cur.rowcount
+            for table in ("samples", "signatures"):
+                cur = await db.execute(f"DELETE FROM {table} {where}", params)
+                deleted[table] = cur.rowcount
+            await db.commit()
+            await db.execute("VACUUM")  # secure_delete zeroes pages; this also shrinks the file
+            await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as rows:
+                self._sample_counts = {sig: n async for sig, n in rows}
+        await self.add_audit(action="store_purge", from_mode=None, to_mode=None, forced=False,
+                             reason=reason, who=who,
+                             gate={"route": route if route is not None else "*", **deleted})
+        return deleted
+
+    def add_read(self, who: str, what: str, now: float | None = None) -> None:
+        """Record that `who` read `what` (a sample, a list of samples). Never waits."""
+        self._pending.reads.append((time.time() if now is None else now, who, what))
+
+    async def reads(self, limit: int = 100) -> list[dict]:
+        """The read log, newest first."""
+        await self.flush()
+        return await self._rows("SELECT * FROM reads ORDER BY id DESC LIMIT ?", (limit,))
 
     # --- meta and audit -------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The records that carry one exchange through the verifier.
 
 Every record here is frozen and holds plain Python values only (no library types), so it
-can be compared, stored, logged after redaction, and tested without I/O.
+can be compared, stored (through shadow.privacy), and tested without I/O.
 
     Exchange      one client request as received
     Reply         what one backend answered (or the error instead of an answer)

@@ -3,7 +3,7 @@
 A `Pair` joins the primary's and the shadow's replies of one exchange, whichever arrives
 last. When both are in, the pair is concluded on the next loop turn (never inside the
 client's request handler): the verdict is decided, the replies compared, and the result
-published to metrics, to the state store (a redacted sample) and to listeners such as the
+published to metrics, to the state store (a sample built by shadow.privacy) and to listeners such as the
 cutover gate's statistics. Any failure here is the verifier's own: it goes to `raised`.
 """
 
@@ -25,7 +25,7 @@ from shadow.compare.replies import ReplyDiff
 from shadow.compare.rules import ReplyRules
 from shadow.events import BackendStates
 from shadow.metrics import Metrics
-from shadow.redact import Redactor
+from shadow.privacy import SampleBuilder
 from shadow.replay_lag import ReplayLag
 from shadow.routes import RoutePolicy
 from shadow.rows.ids import collection_of
@@ -41,7 +41,6 @@ ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 
 log = logging.getLogger("shadow.verifier")
 _NO_DIFFERENCE = ReplyDiff(())
-_MAX_VALUE_CHARS = 2000
 SAMPLE_BODY_BYTES = 65536
 """Reply bodies larger than this are not kept in samples (a note with their size is)."""
 
@@ -112,9 +111,9 @@ class Pair:
 class Verifier:
     """Decides verdicts, compares replies and publishes comparisons."""
 
-    def __init__(self, *, metrics: Metrics, store: Store | None, redactor: Redactor,
+    def __init__(self, *, metrics: Metrics, store: Store | None, privacy: SampleBuilder,
                  rules: ReplyRules, labels: dict[str, str],
-                 raised: Callable[[str, BaseException], None], max_body_chars: int = 16384,
+                 raised: Callable[[str, BaseException], None],
                  rows: RowState | None = None, noise: NoiseModel | None = None,
                  logs: dict[str, LogFollower] | None = None) -> None:
         self.metrics = metrics
@@ -122,12 +121,11 @@ class Verifier:
         self.logs = logs or {}
         self.rows = rows
         self.store = store
-        self.redactor = redactor
+        self.privacy = privacy
         self._rules = rules
         self._route_rules: dict[str, ReplyRules] = {}
         self.labels = labels
         self.raised = raised
-        self.max_body_chars = max_body_chars
         self.listeners: list[Callable[[Comparison], None]] = []
         self.backends: BackendStates | None = None
         self.offload: Offload | None = None
@@ -254,7 +252,7 @@ class Verifier:
         self.metrics.compare_duration.observe(time.perf_counter() - started)
         verdict = Verdict.MISMATCH if differences else Verdict.MATCH
         sigs = tuple(dict.fromkeys(
-            signature(ex.method, ex.route, d.kind, _row_path(d)) for d in differences))
+            signature(ex.method, ex.route, d.kind, self._path(d)) for d in differences))
         return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
                           reason=f"rows: {rows.skipped}" if rows and rows.skipped else "",
                           signatures=sigs)
@@ -316,7 +314,7 @@ class Verifier:
         ex = c.exchange
         seen: dict[str, tuple[str, str, str, str, str]] = {}
         for d in c.differences:
-            path = _row_path(d)
+            path = self._path(d)
             sig = signature(ex.method, ex.route, d.kind, path)
             seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
         sigs = list(seen.values())
@@ -327,48 +325,14 @@ class Verifier:
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)
 
-    # --- redacted samples ---------------------------------------------------------------
+    def _path(self, d: Difference) -> str:
+        """Where a difference is, as signatures and the store hold it: value-like keys
+        fingerprinted, row keys folded."""
+        return _row_path(replace(d, path=self.privacy.path(d)))
 
     def sample(self, c: Comparison) -> dict[str, Any]:
-        """The redacted record of one comparison, as the store and the browser keep it."""
-        r, ex = self.redactor, c.exchange
-        ctype = dict((k.lower(), v) for k, v in ex.headers).get("content-type")
-        return {
-            "exchange": {
-                "id": ex.id, "method": ex.method, "route": ex.route,
-                "target": r.target(ex.target), "headers": r.headers(ex.headers),
-                "body": r.body(ex.body, ctype, self.max_body_chars), "at": ex.received_at,
-            },
-            "verdict": str(c.verdict), "normalised": c.normalised, "reason": c.reason,
-            "primary": self._observation(c.primary),
-            "shadow": self._observation(c.shadow) if c.shadow else None,
-            "differences": [self._difference(d) for d in c.differences],
-        }
-
-    def _observation(self, obs: Observation) -> dict[str, Any]:
-        reply, r = obs.reply, self.redactor
-        return {
-            "backend": obs.backend, "label": self.labels.get(obs.backend, obs.backend),
-            "role": str(obs.role), "status": reply.status, "error": reply.error,
-            "elapsed_ms": round(reply.elapsed * 1000, 3),
-            "headers": r.headers(reply.headers),
-            "body": r.body(reply.body, reply.header("content-type"), self.max_body_chars),
-            "rows": [self._row(change) for change in obs.rows],
-        }
-
-    def _row(self, change) -> dict[str, Any]:
-        r = self.redactor
-        return {"table": change.table, "key": r.value(list(change.key)), "op": change.op,
-                "before": r.value(change.before), "after": r.value(change.after)}
-
-    def _difference(self, d: Difference) -> dict[str, Any]:
-        r = self.redactor
-        if r.path_is_sensitive(d.path):
-            primary = shadow = r.mark
-        else:
-            primary, shadow = _clip(r.value(d.primary)), _clip(r.value(d.shadow))
-        return {"kind": str(d.kind), "path": d.path, "primary": primary, "shadow": shadow,
-                "detail": r.text(d.detail)}
+        """The stored record of one comparison (shadow.privacy decides what it holds)."""
+        return self.privacy.sample(c, self.labels)
 
 
 def _light(c: Comparison) -> Comparison:
@@ -414,10 +378,3 @@ def _row_parts(path: str) -> tuple[str, str, str]:
         if depth == 0:
             break
     return table, f"[{rest[:index + 1]}", rest[index + 1:]
-
-
-def _clip(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:
-        return value[:_MAX_VALUE_CHARS] + "..."
-    return value
-

@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 
 from shadow.pgserver import PostgresServer, PostgresUnavailable
+from tests.support import VIEWER_TOKEN
+
+
+@pytest.fixture(autouse=True)
+def viewer_token(monkeypatch):
+    """Every proxy a test starts has a viewer token (reads are refused without one)."""
+    monkeypatch.setenv("SHADOW_VIEWER_TOKEN", VIEWER_TOKEN)
+    return VIEWER_TOKEN
 
 
 @pytest.fixture(scope="session")

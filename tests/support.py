@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from shadow.app import Runtime
 from shadow.config import Config, parse_config
 
 HITS = web.AppKey("hits", dict)
+VIEWER_TOKEN = "viewer-token-of-the-tests"
+VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 
 
 def config_data(tmp_path, legacy_url: str, candidate_url: str, **overrides: Any) -> dict:
@@ -68,6 +71,11 @@ def proxy_url(runtime: Runtime, path: str = "") -> str:
 
 def admin_url(runtime: Runtime, path: str = "") -> str:
     return f"http://127.0.0.1:{runtime.admin_port}{path}"
+
+
+def reader() -> aiohttp.ClientSession:
+    """A client session that reads the admin API with the viewer token."""
+    return aiohttp.ClientSession(headers=VIEWER)
 
 
 def counting(app: web.Application) -> web.Application:

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from shadow.cli import main
 from shadow.cutover import RollbackLedger, is_gated
 from shadow.modes import Mode
-from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
+from tests.support import (
+    VIEWER_TOKEN, admin_url, make_config, proxy_url, running, sample_value, settle,
+)
 
 TOKEN = "t0ken-for-tests-only"
 LOOSE = {"min_compared": 5, "max_mismatch_rate": 0.5}  # a gate a few requests can satisfy
@@ -161,7 +163,7 @@ async def test_gate_refuses_then_a_forced_flip_is_recorded_with_its_reason(
                                     {"mode": "cutover", "force": True, "reason": "INC-42 window"})
         assert status == 200 and answer["change"] == {"from": "shadow", "to": "cutover",
                                                       "forced": True, "skipped": []}
-        status, log = await call(runtime, "GET", "/api/audit", auth=None)
+        status, log = await call(runtime, "GET", "/api/audit", auth=VIEWER_TOKEN)
         forced, refusal = log["audit"]
         assert (forced["action"], forced["forced"], forced["reason"], forced["who"]) == (
             "mode_change", True, "INC-42 window", "admin")
@@ -194,7 +196,7 @@ async def test_without_a_configured_token_every_mutating_call_is_forbidden(
             for auth in (None, "", TOKEN):
                 status, answer = await call(runtime, "POST", path, body, auth=auth)
                 assert status == 403 and answer["error"] == "forbidden"
-        status, answer = await call(runtime, "GET", "/api/status", auth=None)
+        status, answer = await call(runtime, "GET", "/api/status", auth=VIEWER_TOKEN)
         assert status == 200 and answer["mode"] == "shadow"
 
 
@@ -214,7 +216,7 @@ async def test_bad_mode_requests_are_400(tmp_path, backends, token, raw, message
         assert status == 400 and message in answer["message"]
         status, answer = await call(runtime, "POST", "/api/gate/reset", {"reason": ""})
         assert status == 400 and "reason" in answer["message"]
-        assert (await call(runtime, "GET", "/api/audit", auth=None))[1]["audit"] == []
+        assert (await call(runtime, "GET", "/api/audit", auth=VIEWER_TOKEN))[1]["audit"] == []
 
 
 async def test_rollback_is_always_allowed_even_when_the_gate_refuses(tmp_path, backends, token):
@@ -238,10 +240,10 @@ async def test_rollback_safety_counts_writes_that_failed_on_legacy_during_cutove
     config = config_for(tmp_path, backends, mode="cutover")
     async with running(config) as runtime:
         await traffic(runtime, 2, "GET", "/api/broken")  # a failed read loses nothing
-        status, answer = await call(runtime, "GET", "/api/status", auth=None)
+        status, answer = await call(runtime, "GET", "/api/status", auth=VIEWER_TOKEN)
         assert answer["rollback"]["clean"] is True
         await traffic(runtime, 1, "POST")  # candidate 201, legacy 500
-        status, answer = await call(runtime, "GET", "/api/status", auth=None)
+        status, answer = await call(runtime, "GET", "/api/status", auth=VIEWER_TOKEN)
         rollback = answer["rollback"]
         assert rollback["clean"] is False and rollback["unsafe_writes"] == 1
         assert rollback["routes"] == {"POST /api/items": 1}
@@ -268,18 +270,18 @@ async def test_restart_keeps_mode_audit_log_and_gate_window(tmp_path, backends, 
         runtime.cutover.stats.row_mismatch("POST /api/items")
     async with running(config) as runtime:
         assert runtime.modes.current.mode == Mode.CUTOVER
-        status, answer = await call(runtime, "GET", "/api/status", auth=None)
+        status, answer = await call(runtime, "GET", "/api/status", auth=VIEWER_TOKEN)
         gate = answer["gate"]
         assert (gate["compared"], gate["mismatches"], gate["row_mismatches"]) == (6, 2, 1)
-        audit = (await call(runtime, "GET", "/api/audit", auth=None))[1]["audit"]
+        audit = (await call(runtime, "GET", "/api/audit", auth=VIEWER_TOKEN))[1]["audit"]
         assert [(a["action"], a["reason"]) for a in audit] == [("mode_change", "restart test")]
         status, answer = await call(runtime, "POST", "/api/gate/reset", {"reason": "new build"})
         assert status == 200 and answer["gate"]["compared"] == 0
         assert "no evidence yet: no compared exchanges in this window" in answer["gate"]["reasons"]
     async with running(config) as runtime:
-        status, answer = await call(runtime, "GET", "/api/status", auth=None)
+        status, answer = await call(runtime, "GET", "/api/status", auth=VIEWER_TOKEN)
         assert answer["gate"]["compared"] == 0 and answer["mode"] == "cutover"
-        audit = (await call(runtime, "GET", "/api/audit", auth=None))[1]["audit"]
+        audit = (await call(runtime, "GET", "/api/audit", auth=VIEWER_TOKEN))[1]["audit"]
         assert [a["action"] for a in audit] == ["gate_reset", "mode_change"]
         assert audit[0]["gate"]["compared"] == 6, "the reset keeps the old window's answer"
 

@@ -28,10 +28,12 @@ from shadow.verdict import Reply
 from tests.faults import task_count
 from tests.support import (
     HITS,
+    VIEWER_TOKEN,
     admin_url,
     counting,
     make_config,
     proxy_url,
+    reader,
     running,
     sample_value,
     settle,
@@ -191,7 +193,7 @@ async def test_a_latin1_header_byte_costs_no_comparison(proxy):
                         verdict="mismatch") == 1
     assert sample_value(runtime, "shadow_internal_errors_total") == 0
     assert runtime.cutover.status()["gate"]["compared"] == 1
-    async with aiohttp.ClientSession() as session:
+    async with reader() as session:
         async with session.get(admin_url(runtime, "/api/mismatches")) as resp:
             assert resp.status == 200
             assert len((await resp.json())["mismatches"]) == 1
@@ -313,7 +315,8 @@ TRAVERSALS = [
 async def test_path_traversal_on_the_admin_listener_reads_no_file(proxy):
     runtime, _ = proxy
     for path in TRAVERSALS:
-        status, head, body = await raw(runtime.admin_port, _get(path))
+        status, head, body = await raw(runtime.admin_port,
+                                       _get(path, b"Authorization: Bearer " + VIEWER_TOKEN.encode()))
         assert status is not None and status in (200, 400, 404), (path, head)
         assert b"root:" not in body, path
     await still_serving(runtime)
@@ -592,13 +595,15 @@ async def test_non_utf8_bodies_are_forwarded_byte_for_byte_and_compared(aiohttp_
             assert sample_value(runtime, "shadow_requests_total", route=path, method="POST",
                                 verdict="mismatch") == 1, path
         assert sample_value(runtime, "shadow_internal_errors_total") == 0
-        async with aiohttp.ClientSession() as session:
+        async with reader() as session:
             async with session.get(admin_url(runtime, "/api/mismatches?limit=50")) as resp:
                 assert resp.status == 200
                 samples = (await resp.json())["mismatches"]
         assert len(samples) == len(NON_UTF8)
         text = orjson.dumps(samples).decode()
-        assert "\ufffd" in text  # undecodable bytes shown as replacement characters
+        assert "caf" not in text and "not UTF-8" not in text  # sizes and fingerprints only
+        bodies = [s["sample"][side]["body"] for s in samples for side in ("primary", "shadow")]
+        assert {b["form"] for b in bodies} == {"text", "form"}  # invalid UTF-8 is no JSON
 
 
 async def test_a_non_utf8_request_body_reaches_both_backends_unchanged(proxy):

@@ -8,10 +8,12 @@ import logging
 import re
 
 from shadow.compare import build_rules
-from shadow.config import RedactSettings
 from shadow.logs import Raised, RateLimited, _Formatter, logfmt_value
 from shadow.metrics import Metrics
-from shadow.redact import Redactor
+from shadow.privacy import SampleBuilder
+from shadow.privacy.fingerprint import Fingerprinter
+from shadow.privacy.keep import KeepRules
+from shadow.privacy.shapes import Shaper
 from shadow.routes import RoutePolicy
 from shadow.store import Store
 from shadow.verdict import Exchange, Reply, Verdict
@@ -31,6 +33,9 @@ class FailingStore(Store):
         raise TypeError("Type is not JSON serializable: decimal.Decimal")
 
 
+PRIVACY = SampleBuilder(Shaper(KeepRules.compile([]), Fingerprinter(b"k" * 32)))
+
+
 def pair_of(verifier: Verifier, primary: Reply, shadow: Reply):
     exchange = Exchange("t-1", "GET", "/api/items/1", "/api/items/{id}", (), b"", 0.0)
     pair = verifier.pair(exchange, RoutePolicy(template="/api/items/{id}"), "legacy", "candidate")
@@ -41,7 +46,7 @@ def pair_of(verifier: Verifier, primary: Reply, shadow: Reply):
 def test_the_gate_hears_of_a_mismatch_the_store_fails_to_keep():
     failures, heard = [], []
     verifier = Verifier(metrics=Metrics(), store=FailingStore(),
-                        redactor=Redactor(RedactSettings()), rules=build_rules(), labels={},
+                        privacy=PRIVACY, rules=build_rules(), labels={},
                         raised=lambda op, exc: failures.append((op, type(exc).__name__)))
     verifier.listeners.append(heard.append)
     json = (("Content-Type", "application/json"),)
@@ -54,7 +59,7 @@ def test_the_gate_hears_of_a_mismatch_the_store_fails_to_keep():
 
 def test_a_failed_comparison_is_still_published_as_skipped():
     failures, heard = [], []
-    verifier = Verifier(metrics=Metrics(), store=None, redactor=Redactor(RedactSettings()),
+    verifier = Verifier(metrics=Metrics(), store=None, privacy=PRIVACY,
                         rules=build_rules(), labels={},
                         raised=lambda op, exc: failures.append(op))
     verifier.listeners.append(heard.append)

@@ -226,7 +226,7 @@ async def test_restart_in_traffic_keeps_mode_audit_and_gate_statistics(tmp_path)
     try:
         proxies.append(await ProxyProcess.start(tmp_path, config, env=env))
         runner = asyncio.get_running_loop().create_task(traffic())
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=auth) as session:
             async with asyncio.timeout(10):
                 while ok < 20:
                     await asyncio.sleep(0.01)

@@ -15,7 +15,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
+from shadow.privacy import NOT_STORED
+from tests.support import (
+    admin_url, make_config, proxy_url, reader, running, sample_value, settle,
+)
 
 SECRET = "hunter2-0d7c1f"
 NOTE = "I felt panicky at the clinic"
@@ -76,7 +79,7 @@ async def test_a_mismatch_on_one_route_is_counted_exactly_there(servers, tmp_pat
         assert count("/api/feed", "match") == 20 and count("/api/feed", "mismatch") == 0
         assert sample_value(runtime, "shadow_mismatches_total", route="/api/stats",
                             method="GET", kind="body") == 20
-        async with aiohttp.ClientSession() as session:
+        async with reader() as session:
             async with session.get(admin_url(runtime, "/api/signatures")) as resp:
                 signatures = (await resp.json())["signatures"]
             async with session.get(admin_url(runtime, "/api/mismatches?route=/api/stats")) as resp:
@@ -84,7 +87,8 @@ async def test_a_mismatch_on_one_route_is_counted_exactly_there(servers, tmp_pat
     assert [(s["route"], s["kind"], s["path"], s["count"]) for s in signatures] == [
         ("/api/stats", "body", "$.average", 20)]
     [diff] = samples[0]["sample"]["differences"]
-    assert (diff["primary"], diff["shadow"]) == (6.5, "6.5000")
+    assert diff["primary"] == 6.5 and diff["shadow"].startswith("«str 6 number #")
+    assert diff["types"] == ["float", "str"] and diff["note"] == NOT_STORED
 
 
 async def test_a_planted_secret_never_reaches_the_state_file(servers, tmp_path):
@@ -101,10 +105,10 @@ async def test_a_planted_secret_never_reaches_the_state_file(servers, tmp_path):
                     assert resp.status == 200
         await settle(runtime, 3)
         await runtime.store.flush()
-        async with aiohttp.ClientSession() as session:
+        async with reader() as session:
             async with session.get(admin_url(runtime, "/api/mismatches")) as resp:
                 api = await resp.text()
-    assert "/api/login" in api and "[redacted]" in api
+    assert "/api/login" in api and "«str " in api
     stored = b"".join(p.read_bytes() for p in Path(tmp_path).glob("state.db*"))
     assert stored, "the state file exists"
     for text in (SECRET, NOTE, "panicky"):
@@ -156,7 +160,7 @@ async def test_admin_rejects_odd_ids_and_limits_with_400(servers, tmp_path):
     legacy, candidate = servers
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
     async with running(config) as runtime:
-        async with aiohttp.ClientSession() as session:
+        async with reader() as session:
             for path in ("/api/samples/%C2%B2", "/api/samples/99999999999999999999999",
                          "/api/mismatches?limit=%C2%B2", "/api/signatures?limit=0",
                          "/api/audit?limit=%C2%B2"):

@@ -4,8 +4,8 @@ Starts a PostgreSQL server (embedded, or SHADOW_POSTGRES_DSN), gives the SQLite 
 the PostgreSQL database the same starting data, starts the legacy and the candidate build
 (bugs on by default), puts the proxy in `shadow` mode in front of them, drives traffic
 from simulated users through it, and prints a summary: verdicts per route and the top
-mismatch signatures with one redacted example each. Everything it started is stopped and
-every temporary file removed, also on Ctrl-C or failure.
+mismatch signatures with one example each, stored as privacy allows. Everything it started
+is stopped and every temporary file removed, also on Ctrl-C or failure.
 """
 
 from __future__ import annotations

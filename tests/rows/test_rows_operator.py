@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from shadow.cli import main
 from shadow.demo.runner import demo_stack
 from shadow.demo.seed import seed
+from tests.support import VIEWER
 
 
 def _sqlite_catalogue(path) -> list:
@@ -82,7 +83,7 @@ async def test_a_write_the_shadow_never_saw_diverges_until_resync(pg_dsn, tmp_pa
                 while runtime.rows.diverged is None:
                     await asyncio.sleep(0.02)
             await runtime.save_rows()
-            async with session.get(f"{admin}/api/status") as resp:
+            async with session.get(f"{admin}/api/status", headers=VIEWER) as resp:
                 status = await resp.json()
             assert status["rows"]["diverged"]
             assert any("diverged" in reason for reason in status["gate"]["reasons"])
@@ -94,7 +95,7 @@ async def test_a_write_the_shadow_never_saw_diverges_until_resync(pg_dsn, tmp_pa
                                     json={"reason": "re-copied the SQLite file"}) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["rows"]["diverged"] is None
-            async with session.get(f"{admin}/api/audit") as resp:
+            async with session.get(f"{admin}/api/audit", headers=VIEWER) as resp:
                 audit = (await resp.json())["audit"]
             assert audit[0]["action"] == "rows_resync"
             assert audit[0]["reason"] == "re-copied the SQLite file"

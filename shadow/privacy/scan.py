@@ -1,0 +1,119 @@
+"""The privacy check's scan: what in a state store looks personal.
+
+Every string a stored sample holds (keys and values, at any depth), every signature
+path and every read-log line is checked for what should never be there: e-mail
+addresses, phone numbers, card numbers (Luhn-valid), tokens (long runs of letters and
+digits) and free text (long runs of words). The placeholders shadow.privacy writes
+(`«str 19 datetime 9999-99-99 99:99:99 #…»`) are its own and are not scanned. A finding
+names where it is and what it looks like, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shadow.privacy.shapes import is_name
+
+_PLACEHOLDER = re.compile(r"«[^«»]*»")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_DATE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d)?)?")
+_PHONE = re.compile(r"\+?\(?\d[\d ()./-]{7,}\d")
+_CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
+_WORDS = re.compile(r"[^\W\d_]{2,}(?:[\s,;:.!?'-]+[^\W\d_]+){5,}")
+OWN_TEXT = frozenset({"detail", "note", "reason"})
+"""Fields holding shadow's own sentences: not checked for free text (the rest still is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something that looks personal: `where` it is, `what` it looks like, its length."""
+
+    where: str
+    what: str
+    length: int
+
+    def __str__(self) -> str:
+        return f"{self.what} at {self.where} ({self.length} characters)"
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def looks_personal(text: str, free_text: bool = True) -> list[str]:
+    """What `text` looks like: 'e-mail', 'phone number', 'card number', 'token',
+    'free text' (each at most once); empty when nothing."""
+    text = _PLACEHOLDER.sub(" ", text)
+    found = []
+    if _EMAIL.search(text):
+        found.append("e-mail")
+    undated = _DATE.sub(" ", text)
+    for match in _CARD.finditer(undated):
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn(digits):
+            found.append("card number")
+            break
+    for match in _PHONE.finditer(undated):
+        if 9 <= sum(c.isdigit() for c in match.group()) <= 15 and "card number" not in found:
+            found.append("phone number")
+            break
+    for match in _TOKEN.finditer(text):
+        word = match.group()
+        if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+            found.append("token")
+            break
+    if free_text and _WORDS.search(text):
+        found.append("free text")
+    return found
+
+
+def strings(value: Any, where: str) -> Iterator[tuple[str, str, bool]]:
+    """(location, string, check for free text) for every key and string in a value."""
+    if isinstance(value, str):
+        yield where, value, where.rsplit(".", 1)[-1] not in OWN_TEXT
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            step = str(k) if is_name(str(k)) else "«key»"
+            yield f"{where}.{step} (the key)", str(k), True
+            yield from strings(v, f"{where}.{step}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from strings(v, f"{where}[{i}]")
+
+
+def scan(path: str) -> list[Finding]:
+    """Findings in the state store at `path` (opened read-only)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    findings: list[Finding] = []
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+        def check(where: str, text: str, free: bool = True) -> None:
+            findings.extend(Finding(where, what, len(text)) for what in looks_personal(text, free))
+
+        if "samples" in tables:
+            for sample_id, body in db.execute("SELECT id, body FROM samples ORDER BY id"):
+                for where, text, free in strings(orjson.loads(body), f"samples #{sample_id}"):
+                    check(where, text, free)
+        if "signatures" in tables:
+            for (signature,) in db.execute("SELECT signature FROM signatures ORDER BY signature"):
+                check(f"signature {signature[:60]!r}", signature, False)
+        if "reads" in tables:
+            for read_id, what in db.execute("SELECT id, what FROM reads ORDER BY id"):
+                check(f"read log #{read_id}", what, False)
+    finally:
+        db.close()
+    return findings
