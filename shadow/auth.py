@@ -195,8 +195,13 @@ def add_routes(app: web.Application, auth: Auth, render: Callable[[str, str], st
                 f'<p class="muted">The viewer token (${escape(auth.viewer_env)}) reads; the '
                 f'admin token (${escape(auth.admin_env)}) also changes.</p>')
 
-    def login_page(next_url: str, status: int = 200, message: str = "") -> web.Response:
-        nonce = secrets.token_urlsafe(24)
+    def login_page(request: web.Request, next_url: str, status: int = 200,
+                   message: str = "") -> web.Response:
+        # One nonce per browser while it lasts: a second page (another tab, the favicon's
+        # redirect) must not make the first form stale.
+        nonce = request.cookies.get(LOGIN_COOKIE, "")
+        if len(nonce) != 32:
+            nonce = secrets.token_urlsafe(24)
         response = web.Response(text=render("Log in", form(next_url, nonce, message)),
                                 status=status, content_type="text/html",
                                 headers={"Cache-Control": "no-store"})
@@ -205,17 +210,17 @@ def add_routes(app: web.Application, auth: Auth, render: Callable[[str, str], st
         return response
 
     async def show(request: web.Request) -> web.Response:
-        return login_page(safe_next(request.query.get("next")))
+        return login_page(request, safe_next(request.query.get("next")))
 
     async def submit(request: web.Request) -> web.Response:
         data = await request.post()
         next_url = safe_next(data.get("next"))
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         if not nonce or not hmac.compare_digest(nonce.encode(), str(data.get("csrf", "")).encode()):
-            return login_page(next_url, 403, "the form was stale; try again")
+            return login_page(request, next_url, 403, "the form was stale; try again")
         sid = auth.login(str(data.get("token", "")))
         if sid is None:
-            return login_page(next_url, 401, "that token is not valid")
+            return login_page(request, next_url, 401, "that token is not valid")
         response = web.HTTPSeeOther(next_url)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict",
                             max_age=int(auth.session_seconds), path="/")

@@ -26,7 +26,9 @@ from aiohttp import web
 from yarl import URL
 
 from shadow.browser import sample_detail
-from tests.support import admin_url, make_config, proxy_url, running, settle
+from tests.support import (
+    VIEWER, VIEWER_TOKEN, admin_url, make_config, proxy_url, reader, running, settle,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -127,6 +129,11 @@ def browse(base: str) -> dict[str, str]:
     driver = chrome(profile)
     pages: dict[str, str] = {}
     try:
+        driver.get(base + "/")
+        WebDriverWait(driver, 10).until(until.url_contains("/login"))
+        driver.find_element(By.ID, "token").send_keys(VIEWER_TOKEN)
+        driver.find_element(By.ID, "login").click()
+        WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
         driver.get(base + "/signatures")
         pages["list"] = driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "browser-signatures.png"))
@@ -226,7 +233,7 @@ async def test_browser_shows_signatures_and_samples_without_secrets(tmp_path, ai
         await settle(runtime, 2 * WRITES)
         pages = await asyncio.to_thread(browse, admin_url(runtime))
         for path in ("/api/signatures", "/api/mismatches", "/api/samples/1"):
-            async with client.get(admin_url(runtime, path)) as reply:
+            async with client.get(admin_url(runtime, path), headers=VIEWER) as reply:
                 pages[path] = await reply.text()
     for name, source in pages.items():
         for secret in SECRETS:
@@ -253,7 +260,7 @@ async def test_odd_ids_and_parameters_are_refused(tmp_path, aiohttp_server):
         "/?kind=nonsense": 400, "/?route=" + "x" * 3000: 400,
         "/?route=%3Cscript%3E": 200, "/../../etc/passwd": 404,
     }
-    async with running(config) as runtime, aiohttp.ClientSession() as client:
+    async with running(config) as runtime, reader() as client:
         for path, expected in cases.items():
             url = URL(admin_url(runtime) + path, encoded=True)
             async with client.get(url) as reply:
