@@ -27,7 +27,7 @@ _PHONE = re.compile(r"\+?\(?\d[\d ()./-]{7,}\d")
 _CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
 _WORDS = re.compile(r"[^\W\d_]{2,}(?:[\s,;:.!?'-]+[^\W\d_]+){5,}")
-OWN_TEXT = frozenset({"detail", "note", "reason"})
+OWN_TEXT = re.compile(r"samples #\d+(\.differences\[\d+\]\.(detail|note)|\.reason)\Z")
 """Fields holding shadow's own sentences: not checked for free text (the rest still is)."""
 
 
@@ -83,7 +83,7 @@ def looks_personal(text: str, free_text: bool = True) -> list[str]:
 def strings(value: Any, where: str) -> Iterator[tuple[str, str, bool]]:
     """(location, string, check for free text) for every key and string in a value."""
     if isinstance(value, str):
-        yield where, value, where.rsplit(".", 1)[-1] not in OWN_TEXT
+        yield where, value, OWN_TEXT.match(where) is None
     elif isinstance(value, dict):
         for k, v in value.items():
             step = str(k) if is_name(str(k)) else "«key»"
