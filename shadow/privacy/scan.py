@@ -4,7 +4,8 @@ Every string a stored sample holds (keys and values, at any depth), every signat
 path and every read-log line is checked for what should never be there: e-mail
 addresses, phone numbers, card numbers (Luhn-valid), tokens (long runs of letters and
 digits) and free text (long runs of words). The placeholders shadow.privacy writes
-(`«str 19 datetime 9999-99-99 99:99:99 #…»`) are its own and are not scanned. A finding
+(`«str 19 datetime 9999-99-99 99:99:99 #…»`) and fingerprints (`#3fa9c2e1b0d4`) are
+its own and are not scanned. A finding
 names where it is and what it looks like, never the value.
 """
 
@@ -20,7 +21,7 @@ import orjson
 
 from shadow.privacy.shapes import is_name
 
-_PLACEHOLDER = re.compile(r"«[^«»]*»")
+_PLACEHOLDER = re.compile(r"«[^«»]*»|#[0-9a-f]{12}(?![0-9a-f])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d)?)?")
 _PHONE = re.compile(r"\+?\(?\d[\d ()./-]{7,}\d")

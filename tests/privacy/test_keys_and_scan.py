@@ -50,6 +50,7 @@ def test_the_environment_wins_and_a_short_key_is_refused(tmp_path):
     ("type changed: int -> str", []),
     ("/api/users/«str 19 #9585370ed20d»/records?page=2", []),
     ("4111-1111-1111-1112", []),  # not Luhn-valid, and too long for a phone number
+    ("fingerprints #123456789012 and #0123456789ab", []),
 ])
 def test_what_looks_personal(text, found):
     assert looks_personal(text) == found
