@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -193,6 +195,7 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
         if pg.external:
             stack.push_async_callback(pg.drop_databases)
         dsn = await pg.create_database()
+        viewer = _demo_viewer_token(stack)
         runtime, urls = await stack.enter_async_context(demo_stack(
             bugs=bugs, dsn=dsn, tmp=tmp, listen=listen, admin_listen=admin_listen))
         proxy = f"http://127.0.0.1:{runtime.proxy_port}"
@@ -229,11 +232,24 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
             say(summary(result))
             if keep_running:
                 say(f"\nkeeping it running: proxy {proxy}  admin {admin}  metrics "
-                    f"{admin}/metrics  browser {admin}/\nCtrl-C stops everything.")
+                    f"{admin}/metrics  browser {admin}/ (log in with the viewer token "
+                    f"{viewer})\nCtrl-C stops everything.")
                 await stop
         finally:
             stop.cancel()
     return result
+
+
+def _demo_viewer_token(stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> str:
+    """The viewer token the demo's browser takes: $SHADOW_VIEWER_TOKEN, or one made for
+    this run (and put back when it ends), since reads are refused without one."""
+    given = os.environ.get("SHADOW_VIEWER_TOKEN")
+    if given:
+        return "from $SHADOW_VIEWER_TOKEN"
+    token = secrets.token_urlsafe(12)
+    os.environ["SHADOW_VIEWER_TOKEN"] = token
+    stack.callback(os.environ.pop, "SHADOW_VIEWER_TOKEN", None)
+    return token
 
 
 async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
