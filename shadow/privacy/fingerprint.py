@@ -55,11 +55,12 @@ class Fingerprinter:
         if len(key) < MIN_KEY_CHARS:
             raise PrivacyKeyError(f"the fingerprint key has {len(key)} bytes; at least "
                                   f"{MIN_KEY_CHARS} are needed")
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def of(self, value: Any) -> str:
-        digest = hmac.new(self._key, canonical(value), hashlib.sha256).hexdigest()
-        return "#" + digest[:DIGITS]
+        mac = self._keyed.copy()  # the key's pads are computed once, not per value
+        mac.update(canonical(value))
+        return "#" + mac.hexdigest()[:DIGITS]
 
 
 def key_path(state_path: str, key_file: str | None) -> Path:

@@ -27,6 +27,8 @@ from shadow.privacy.keep import KeepRules
 
 MAX_DEPTH = 32
 MAX_ITEMS = 100
+MAX_KEYS = 4096
+"""Keys remembered with how they are shown (documents repeat their keys)."""
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}\Z")
 _DIGIT = re.compile(r"\d")
 _FORMATS = (
@@ -77,6 +79,8 @@ def is_name(key: str) -> bool:
 
 def string_format(text: str) -> str:
     """`datetime 9999-99-99 99:99:99`, `date …`, `time …`, `number`, or ''."""
+    if not text or text[0] not in "0123456789+-.":
+        return ""
     for name, pattern in _FORMATS:
         if pattern.match(text):
             return name if name == "number" else f"{name} {_DIGIT.sub('9', text)}"
@@ -91,6 +95,7 @@ class Shaper:
         self.keep = keep
         self.fp = fingerprints.of
         self.keep_numbers = keep_numbers
+        self._keys: dict[str, str] = {}
 
     def placeholder(self, value: Any) -> str:
         """The stored stand-in of a value that is not kept."""
@@ -104,7 +109,12 @@ class Shaper:
     def key(self, key: Any) -> str:
         """A key as stored: itself when it reads as a name, else `«key #…»`."""
         key = str(key)
-        return key if is_name(key) else f"«key {self.fp(key)}»"
+        shown = self._keys.get(key)
+        if shown is None:
+            if len(self._keys) >= MAX_KEYS:
+                self._keys.clear()
+            shown = self._keys[key] = key if is_name(key) else f"«key {self.fp(key)}»"
+        return shown
 
     def leaf(self, value: Any, kept: bool = False) -> Any:
         """A scalar as stored: itself when `kept` or safe, else its placeholder. A kept
@@ -123,13 +133,18 @@ class Shaper:
              depth: int = 0) -> Any:
         """A JSON value as stored. `path` is where it sits in its document (None: no
         path rules apply); keep rules are matched against the real keys."""
+        if path is not None and not self.keep.paths:
+            path = None  # no path rule can match: do not track where we are
         kept = kept or (path is not None and self.keep.path(path))
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is str:
+            return value if kept else self.placeholder(value)
+        if kind is dict or isinstance(value, dict):
             if depth >= MAX_DEPTH:
                 return f"«object of {len(value)} keys, nested too deep»"
             return {self.key(k): self.json(v, None if path is None else (*path, str(k)),
                                            kept, depth + 1) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
+        if kind is list or isinstance(value, (list, tuple)):
             if depth >= MAX_DEPTH:
                 return f"«array of {len(value)} items, nested too deep»"
             items = [self.json(v, None if path is None else (*path, i), kept, depth + 1)
