@@ -17,7 +17,7 @@ from shadow.config import parse_config, row_rules
 from shadow.modes import Mode
 from shadow.rows.live import open_capture
 from tests.rows.test_burnt_sequence import legacy_app
-from tests.support import admin_url, config_data, proxy_url, running, sample_value
+from tests.support import VIEWER_TOKEN, admin_url, config_data, proxy_url, running, sample_value
 from tests.test_cutover import LOOSE, backends, call, cli, config_for, token, traffic
 
 __all__ = ["backends", "token"]  # fixtures used here
@@ -41,7 +41,7 @@ async def test_rollback_from_shadow_needs_an_explicit_target_and_resume_comes_ba
         result = await cli(runtime, "resume", "--reason", "drill over")
         assert result.exit_code == 0 and "legacy-only -> shadow" in result.output
         assert runtime.modes.current.mode == Mode.SHADOW
-        audit = (await call(runtime, "GET", "/api/audit", auth=None))[1]["audit"]
+        audit = (await call(runtime, "GET", "/api/audit", auth=VIEWER_TOKEN))[1]["audit"]
         assert [(a["from_mode"], a["to_mode"], a["reason"]) for a in audit] == [
             ("legacy-only", "shadow", "drill over"), ("shadow", "legacy-only", "drill")]
 
