@@ -96,8 +96,8 @@ async def test_without_a_viewer_token_reads_are_refused_and_say_how_to_set_one(
         aiohttp_server, tmp_path, monkeypatch):
     monkeypatch.delenv("SHADOW_VIEWER_TOKEN")
     monkeypatch.delenv("SHADOW_ADMIN_TOKEN", raising=False)
-    backend = await aiohttp_server(echo("x"))
-    config = make_config(tmp_path, str(backend.make_url("")), str(backend.make_url("")))
+    legacy, candidate = await aiohttp_server(echo("x")), await aiohttp_server(echo("x"))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
     async with running(config) as runtime, aiohttp.ClientSession() as client:
         for path in ("/api/mismatches", "/api/status", "/", "/samples/1"):
             async with client.get(admin_url(runtime, path), allow_redirects=False) as reply:

@@ -11,7 +11,7 @@ import aiohttp
 from click.testing import CliRunner
 
 from shadow.cli import main
-from tests.support import ok_app, admin_url, make_config, proxy_url, running, settle
+from tests.support import VIEWER, ok_app, admin_url, make_config, proxy_url, running, settle
 
 TOKEN = "route-labels-token"
 
@@ -42,7 +42,7 @@ async def test_flood_of_long_unique_segments_keeps_metrics_small(aiohttp_server,
         assert len(text) < before + 16_384, (before, len(text))
         assert not any(s[:40] in text for s in segments)
         assert 'route="/{param}"' in text or 'route="{other}"' in text
-        async with client.get(admin_url(runtime, "/api/routes")) as r:
+        async with client.get(admin_url(runtime, "/api/routes"), headers=VIEWER) as r:
             routes = await r.json()
         assert [r["template"] for r in routes["learned"]] == ["/{param}"]
 

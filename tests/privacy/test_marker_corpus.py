@@ -6,7 +6,7 @@ Every marker is unique and sits where the issue found values leaking: JSON keys 
 deny-list knew (`passcode`, `diagnosis`, `mobile`...), an e-mail address used as a key,
 nested objects and arrays of objects, text/plain, HTML, single-quoted and broken JSON,
 form bodies, binary and gzip bodies, request and reply headers (`X-Refresh-Token`,
-`Location`), query parameters and path segments under configured templates.
+`Location`), query parameters and path segments under configured templates and under none.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def build(side: str) -> web.Application:
     app.router.add_get("/api/users/{who}/records", by_path)
     app.router.add_get("/api/patients/{who}/diagnosis", by_path)
     app.router.add_get("/api/reset-password/{who}", by_path)
+    app.router.add_get("/api/people/{who}/notes", by_path)
     return app
 
 
@@ -108,9 +109,14 @@ REQUESTS = [
     ("GET", f"/api/users/{EMAIL}/records", {}),
     ("GET", f"/api/patients/{m(33)}/diagnosis", {}),
     ("GET", f"/api/reset-password/{m(34)}", {}),
+    ("GET", f"/api/people/{m(35)}@example.com/notes", {}),
 ]
-ROUTES = [{"template": t} for t in ("/api/users/{id}/records", "/api/patients/{id}/diagnosis",
-                                     "/api/reset-password/{token}")]
+ROUTES = [{"template": t} for t in (
+    "/api/profile", "/api/page", "/api/text", "/api/quoted", "/api/binary", "/api/packed",
+    "/api/form", "/api/users/{id}/records", "/api/patients/{id}/diagnosis",
+    "/api/reset-password/{token}")]
+"""Configured, so each reply is found by its route below; `/api/people/...` is not, and
+falls into `{other}`."""
 
 
 def leaks(text: str) -> list[str]:
@@ -180,7 +186,7 @@ async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_
     assert routes_seen == {"/api/profile", "/api/page", "/api/text", "/api/quoted",
                            "/api/binary", "/api/packed", "/api/form",
                            "/api/users/{id}/records", "/api/patients/{id}/diagnosis",
-                           "/api/reset-password/{token}"}, routes_seen
+                           "/api/reset-password/{token}", "{other}"}, routes_seen
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*") if p.suffix != ".key")
     assert stored and leaks(stored.decode("utf-8", "replace")) == []
     for name, text in {**api, **pages}.items():
