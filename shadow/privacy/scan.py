@@ -30,6 +30,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
 _WORDS = re.compile(r"[^\W\d_]{2,}(?:[\s,;:.!?'-]+[^\W\d_]+){5,}")
 OWN_TEXT = re.compile(r"samples #\d+(\.differences\[\d+\]\.(detail|note)|\.reason)\Z")
 """Fields holding shadow's own sentences: not checked for free text (the rest still is)."""
+OWN_ID = re.compile(r"samples #\d+\.exchange\.id\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,10 @@ def looks_personal(text: str, free_text: bool = True) -> list[str]:
 
 
 def strings(value: Any, where: str) -> Iterator[tuple[str, str, bool]]:
-    """(location, string, check for free text) for every key and string in a value."""
+    """(location, string, check for free text) for every key and string in a value; the
+    exchange id is shadow's own (`a1b2c3d4-17`) and not scanned."""
+    if OWN_ID.match(where):
+        return
     if isinstance(value, str):
         yield where, value, OWN_TEXT.match(where) is None
     elif isinstance(value, dict):

@@ -9,7 +9,7 @@ import aiohttp
 import aiosqlite
 import pytest
 
-from tests.support import admin_url, proxy_url, running, settle
+from tests.support import VIEWER, admin_url, proxy_url, running, settle
 from tests.writes.apps import build_pair, rows_of
 
 pytestmark = pytest.mark.postgres
@@ -58,7 +58,7 @@ async def test_writes_one_after_another_are_attributed_exactly(aiohttp_server, t
             async with session.get(proxy_url(runtime, f"/items/{created['id']}")) as r:
                 assert (await r.json())["name"] == f"n{n}"
         await settle(runtime, 12)
-        async with session.get(admin_url(runtime, "/api/status")) as r:
+        async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
             writes = (await r.json())["writes"]
     assert [c.verdict for c in seen] == ["match"] * 12
     assert [len(c.primary.rows) for c in seen if c.exchange.method == "POST"] == [1] * 6
@@ -111,7 +111,7 @@ async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_serve
         async with asyncio.timeout(5):
             while runtime.rows.diverged is None:
                 await asyncio.sleep(0.02)
-        async with session.get(admin_url(runtime, "/api/status")) as r:
+        async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
             status = await r.json()
         async with session.get(admin_url(runtime, "/")) as r:
             page = await r.text()
