@@ -337,8 +337,8 @@ class Verifier:
 
 def _light(c: Comparison) -> Comparison:
     """`c` with each reply body over SAMPLE_BODY_BYTES replaced by a note of its size:
-    redacting a 2 MB body to keep its first `store.max_body_chars` would hold the event
-    loop for seconds; the differences still say what differs."""
+    shaping a 2 MB body for the sample (shadow.privacy) would hold the event loop for
+    seconds; the differences still say what differs."""
     def light(obs: Observation | None) -> Observation | None:
         if obs is None or len(obs.reply.body) <= SAMPLE_BODY_BYTES:
             return obs
