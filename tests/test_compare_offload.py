@@ -104,11 +104,14 @@ async def test_a_pool_that_cannot_run_the_comparison_still_concludes_it():
 
 
 async def test_a_heavy_mismatch_keeps_its_differences_but_not_its_bodies(tmp_path):
-    """Redacting a 1 MB body on the loop to keep its first 16 KB would hold every client
-    for a second: the sample keeps a note of the size, and the differences."""
-    from shadow.config import RedactSettings
+    """Shaping a 1 MB body on the loop would hold every client for a second: the sample
+    keeps a short note instead (stored as text: its size and fingerprint), and the
+    differences."""
     from shadow.metrics import Metrics
-    from shadow.redact import Redactor
+    from shadow.privacy import SampleBuilder
+    from shadow.privacy.fingerprint import Fingerprinter
+    from shadow.privacy.keep import KeepRules
+    from shadow.privacy.shapes import Shaper
     from shadow.routes import RoutePolicy
     from shadow.store import Store
     from shadow.verdict import Exchange
@@ -116,7 +119,8 @@ async def test_a_heavy_mismatch_keeps_its_differences_but_not_its_bodies(tmp_pat
 
     store = await Store.open(str(tmp_path / "state.db"), flush_interval=3600)
     try:
-        verifier = Verifier(metrics=Metrics(), store=store, redactor=Redactor(RedactSettings()),
+        privacy = SampleBuilder(Shaper(KeepRules.compile([]), Fingerprinter(b"k" * 32)))
+        verifier = Verifier(metrics=Metrics(), store=store, privacy=privacy,
                             rules=build_rules(), labels={}, raised=lambda op, exc: None)
         exchange = Exchange("t-1", "GET", "/big", "/big", (), b"", 0.0)
         pair = verifier.pair(exchange, RoutePolicy(template="/big"), "legacy", "candidate")
@@ -128,6 +132,8 @@ async def test_a_heavy_mismatch_keeps_its_differences_but_not_its_bodies(tmp_pat
     finally:
         await store.close()
     sample = kept["sample"]
-    assert sample["primary"]["body"] == f"[{len(a)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
-    assert sample["shadow"]["body"].startswith(f"[{len(b)} bytes: not kept")
+    note = f"[{len(a)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
+    assert sample["primary"]["body"]["form"] == "text"
+    assert sample["primary"]["body"]["bytes"] == len(note) < SAMPLE_BODY_BYTES
+    assert sample["shadow"]["body"]["bytes"] < SAMPLE_BODY_BYTES
     assert len(sample["differences"]) == len(comparison.differences) > 0
