@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from shadow.backend_logs import LogFollower, mask
-from tests.support import admin_url, make_config, proxy_url, running, settle
+from tests.support import admin_url, make_config, proxy_url, reader, running, settle
 
 
 @pytest.mark.parametrize("line, shape", [
@@ -115,7 +115,7 @@ async def test_a_sample_carries_the_database_error_and_the_app_log(aiohttp_serve
         await asyncio.sleep(0.5)  # the sample is built when the comparison concludes
         await runtime.store.flush()
         [row] = await runtime.store.samples(route="/api/report", limit=5)
-        async with aiohttp.ClientSession() as http:
+        async with reader() as http:
             async with http.get(admin_url(runtime, f"/samples/{row['id']}")) as response:
                 page = await response.text()
     assert "What the builds logged meanwhile" in page and "syntax error" in page
