@@ -18,6 +18,7 @@ opened with it plus its CSRF token); shadow.auth checks that before any handler 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 

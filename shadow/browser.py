@@ -237,6 +237,16 @@ def sample_detail(row: dict) -> str:
         f'<div>{stored_body(ex.get("body"), set(), "request-body")}</div></div>')
 
 
+def page_status(runtime: Runtime, request: web.Request) -> dict[str, Any]:
+    """What every page's header shows: the proxy's state and, for a browser session, who
+    is logged in and the session's CSRF token (for the logout form)."""
+    status = status_of(runtime)
+    identity = identity_of(request)
+    if identity is not None:
+        status["who"], status["csrf"] = identity.name, identity.csrf
+    return status
+
+
 def add_routes(app: web.Application, runtime: Runtime) -> None:
     """Add the browser's pages to the admin application of `runtime`."""
     Handler = Callable[[web.Request, dict[str, Any]], Awaitable[tuple[str, str]]]
@@ -244,10 +254,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     def html_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The handler's (title, body) in a whole page; Refused as an error page."""
         async def respond(request: web.Request) -> web.Response:
-            status = status_of(runtime)
-            identity = identity_of(request)
-            if identity is not None:
-                status["who"], status["csrf"] = identity.name, identity.csrf
+            status = page_status(runtime, request)
             try:
                 title, body = await handler(request, status)
                 code = 200

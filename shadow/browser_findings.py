@@ -26,7 +26,7 @@ from aiohttp import web
 
 from shadow.admin_cutover import token_refusal
 from shadow.admin_findings import finding_id, parse_query
-from shadow.browser import HEADERS, status_of
+from shadow.browser import HEADERS, page_status
 from shadow.browser_html import e, options, page, q, sparkline, table, when
 from shadow.findings import queries
 from shadow.findings.group import KINDS
@@ -224,32 +224,32 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     """Add the findings pages to the admin application of `runtime`."""
     csrf = Csrf()
 
-    def html(title: str, body: str, status: int = 200) -> web.Response:
-        return web.Response(text=page(title, status_of(runtime), body), status=status,
+    def html(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
+        return web.Response(text=page(title, page_status(runtime, request), body), status=status,
                             content_type="text/html", headers=HEADERS)
 
     async def index(request: web.Request) -> web.Response:
         query, problems = parse_query(request.query)
         if problems:
-            return html("Not shown", f"<h1>{e('; '.join(problems))}</h1>", 400)
+            return html(request, "Not shown", f"<h1>{e('; '.join(problems))}</h1>", 400)
         await runtime.store.flush()
         rows, total = await queries.listing(runtime.store, query, time.time())
         params = {k: v for k, v in request.query.items() if v and k != "offset"}
         values = await queries.filter_values(runtime.store)
-        return html("Findings", findings_list(rows, total, query, params, values))
+        return html(request, "Findings", findings_list(rows, total, query, params, values))
 
     async def show(request: web.Request, fid: int | None, message: str = "",
                    status: int = 200) -> web.Response:
         if fid is None:
-            return html("Not shown", "<h1>finding ids are integers</h1>", 400)
+            return html(request, "Not shown", "<h1>finding ids are integers</h1>", 400)
         await runtime.store.flush()
         found = await queries.one(runtime.store, fid, time.time())
         if found is None:
-            return html("Not shown", "<h1>no such finding</h1>", 404)
+            return html(request, "Not shown", "<h1>no such finding</h1>", 404)
         kept = await queries.samples(runtime.store, fid)
         body = finding_detail(found, kept, csrf.issue(fid), runtime.config.findings.grafana_url,
                               runtime.config.redact.replacement, message)
-        return html(f"#{fid} {found['key']}", body, status)
+        return html(request, f"#{fid} {found['key']}", body, status)
 
     async def one(request: web.Request) -> web.Response:
         return await show(request, finding_id(request.match_info["id"]))
@@ -257,7 +257,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     async def change(request: web.Request) -> web.Response:
         fid = finding_id(request.match_info["id"])
         if fid is None:
-            return html("Not shown", "<h1>finding ids are integers</h1>", 400)
+            return html(request, "Not shown", "<h1>finding ids are integers</h1>", 400)
         if not same_site(request):
             return await show(request, fid, "refused: the form came from another site", 403)
         form = await request.post()
@@ -275,7 +275,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
             await runtime.findings.triage(fid, fields["state"], fields["reason"],
                                           runtime.config.admin_token_name)
         except NotFound:
-            return html("Not shown", "<h1>no such finding</h1>", 404)
+            return html(request, "Not shown", "<h1>no such finding</h1>", 404)
         except TriageError as exc:
             return await show(request, fid, f"not changed: {exc}", 400)
         raise web.HTTPSeeOther(f"/findings/{fid}")
