@@ -18,7 +18,6 @@ opened with it plus its CSRF token); shadow.auth checks that before any handler 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -60,24 +59,6 @@ def _field(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     if not isinstance(value, kind):
         raise BadRequest(f"{name!r} must be a {kind.__name__}")
     return value
-
-
-def token_refusal(runtime: Runtime, given: str | None) -> web.Response | None:
-    """The 403/401 answer to a mutating call whose admin token (`given`) is not the
-    configured one; None when it is. Compared in constant time."""
-    token = runtime.admin_token
-    if not token:
-        return _error(403, "forbidden", f"changes are disabled: no admin token was set in "
-                                        f"${runtime.config.admin_token_env} at start-up")
-    if given is None or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return _error(401, "unauthorized", "a valid 'Authorization: Bearer' token is needed")
-    return None
-
-
-def bearer(request: web.Request) -> str | None:
-    """The token of an `Authorization: Bearer` header, None without one."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given if scheme.lower() == "bearer" else None
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:

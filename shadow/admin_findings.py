@@ -10,7 +10,8 @@
     POST /api/candidate-version      {"version": "1.4.2", "reason": "..."}   (admin token)
 
 `samples` of a finding counts exactly the samples its page lists. State changes and
-version changes need `Authorization: Bearer <admin token>` and are audit-logged.
+version changes need the admin token (checked by shadow.auth before any handler here
+runs) and are audit-logged under the token's name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from shadow.admin_cutover import bearer, token_refusal
+from shadow.auth import identity_of
 from shadow.findings import queries
 from shadow.findings.recorder import NotFound
 from shadow.findings.triage import TriageError
@@ -107,9 +108,6 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         return _json(found)
 
     async def set_state(request: web.Request) -> web.Response:
-        refusal = token_refusal(runtime, bearer(request))
-        if refusal is not None:
-            return refusal
         fid = finding_id(request.match_info["id"])
         data = await _object(request)
         if fid is None or data is None:
@@ -120,7 +118,7 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
             return _error(400, "'state' and 'reason' must be strings")
         try:
             found = await runtime.findings.triage(fid, state, reason,
-                                                  runtime.config.admin_token_name)
+                                                  identity_of(request).name)
         except NotFound as exc:
             return _error(404, str(exc))
         except TriageError as exc:
@@ -132,16 +130,13 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
                       "header": runtime.config.findings.version_header})
 
     async def set_version(request: web.Request) -> web.Response:
-        refusal = token_refusal(runtime, bearer(request))
-        if refusal is not None:
-            return refusal
         data = await _object(request)
         if data is None or not isinstance(data.get("version"), str) \
                 or not isinstance(data.get("reason", ""), str):
             return _error(400, "POST a JSON object {\"version\": \"1.4.2\", \"reason\": ...}")
         try:
             version = await runtime.findings.set_version(
-                data["version"], data.get("reason", ""), runtime.config.admin_token_name)
+                data["version"], data.get("reason", ""), identity_of(request).name)
         except TriageError as exc:
             return _error(400, str(exc))
         return _json({"version": version, "header": runtime.config.findings.version_header})

@@ -4,30 +4,28 @@ page with its evidence and its triage form.
     GET  /                       findings (search, filters, sorting, paging; as /api/findings)
     GET  /findings/{id}          one finding: cause, counts, trend, versions, cascade links,
                                  signatures, samples, request shape, dashboard, triage form
-    POST /findings/{id}/state    the triage form: state, reason, admin token, CSRF token;
+    POST /findings/{id}/state    the triage form: state, reason, the session's CSRF token;
                                  303 back to the finding, or the page with the error
 
-The triage form needs the admin token typed in and a CSRF token the page issued (an HMAC
-of the finding and the time under a secret of this process, valid for two hours), and is
-refused when the browser says it came from another site (Sec-Fetch-Site, Origin). Markup helpers are in
-shadow.browser_html; everything shown was redacted before it was stored.
+The triage form is shown to an admin session only; shadow.auth lets its POST through
+only from an admin session carrying that session's CSRF token, and the form is also
+refused when the browser says it came from another site (Sec-Fetch-Site, Origin). Markup
+helpers are in shadow.browser_html; everything shown was shaped by shadow.privacy before
+it was stored.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from shadow.admin_cutover import token_refusal
 from shadow.admin_findings import finding_id, parse_query
+from shadow.auth import Identity, identity_of
 from shadow.browser import HEADERS, page_status
-from shadow.browser_html import e, options, page, q, sparkline, table, when
+from shadow.browser_html import compact, e, options, page, q, sparkline, table, when
 from shadow.findings import queries
 from shadow.findings.group import KINDS
 from shadow.findings.recorder import NotFound
@@ -36,29 +34,8 @@ from shadow.findings.triage import STATES, TriageError
 if TYPE_CHECKING:
     from shadow.app import Runtime
 
-CSRF_SECONDS = 7200
 FILTERS = ("method", "route", "kind", "table", "state", "version")
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-class Csrf:
-    """Issues and checks the CSRF tokens of the triage forms."""
-
-    def __init__(self, secret: bytes | None = None) -> None:
-        self.secret = secret or secrets.token_bytes(32)
-
-    def issue(self, fid: int, now: float | None = None) -> str:
-        at = int(time.time() if now is None else now)
-        mac = hmac.new(self.secret, f"triage:{fid}:{at}".encode(), hashlib.sha256).hexdigest()
-        return f"{at}.{mac}"
-
-    def valid(self, fid: int, token: str, now: float | None = None) -> bool:
-        at, _, mac = token.partition(".")
-        if not (at.isdigit() and len(at) < 12):
-            return False
-        age = (time.time() if now is None else now) - int(at)
-        good = hmac.new(self.secret, f"triage:{fid}:{at}".encode(), hashlib.sha256).hexdigest()
-        return 0 <= age <= CSRF_SECONDS and hmac.compare_digest(mac, good)
 
 
 def same_site(request: web.Request) -> bool:
@@ -132,24 +109,47 @@ def findings_list(rows: list[dict], total: int, query: queries.Query, params: di
             + table(head, body, "No findings (for these filters)."))
 
 
-def request_shape(sample: dict | None, mark: str) -> str:
-    """A stored request as text to copy: method, target, headers and body as stored
-    (redacted), without any header that carries a secret."""
+def request_shape(sample: dict | None) -> str:
+    """A stored request as text to copy: method, target, headers and body as privacy
+    stored them, without the headers that carry credentials."""
     if not sample:
         return ""
     ex = sample["sample"]["exchange"]
     lines = [f'{ex["method"]} {ex["target"]}']
     for pair in ex.get("headers", ()):
         name, value = (list(pair) + ["", ""])[:2]
-        if str(name).lower() in _SECRET_HEADERS or value == mark:
-            continue
-        lines.append(f"{name}: {value}")
-    body = ex.get("body") or ""
-    return "\n".join(lines) + ("\n\n" + body if body else "")
+        if str(name).lower() not in _SECRET_HEADERS:
+            lines.append(f"{name}: {value}")
+    return "\n".join(lines) + _body_text(ex.get("body"))
 
 
-def finding_detail(f: dict, samples: list[dict], csrf: str, grafana: str | None,
-                   mark: str, message: str = "") -> str:
+def _body_text(record: Any) -> str:
+    """A stored body record as the text after a request's headers ('' when empty)."""
+    if isinstance(record, str):
+        return "\n\n" + record if record else ""
+    if not isinstance(record, dict) or record.get("form") in (None, "empty"):
+        return ""
+    if record["form"] in ("json", "form"):
+        return "\n\n" + compact(record.get("shape"))
+    return (f'\n\n«{record["form"]} · {record.get("bytes", 0)} bytes · '
+            f'{record.get("fingerprint", "")} · content not stored»')
+
+
+def triage_form(f: dict, identity: Identity | None) -> str:
+    """The triage form for an admin session; for anyone else, how to get it."""
+    if identity is None or identity.role != "admin":
+        return ('<p class="muted" id="triage-readonly">Changing the state needs the admin '
+                "token: log out and log in with it.</p>")
+    return (
+        f'<form class="filters" id="triage" method="post" action="/findings/{e(f["id"])}/state">'
+        f'<input type="hidden" name="csrf" value="{e(identity.csrf)}">'
+        f'<label>state<select name="state" id="state">{options(STATES, f["state"], "choose")}'
+        '</select></label><label>reason<input name="reason" id="reason" size="40" required>'
+        '</label><button type="submit" id="change">Change</button></form>')
+
+
+def finding_detail(f: dict, samples: list[dict], identity: Identity | None,
+                   grafana: str | None, message: str = "") -> str:
     """One finding's page."""
     versions = [f'<tr><td>{e(v["version"] or "unknown")}</td><td class="num">{e(v["count"])}'
                 f'</td><td>{e(when(v["first_seen"]))}</td><td>{e(when(v["last_seen"]))}</td></tr>'
@@ -171,7 +171,7 @@ def finding_detail(f: dict, samples: list[dict], csrf: str, grafana: str | None,
     if grafana:
         url = f"{grafana}/d/shadow-route/shadow-route?" + urlencode({"var-route": f["route"]})
         dashboard = f'<a id="dashboard" href="{e(url)}">route dashboard (Grafana)</a>'
-    shape = request_shape(samples[0] if samples else None, mark)
+    shape = request_shape(samples[0] if samples else None)
     state_line = f'{_badge(f["state"])} {e(f["reason"])}'
     if f["state_at"]:
         state_line += (f' <span class="muted">since {e(when(f["state_at"]))}, candidate '
@@ -179,14 +179,6 @@ def finding_detail(f: dict, samples: list[dict], csrf: str, grafana: str | None,
     rule = (f'<h2>Proposed ignore rule</h2><p>Add to the config to ignore it:</p>'
             f'<pre id="rule">{e(f["rule"])}</pre>') if f["rule"] else ""
     alert = f'<p class="banner bad" id="message">{e(message)}</p>' if message else ""
-    form = (
-        f'<form class="filters" id="triage" method="post" action="/findings/{e(f["id"])}/state">'
-        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-        f'<label>state<select name="state" id="state">{options(STATES, f["state"], "choose")}'
-        '</select></label><label>reason<input name="reason" id="reason" size="40" required>'
-        '</label><label>admin token<input type="password" name="token" id="token" '
-        'autocomplete="off" required></label><button type="submit" id="change">Change</button>'
-        "</form>")
     return (
         f'{alert}<h1>#{e(f["id"])} {e(f["method"])} {e(f["route"])}</h1>'
         f'<p class="cause">{_cause(f)}</p><p id="state-line">{state_line}</p>'
@@ -197,14 +189,14 @@ def finding_detail(f: dict, samples: list[dict], csrf: str, grafana: str | None,
         f'finding</a></div>'
         + (f'<ul id="caused-by">{"".join(caused)}</ul>' if caused else "")
         + (f'<ul id="explains">{"".join(explains)}</ul>' if explains else "")
-        + "<h2>Triage</h2>" + form + rule
+        + "<h2>Triage</h2>" + triage_form(f, identity) + rule
         + "<h2>Candidate versions</h2>"
         + table(("version", "exchanges", "first seen", "last seen"), versions, "none")
         + "<h2>Signatures</h2>"
         + table(("role", "signature", "exchanges"), sigs, "none")
         + "<h2>Samples (newest first)</h2>"
         + table(("sample", "kept", "request", "candidate version"), kept, "No samples kept.")
-        + ('<h2>Request (as stored, secrets left out)</h2><textarea id="request-shape" '
+        + ('<h2>Request (as stored, credentials left out)</h2><textarea id="request-shape" '
            f'readonly rows="8" cols="100">{e(shape)}</textarea>' if shape else ""))
 
 
@@ -222,7 +214,6 @@ def sample_nav(fid: int, previous: int | None, following: int | None) -> str:
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:
     """Add the findings pages to the admin application of `runtime`."""
-    csrf = Csrf()
 
     def html(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
         return web.Response(text=page(title, page_status(runtime, request), body), status=status,
@@ -247,8 +238,8 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         if found is None:
             return html(request, "Not shown", "<h1>no such finding</h1>", 404)
         kept = await queries.samples(runtime.store, fid)
-        body = finding_detail(found, kept, csrf.issue(fid), runtime.config.findings.grafana_url,
-                              runtime.config.redact.replacement, message)
+        body = finding_detail(found, kept, identity_of(request),
+                              runtime.config.findings.grafana_url, message)
         return html(request, f"#{fid} {found['key']}", body, status)
 
     async def one(request: web.Request) -> web.Response:
@@ -261,19 +252,12 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         if not same_site(request):
             return await show(request, fid, "refused: the form came from another site", 403)
         form = await request.post()
-        fields: dict[str, Any] = {k: form.get(k, "") for k in ("csrf", "state", "reason", "token")}
+        fields: dict[str, Any] = {k: form.get(k, "") for k in ("state", "reason")}
         if not all(isinstance(v, str) for v in fields.values()):
             return await show(request, fid, "refused: a form field is not text", 400)
-        if not csrf.valid(fid, fields["csrf"]):
-            return await show(request, fid, "refused: the form expired or was not issued "
-                                            "here; try again", 403)
-        refusal = token_refusal(runtime, fields["token"])
-        if refusal is not None:
-            return await show(request, fid, "refused: the admin token is wrong or not set",
-                              refusal.status)
         try:
             await runtime.findings.triage(fid, fields["state"], fields["reason"],
-                                          runtime.config.admin_token_name)
+                                          identity_of(request).name)
         except NotFound:
             return html(request, "Not shown", "<h1>no such finding</h1>", 404)
         except TriageError as exc:

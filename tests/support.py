@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import aiohttp
@@ -76,6 +77,26 @@ def admin_url(runtime: Runtime, path: str = "") -> str:
 def reader() -> aiohttp.ClientSession:
     """A client session that reads the admin API with the viewer token."""
     return aiohttp.ClientSession(headers=VIEWER)
+
+
+def browser() -> aiohttp.ClientSession:
+    """A client session that keeps cookies from 127.0.0.1, as a browser does."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def login(client: aiohttp.ClientSession, runtime: Runtime, token: str) -> str:
+    """Log in through the browser's form (checking the session cookie's flags); returns
+    the session's CSRF token from the page header."""
+    async with client.get(admin_url(runtime, "/login")) as reply:
+        nonce = re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
+    async with client.post(admin_url(runtime, "/login"), allow_redirects=False,
+                           data={"token": token, "csrf": nonce, "next": "/"}) as reply:
+        assert reply.status == 303, await reply.text()
+        cookie = reply.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
+    async with client.get(admin_url(runtime, "/")) as reply:
+        assert reply.status == 200
+        return re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
 
 
 def counting(app: web.Application) -> web.Application:

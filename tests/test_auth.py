@@ -13,7 +13,7 @@ from aiohttp import web
 
 from shadow.marker import verify
 from tests.support import (
-    VIEWER, admin_url, make_config, proxy_url, running, sample_value, settle,
+    VIEWER, admin_url, browser, login, make_config, proxy_url, running, sample_value, settle,
 )
 
 ADMIN_TOKEN = "admin-token-of-the-auth-tests"
@@ -105,24 +105,6 @@ async def test_without_a_viewer_token_reads_are_refused_and_say_how_to_set_one(
                 assert "SHADOW_VIEWER_TOKEN" in (await reply.json())["message"]
         async with client.get(admin_url(runtime, "/healthz")) as reply:
             assert reply.status == 200
-
-
-async def login(client: aiohttp.ClientSession, runtime, token: str) -> str:
-    """Log in through the form; returns the session's CSRF token from the page header."""
-    async with client.get(admin_url(runtime, "/login")) as reply:
-        nonce = re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
-    async with client.post(admin_url(runtime, "/login"), allow_redirects=False,
-                           data={"token": token, "csrf": nonce, "next": "/"}) as reply:
-        assert reply.status == 303, await reply.text()
-        cookie = reply.headers["Set-Cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
-    async with client.get(admin_url(runtime, "/")) as reply:
-        assert reply.status == 200
-        return re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
-
-
-def browser() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 async def test_a_browser_session_changes_only_with_its_csrf_token(stack):

@@ -115,6 +115,18 @@ def click_and_wait(driver, element, url_part: str = "") -> None:
         wait.until(until.url_contains(url_part))
 
 
+def log_in(driver, base: str, token: str) -> None:
+    """Open `base` (which sends a browser without a session to the login form) and log in
+    with `token`."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + "/")
+    assert "/login" in driver.current_url
+    driver.find_element(By.ID, "token").send_keys(token)
+    click_and_wait(driver, driver.find_element(By.ID, "login"))
+    assert "/login" not in driver.current_url
+
+
 def browse(base: str) -> dict[str, str]:
     """Click through the browser as an operator would; returns every page's source.
     Runs in a thread: Selenium blocks, and the proxy shares the test's event loop."""
@@ -129,11 +141,7 @@ def browse(base: str) -> dict[str, str]:
     driver = chrome(profile)
     pages: dict[str, str] = {}
     try:
-        driver.get(base + "/")
-        WebDriverWait(driver, 10).until(until.url_contains("/login"))
-        driver.find_element(By.ID, "token").send_keys(VIEWER_TOKEN)
-        driver.find_element(By.ID, "login").click()
-        WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
+        log_in(driver, base, VIEWER_TOKEN)
         driver.get(base + "/signatures")
         pages["list"] = driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "browser-signatures.png"))

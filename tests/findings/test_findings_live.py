@@ -2,11 +2,13 @@
 a real state file. Covers the API (filters, paging, sample counts), triage with the admin
 token and its audit entry, the gate's answer naming counted and uncounted findings,
 candidate versions (a reply header, or set by hand) with a fixed finding reopening under a
-new version, and the CLI's exit codes and --json."""
+new version, the CLI's exit codes and --json, and the browser's triage form (an admin
+session and its CSRF token, never a viewer's, never from another site)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import orjson
@@ -15,7 +17,9 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from shadow.cli import main
-from tests.support import admin_url, make_config, proxy_url, running, settle
+from tests.support import (
+    VIEWER_TOKEN, admin_url, browser, login, make_config, proxy_url, running, settle,
+)
 
 TOKEN = "findings-test-token"
 VERSION = {"candidate": "1.0"}
@@ -232,17 +236,33 @@ async def test_cli_lists_triages_and_exits_with_meaningful_codes(proxy):
     assert "counted: #" in gate.output and "not counted: #" in gate.output
 
 
-async def test_the_triage_form_refuses_another_site_and_accepts_its_own(proxy):
-    import re
-
+async def test_the_triage_form_needs_an_admin_session_and_refuses_another_site(proxy):
     runtime = proxy
-    async with aiohttp.ClientSession() as client:
+    async with browser() as client:
         await traffic(runtime, client, 1)
         fid = (await by_title(client, runtime))["POST /api/moods status 201→500"]["id"]
-        async with client.get(admin_url(runtime, f"/findings/{fid}")) as reply:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', await reply.text()).group(1)
-        form = {"csrf": csrf, "state": "acknowledged", "reason": "on it", "token": TOKEN}
         url = admin_url(runtime, f"/findings/{fid}/state")
+        form = {"state": "acknowledged", "reason": "on it"}
+        await login(client, runtime, VIEWER_TOKEN)
+        async with client.get(admin_url(runtime, f"/findings/{fid}")) as reply:
+            page = await reply.text()
+            assert 'id="triage-readonly"' in page and 'id="triage"' not in page
+        viewer_csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        async with client.post(url, data={**form, "csrf": viewer_csrf},
+                               allow_redirects=False) as reply:
+            assert reply.status == 403 and "viewer" in await reply.text()
+        client.cookie_jar.clear()
+        csrf = await login(client, runtime, TOKEN)
+        async with client.get(admin_url(runtime, f"/findings/{fid}")) as reply:
+            page = await reply.text()
+            assert 'id="triage"' in page and f'name="csrf" value="{csrf}"' in page
+            assert TOKEN not in page
+        async with client.post(url, data=form, allow_redirects=False) as reply:
+            assert reply.status == 403 and "CSRF" in await reply.text()
+        async with client.post(url, data={**form, "csrf": viewer_csrf},
+                               allow_redirects=False) as reply:
+            assert reply.status == 403 and "CSRF" in await reply.text()
+        form["csrf"] = csrf
         async with client.post(url, data=form, headers={"Sec-Fetch-Site": "cross-site"},
                                allow_redirects=False) as reply:
             assert reply.status == 403 and "another site" in await reply.text()
@@ -256,3 +276,5 @@ async def test_the_triage_form_refuses_another_site_and_accepts_its_own(proxy):
             assert reply.status == 303 and reply.headers["Location"] == f"/findings/{fid}"
         _, found = await api(client, runtime, f"/api/findings/{fid}")
         assert (found["state"], found["reason"]) == ("acknowledged", "on it")
+        _, audit = await api(client, runtime, "/api/audit")
+        assert (audit["audit"][0]["action"], audit["audit"][0]["who"]) == ("finding_state", "admin")
