@@ -227,7 +227,7 @@ class Runtime:
         self.findings = await Findings.open(
             self.store, version_header=cfg.findings.version_header, who=cfg.admin_token_name,
             since=lambda: self.cutover.stats.since, sample=self.verifier.sample,
-            raised=self.raised)
+            raised=self.raised, safe=self.verifier.privacy.with_safe_paths)
         self.verifier.listeners.append(self.findings.observe)
         if self.rows is not None:
             self._rows_task = asyncio.get_running_loop().create_task(

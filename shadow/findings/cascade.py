@@ -13,7 +13,9 @@ cause that explains it when
     an id moved on                its `id` is higher on the shadow than on the primary, in
                                   a table whose sequence an earlier finding moved on.
 
-Memory is bounded (oldest rows forgotten first). Pure: no I/O, no clock.
+The comparisons it sees carry paths as shadow.privacy shows them (row keys that are
+text fingerprinted), and evidence names ids only below `_SHOWN_BELOW`, as a stored sample
+would. Memory is bounded (oldest rows forgotten first). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from shadow.rows.ids import collection_of
 from shadow.verdict import Comparison, Difference, Kind
 
 READS = frozenset({"GET", "HEAD"})
+_SHOWN_BELOW = 10 ** 8
+"""Numbers with 9 digits or more may be phone or card numbers: not written into evidence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,5 +151,8 @@ class CascadeTracker:
         if not tables or p is None or s is None or s <= p:
             return None
         table = tables[0]
+        if max(abs(p), abs(s)) >= _SHOWN_BELOW:
+            return self.shifted[table], (f"{d.path} is higher on the shadow than on the "
+                                         f"primary: the shadow's {table} sequence had moved on")
         return self.shifted[table], (f"{d.path} is {s} on the shadow and {p} on the primary: "
                                      f"the shadow's {table} sequence had moved on")

@@ -3,7 +3,9 @@ Comparison into causes, cascade links and version sightings for the store, and t
 operations on findings (triage, candidate version, the gate's view).
 
 `observe` runs on the verifier's path and never waits: it folds into the store's pending
-writes. A finding asks for a sample of its own until it has `samples_per_finding`, so
+writes. It folds the comparison as `safe` gives it (shadow.privacy: every key that is
+itself a value fingerprinted in each difference's path), so no finding's key, title,
+evidence or proposed rule holds a value from the traffic. A finding asks for a sample of its own until it has `samples_per_finding`, so
 every finding's page has evidence even when its signatures' samples are full.
 """
 
@@ -60,13 +62,15 @@ class Findings:
 
     def __init__(self, store: Store, *, version_header: str | None, who: str,
                  since: Callable[[], float], sample: Callable[[Comparison], dict] | None,
-                 raised: Callable[[str, BaseException], None]) -> None:
+                 raised: Callable[[str, BaseException], None],
+                 safe: Callable[[Comparison], Comparison]) -> None:
         self.store = store
         self.version_header = version_header
         self.who = who
         self.since = since
         self.sample = sample
         self.raised = raised
+        self.safe = safe
         self.version: str | None = None
         self.tracker = CascadeTracker()
         self.window = GateWindow()
@@ -108,9 +112,10 @@ class Findings:
         if not c.differences:
             return
         ex, store = c.exchange, self.store
-        found = causes(c)
+        safe = self.safe(c)
+        found = causes(safe)
         version = self.version_of(c)
-        links = self.tracker.observe(c, found)
+        links = self.tracker.observe(safe, found)
         if not store.sampled(ex.id) and self.sample is not None and any(
                 store.findings.wants_sample(cause.key) for cause in found):
             store.add_sample(found[0].signatures[0], exchange_id=ex.id, route=ex.route,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from shadow.compare.jsonpath import parse_path, render_path
@@ -101,6 +102,14 @@ class SampleBuilder:
             except ValueError:
                 pass
         return self.shaper.value(value)
+
+    def with_safe_paths(self, c: Comparison) -> Comparison:
+        """`c` with each difference's path as `path` shows it: what findings fold into
+        their keys, titles, cascade evidence and proposed rules, which are stored."""
+        if not c.differences:
+            return c
+        return replace(c, differences=tuple(replace(d, path=self.path(d))
+                                            for d in c.differences))
 
     def path(self, d: Difference) -> str:
         """Where a difference is, with every key that is itself a value fingerprinted

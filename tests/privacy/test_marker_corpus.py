@@ -27,7 +27,7 @@ from shadow.privacy import NOT_STORED
 from tests.support import (
     VIEWER, VIEWER_TOKEN, admin_url, make_config, proxy_url, reader, running, settle,
 )
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, chrome, need
+from tests.test_browser import CHROMEDRIVER, CHROMIUM, chrome, log_in, need
 
 MARKS = [f"Qzmk{i:02d}Vx" for i in range(40)]
 EMAIL = "qzmk-jane.doe@example.com"
@@ -124,21 +124,16 @@ def leaks(text: str) -> list[str]:
     return [mark for mark in EVERY if mark.lower() in low]
 
 
-def browse_all(base: str, sample_ids: list[int], signatures: list[str]) -> dict[str, str]:
+def browse_all(base: str, sample_ids: list[int], signatures: list[str],
+               finding_ids: list[int]) -> dict[str, str]:
     """Every browser page, logged in with the viewer token, as Chromium renders it."""
     from urllib.parse import quote
-
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     profile = tempfile.mkdtemp(prefix="shadow-chromium-")
     driver = chrome(profile)
     pages = {}
     try:
-        driver.get(base + "/")
-        driver.find_element(By.ID, "token").send_keys(VIEWER_TOKEN)
-        driver.find_element(By.ID, "login").click()
-        WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
+        log_in(driver, base, VIEWER_TOKEN)
         pages["/"] = driver.page_source
         for sig in signatures:
             driver.get(f"{base}/signatures?sig={quote(sig, safe='')}")
@@ -146,6 +141,9 @@ def browse_all(base: str, sample_ids: list[int], signatures: list[str]) -> dict[
         for sample_id in sample_ids:
             driver.get(f"{base}/samples/{sample_id}")
             pages[f"/samples/{sample_id}"] = driver.page_source
+        for finding_id in finding_ids:
+            driver.get(f"{base}/findings/{finding_id}")
+            pages[f"/findings/{finding_id}"] = driver.page_source
         return pages
     finally:
         driver.quit()
@@ -170,24 +168,29 @@ async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_
         api: dict[str, str] = {}
         async with reader() as client:
             for path in ("/api/mismatches?limit=500", "/api/signatures", "/api/status",
-                         "/api/audit", "/api/reads"):
+                         "/api/audit", "/api/reads", "/api/findings?limit=500", "/api/noise"):
                 async with client.get(admin_url(runtime, path)) as reply:
                     api[path] = await reply.text()
             samples = orjson.loads(api["/api/mismatches?limit=500"])["mismatches"]
             for s in samples:
                 async with client.get(admin_url(runtime, f"/api/samples/{s['id']}")) as reply:
                     api[f"/api/samples/{s['id']}"] = await reply.text()
+            findings = [f["id"] for f in orjson.loads(api["/api/findings?limit=500"])["findings"]]
+            for fid in findings:
+                async with client.get(admin_url(runtime, f"/api/findings/{fid}")) as reply:
+                    api[f"/api/findings/{fid}"] = await reply.text()
             async with client.get(admin_url(runtime, "/metrics")) as reply:
                 api["/metrics"] = await reply.text()
         signatures = [s["signature"] for s in orjson.loads(api["/api/signatures"])["signatures"]]
         pages = await asyncio.to_thread(browse_all, admin_url(runtime),
-                                        [s["id"] for s in samples], signatures)
+                                        [s["id"] for s in samples], signatures, findings)
     routes_seen = {s["route"] for s in samples}
     assert routes_seen == {"/api/profile", "/api/page", "/api/text", "/api/quoted",
                            "/api/binary", "/api/packed", "/api/form",
                            "/api/users/{id}/records", "/api/patients/{id}/diagnosis",
                            "/api/reset-password/{token}", "{other}"}, routes_seen
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*") if p.suffix != ".key")
+    assert len(findings) >= len(routes_seen)
     assert stored and leaks(stored.decode("utf-8", "replace")) == []
     for name, text in {**api, **pages}.items():
         assert leaks(text) == [], name
