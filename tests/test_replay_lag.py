@@ -40,10 +40,9 @@ async def test_every_browser_page_says_when_the_shadow_replays_far_behind(aiohtt
     """Past the alert's bound (30 s) the browser shows the lag on every page; below it,
     nothing. The lag is observed directly: making a real shadow 30 s late would cost the
     suite 30 s for a line of HTML."""
-    import aiohttp
     from aiohttp import web
 
-    from tests.support import admin_url, make_config, running
+    from tests.support import admin_url, make_config, reader, running
 
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({})
@@ -52,7 +51,7 @@ async def test_every_browser_page_says_when_the_shadow_replays_far_behind(aiohtt
     app.router.add_get("/", ok)
     legacy, candidate = await aiohttp_server(app), await aiohttp_server(app)
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")))
-    async with running(config) as runtime, aiohttp.ClientSession() as client:
+    async with running(config) as runtime, reader() as client:
         async def page(path: str) -> str:
             async with client.get(admin_url(runtime, path)) as reply:
                 return await reply.text()

@@ -113,7 +113,7 @@ async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_serve
                 await asyncio.sleep(0.02)
         async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
             status = await r.json()
-        async with session.get(admin_url(runtime, "/")) as r:
+        async with session.get(admin_url(runtime, "/"), headers=VIEWER) as r:
             page = await r.text()
         await runtime.store.flush()
         entries = await runtime.store.signatures(kind="outside_write")
