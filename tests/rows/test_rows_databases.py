@@ -26,7 +26,7 @@ from shadow.rows.capture import CaptureError
 from shadow.rows.databases import DatabasesCapture
 from shadow.rows.live import backend_capture, open_capture
 from shadow.rows.model import RowRules
-from tests.support import admin_url, config_data, running, settle
+from tests.support import VIEWER, admin_url, config_data, running, settle
 
 LEGACY_MAIN = ("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
                "CREATE TABLE toys (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
@@ -154,7 +154,7 @@ async def test_a_faithful_pair_over_three_databases_makes_no_mismatch(
         assert isinstance(capture, DatabasesCapture)
         assert capture.where() == {"toys": "main", "users": "main", "pets": "pet"}
         async with aiohttp.ClientSession() as session:
-            async with session.get(admin_url(runtime, "/api/status")) as resp:
+            async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as resp:
                 status = await resp.json()
     verdicts = [(c.exchange.target, c.verdict, c.differences) for c in comparisons]
     assert [v for _, v, _ in verdicts] == ["match"] * len(WRITES), verdicts
