@@ -46,13 +46,7 @@ from shadow.verifier import Verifier
 from shadow.rows.live import META as ROWS_META
 from shadow.rows.live import RowState
 from shadow.writes import Writes
-from shadow.writes.attribution import Attribution
-from shadow.writes.barrier import Barrier
-from shadow.writes.causality import Causality
-from shadow.writes.hold import Hold
-from shadow.writes.outside import ROUTE as OUTSIDE_ROUTE
-from shadow.writes.outside import OutsideWrites
-from shadow.writes.outside import signature as outside_signature
+from shadow.writes.assembly import start_writes
 
 log = logging.getLogger("shadow.app")
 RUNTIME = web.AppKey("runtime", "Runtime")
@@ -186,7 +180,9 @@ class Runtime:
             on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
         self.lane.start()
         metrics.inflight.set_function(lambda: self.lane.busy)
-        await self._start_writes()
+        await start_writes(self.writes, cfg=cfg, metrics=metrics, rows=self.rows,
+                           store=self.store, raised=self.raised,
+                           primary=lambda: self.modes.current.primary)
         compare = cfg.compare
         rules = build_rules(
             headers=compare.headers, ignore_paths=compare.ignore_paths,
@@ -245,42 +241,6 @@ class Runtime:
         self.metrics.diverged.set(1 if diverged else 0)
         if self.cutover is not None:
             self.cutover.stats.set_diverged(bool(diverged))
-
-    async def _start_writes(self) -> None:
-        """The write path: the hold and the shadow's causality when writes are ordered,
-        the attribution of rows when both backends have a database."""
-        cfg, metrics, writes = self.config, self.metrics, self.writes
-        writes.barrier = Barrier(pending=writes.pending)
-        if cfg.proxy.ordered_writes:
-            writes.hold = Hold(limit=cfg.proxy.write_hold, drains=self.rows is not None,
-                               on_wait=lambda outcome: metrics.write_hold.labels(outcome).inc())
-            writes.causality = Causality(
-                max_parked=cfg.mirror.queue_size,
-                on_dropped=lambda reason: metrics.dropped.labels(reason).inc())
-            metrics.parked.set_function(lambda: writes.causality.parked)
-            metrics.shadow_writes_pending.set_function(lambda: writes.causality.pending)
-        if self.rows is None:
-            return
-        rows = self.rows
-        store = self.store
-
-        def counted(backend: str, table: str, n: int) -> None:
-            metrics.outside_writes.labels(cfg.label(backend), table).inc(n)
-            store.record(signatures=[outside_signature(cfg.label(backend), table)],
-                         exchange_id="", method="-", route=OUTSIDE_ROUTE, sample=None, weight=n)
-
-        outside = OutsideWrites(limit=cfg.rows.max_outside_writes, diverge=rows.diverge,
-                                on_count=counted)
-        causality = writes.causality
-        attribution = writes.attribution = Attribution(
-            rows=rows, hold=writes.hold, outside=outside, max_group=cfg.rows.max_group,
-            timeout=cfg.rows.attribution_timeout, tick=cfg.rows.drain_interval,
-            raised=self.raised, primary=lambda: self.modes.current.primary,
-            on_counted=lambda how, n: metrics.rows_attributed.labels(how).inc(n),
-            on_concluded=causality.release if causality is not None else None)
-        if causality is not None:
-            causality.keys_ready = attribution.keys_ready
-        await attribution.start()
 
     async def save_rows(self) -> None:
         """Bring the row metrics and the gate up to date and persist the row state."""

@@ -7,6 +7,7 @@
     attribution.py  drains, windows and groups in a running proxy; verdicts to the pairs
     outside.py      changes nobody can own: counted, reported, never charged to a route
     barrier.py      mode changes wait (bounded) for the shadow's writes in flight
+    assembly.py     builds these parts from the config and wires their metrics
 
 There is no global write lock: writes reach the primary as they arrive. `Writes` bundles
 the parts the proxy uses; each is None when its feature is off.
