@@ -15,7 +15,8 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from shadow.cli import main
-from shadow.cutover import RollbackLedger, is_gated
+from shadow.cutover import is_gated
+from shadow.rollback import RollbackLedger
 from shadow.modes import Mode
 from tests.support import (
     VIEWER_TOKEN, admin_url, make_config, proxy_url, running, sample_value, settle,
