@@ -219,9 +219,9 @@ class SqliteCapture(Capture):
             drained.sort(key=lambda row: row[0])
             if drained[0][0] > 1:
                 self._lose(drained[0][0] - 1, "the change log reached its cap")
-            if any(row[1] not in self._codes for row in drained):
+            if any(row[1] // 4 not in self._codes for row in drained):
                 self._refresh_codes()
-            rows = [LogRow.of(row, self._codes.get(row[1], "")) for row in drained]
+            rows = [LogRow.of(row, self._codes.get(row[1] // 4, "")) for row in drained]
             images = self._images(rows)
         seen = {name: pair[0] for name, pair in self._seen.items()}
         layouts = {name: pair[1] for name, pair in self._seen.items()}
@@ -287,7 +287,7 @@ class SqliteCapture(Capture):
         """(Re)create the triggers of `names`, keeping each table's code (inside a
         transaction). A table renamed since keeps its code under its new trigger names."""
         present = schema.read_triggers(self._rows)
-        floor = self._rows(f"SELECT coalesce(max(t), 0) FROM {schema.LOG}")[0][0]
+        floor = self._rows(schema.MAX_LOGGED_CODE)[0][0]
         next_code = max([floor, *codes.values()]) + 1
         for name in names:
             for found in present:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadow.rows.model import TableInfo
-from shadow.rows.sqlite_schema import Layout
+from shadow.rows.sqlite_schema import OPS, Layout
 from shadow.verdict import RowChange
 
 _LITERAL = re.compile(
     r"NULL|X'(?P<blob>[0-9A-Fa-f]*)'|'(?P<text>(?:[^']|'')*)'"
     r"|(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)")
-_OPS = {"i": "insert", "u": "update", "d": "delete"}
 
 Key = tuple[Any, ...]
 Image = dict[str, Any]
@@ -66,7 +65,8 @@ def parse_literals(text: Any) -> Key:
 @dataclass(frozen=True, slots=True)
 class LogRow:
     """One drained log row: `table` resolved from its code, `op` spelled out, `r` the
-    rowid (or the quoted key of a WITHOUT ROWID row), `k` the key before, `at` when."""
+    rowid (or the quoted key of a WITHOUT ROWID row), `k` the key before (None where
+    `r` gives it), `at` when."""
 
     seq: int
     table: str
@@ -77,8 +77,8 @@ class LogRow:
 
     @classmethod
     def of(cls, row: Sequence[Any], table: str) -> LogRow:
-        seq, _code, op, r, k, at = row
-        return cls(seq, table, _OPS[op], r, k, at)
+        seq, code, r, k, at = row
+        return cls(seq, table, OPS[code % 4], r, k, at)
 
     def locator(self, layout: Layout) -> Any:
         """What finds this row's image: its rowid, or its key tuple."""
@@ -86,7 +86,9 @@ class LogRow:
 
     def old_key(self, layout: Layout) -> Key:
         """The key the row had before an update or delete."""
-        return (self.k,) if layout.key_is_rowid else parse_literals(self.k)
+        if layout.key_is_rowid:
+            return (self.r if self.k is None else self.k,)
+        return parse_literals(self.k)
 
 
 def key_of(info: TableInfo, layout: Layout, locator: Any, image: Image | None) -> Key | None:
