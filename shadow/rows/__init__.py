@@ -7,5 +7,7 @@
     keymap      KeyMap: primary key <-> shadow key per table, bounded
     pairing     pair_inserts: one table's inserts paired across the sides by content
     sequences   follow: where each side's id sequence stands, which new keys break it
-    diff        diff_rows: net effect per row, pairing, column comparison -> RowDiff
+    netchange   net_changes: one net change per row of one exchange (or group)
+    diff        diff_rows: pairing and column comparison of net changes -> RowDiff
+    databases   DatabasesCapture: one backend's several databases as one capture
 """

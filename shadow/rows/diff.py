@@ -2,9 +2,9 @@
 
     diff_rows(primary, shadow, ...) -> RowDiff
 
-Each side's RowChanges are first folded to their net effect per row (insert + update is an
-insert of the final image, insert + delete is nothing, an update that changed nothing is
-nothing). Rows are then paired per table, in this order:
+Each side's RowChanges are first folded to their net effect per row (`shadow.rows.netchange`:
+insert + update is an insert of the final image, insert + delete is nothing, an update
+that changed nothing is nothing). Rows are then paired per table, in this order:
 
 1. through the key map: a primary key already paired with a shadow key;
 2. inserts left on both sides, by content (`shadow.rows.pairing`: exact first, then the
@@ -36,15 +36,16 @@ difference.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
 from shadow.compare.moments import same_moment
-from shadow.rows.keymap import Key, KeyMap, Pair, freeze
+from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import RowRules, TableInfo, fold
+from shadow.rows.netchange import (NetChange, key_text, net_changes, parents_first, truncates,
+                                   untouched)
 from shadow.rows.pairing import CompareColumn, Content, pair_inserts
 from shadow.rows.sequences import Anchor, as_anchor, follow, is_int, surrogate_key
 from shadow.verdict import Difference, Kind, RowChange
@@ -58,83 +59,6 @@ class RowDiff:
     differences: tuple[Difference, ...]
     normalised: int = 0
     new_pairs: list[Pair] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class NetChange:
-    """The net effect of one exchange on one row; `at` is when the database made the
-    last of its changes (None when the capture does not record it)."""
-
-    table: str
-    key: Key
-    existed: bool
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    noop: bool = False
-    at: float | None = None
-
-    @property
-    def op(self) -> str:
-        if not self.existed:
-            return "insert"
-        if self.key == ():
-            return "truncate"
-        return "update" if self.after is not None else "delete"
-
-
-KindOf = Callable[[str, str], ValueKind]
-
-
-def net_changes(changes: Sequence[RowChange], rules: RowRules,
-                kind_of: KindOf | None = None) -> dict[str, list[NetChange]]:
-    """Fold changes into one net change per row, per folded table name, in order of each
-    row's first change; tables the rules leave out are dropped, and updates whose before
-    image shows they change nothing the rules compare (e.g. a timestamp moved within its
-    tolerance) are marked `noop`; `kind_of(table, column)` says how a column is compared
-    (default: as it is)."""
-    rows: dict[tuple[str, Key], NetChange] = {}
-    for change in changes:
-        if not rules.covers(change.table):
-            continue
-        slot = (fold(change.table), freeze(change.key))
-        net = rows.get(slot)
-        if net is None:
-            rows[slot] = NetChange(change.table, slot[1], change.op != "insert",
-                                   change.before, change.after, at=change.at)
-        else:
-            net.after = change.after
-            net.at = change.at
-    kind_of = kind_of or (lambda table, column: ValueKind.ANY)
-    out: dict[str, list[NetChange]] = {}
-    for (table, _key), net in rows.items():
-        if net.existed and net.after is not None and net.before is not None:
-            net.noop = _unchanged(net, kind_of, rules)
-        if not net.existed and net.after is None:
-            continue
-        out.setdefault(table, []).append(net)
-    return out
-
-
-def _unchanged(net: NetChange, kind_of: KindOf, rules: RowRules) -> bool:
-    """True when an update's before and after images agree on every compared column."""
-    before, after = net.before or {}, net.after or {}
-    if before == after:
-        return True
-    for column in before.keys() | after.keys():
-        rule = rules.rule(net.table, column)
-        if rule.ignore:
-            continue
-        kind = rule.kind or kind_of(net.table, column)
-        equal, _ = values_equal(before.get(column), after.get(column), kind,
-                                tolerance=rule.tolerance, empty_is_null=rule.empty_is_null)
-        if not equal:
-            return False
-    return True
-
-
-def key_text(key: Key) -> str:
-    """A key as it appears in a difference path: `7`, `"a"`, `1,"x"`."""
-    return ",".join(json.dumps(v, default=str, ensure_ascii=False) for v in key)
 
 
 class _Differ:
@@ -289,7 +213,7 @@ class _Differ:
             return
         p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
         skip = {fold(c) for info in (p_info, s_info) if info for c in info.key}
-        skip |= _untouched(p, s)
+        skip |= untouched(p, s)
         refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
         s_cols = {fold(c): c for c in s.after}
         seen = set()
@@ -333,57 +257,8 @@ class _Differ:
         self.differences.append(Difference(kind, path, primary, shadow, detail))
 
 
-def _untouched(p: NetChange, s: NetChange) -> set[str]:
-    """Columns an update left as they were on both sides: what this exchange wrote is
-    compared, not what an earlier one did (that was compared when it was written)."""
-    if p.op != "update" or s.op != "update" or p.before is None or s.before is None:
-        return set()
-    s_before = {fold(c): v for c, v in s.before.items()}
-    s_after = {fold(c): v for c, v in (s.after or {}).items()}
-    return {fold(c) for c, v in (p.after or {}).items()
-            if p.before.get(c, _ABSENT) == v
-            and s_before.get(fold(c), _ABSENT) == s_after.get(fold(c), _ABSENT)}
-
-
-_ABSENT = object()
-
-
 def _kind(info: TableInfo | None, column: str) -> ValueKind:
     return info.kind(column) if info is not None else ValueKind.ANY
-
-
-def _parents_first(tables: list[str], infos: Mapping[str, TableInfo]) -> list[str]:
-    """`tables` in their order, except that a table comes after the tables its foreign
-    keys point at (so their new pairs are known when its rows are paired by content)."""
-    present = set(tables)
-    done: dict[str, None] = {}
-
-    def visit(table: str, path: frozenset[str]) -> None:
-        if table in done or table in path:
-            return
-        info = infos.get(table)
-        for parent in (info.references.values() if info else ()):
-            if fold(parent) in present and fold(parent) != table:
-                visit(fold(parent), path | {table})
-        done[table] = None
-
-    for table in tables:
-        visit(table, frozenset())
-    return list(done)
-
-
-def _truncates(p_rows: list[NetChange], s_rows: list[NetChange]
-               ) -> tuple[list[NetChange], list[NetChange]]:
-    """A TRUNCATE on one side stands for the deletes of the same table on the other
-    (SQLite has no TRUNCATE: its `DELETE FROM t` deletes row by row): both are dropped.
-    Which rows went is not known on the truncating side, so that is all it can say."""
-    for mine, theirs, flip in ((p_rows, s_rows, False), (s_rows, p_rows, True)):
-        if (any(r.op == "truncate" for r in mine) and not any(r.op == "truncate" for r in theirs)
-                and any(r.op == "delete" for r in theirs)):
-            mine = [r for r in mine if r.op != "truncate"]
-            theirs = [r for r in theirs if r.op != "delete"]
-            return (theirs, mine) if flip else (mine, theirs)
-    return p_rows, s_rows
 
 
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
@@ -408,8 +283,8 @@ def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
     p_nets = net_changes(primary, rules, kind_of)
     s_nets = net_changes(shadow, rules, kind_of)
     paired = []
-    for table in _parents_first([*dict.fromkeys([*p_nets, *s_nets])], p_tables):
-        p_rows, s_rows = _truncates(p_nets.get(table, []), s_nets.get(table, []))
+    for table in parents_first([*dict.fromkeys([*p_nets, *s_nets])], p_tables):
+        p_rows, s_rows = truncates(p_nets.get(table, []), s_nets.get(table, []))
         for p, s in differ.pair(table, p_rows, s_rows):
             paired.append((table, p, s))
     for table, p, s in paired:

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from shadow.compare.bridge import ValueKind, kind_of_postgres, kind_of_sqlite
-from shadow.rows.diff import diff_rows, net_changes
+from shadow.rows.diff import diff_rows
+from shadow.rows.netchange import net_changes
 from shadow.rows.keymap import KeyMap
 from shadow.rows.model import Column, ColumnRule, RowRules, TableInfo
 from shadow.verdict import Kind, RowChange
