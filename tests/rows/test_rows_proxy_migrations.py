@@ -22,7 +22,7 @@ from aiohttp import web
 
 from shadow.config import parse_config
 from shadow.demo.runner import install_capture
-from tests.support import admin_url, config_data, running, sample_value, settle
+from tests.support import admin_url, config_data, reader, running, sample_value, settle
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 
@@ -141,7 +141,7 @@ async def test_the_running_proxy_follows_each_migration_and_verifies_new_columns
             assert await post("items", {"name": "end", "shade": "red"}) == ("match", [])
 
             await runtime.save_rows()
-            async with aiohttp.ClientSession() as session:
+            async with reader() as session:
                 async with session.get(admin_url(runtime, "/api/status")) as resp:
                     status = await resp.json()
             legacy_capture = status["rows"]["capture"]["legacy"]
