@@ -26,7 +26,9 @@ Stored for each kept sample: the structure of the request, both replies and the 
 images (keys, types, string lengths, array sizes, statuses, header names) and, for every
 value, a keyed fingerprint (HMAC-SHA256, 12 hex digits). Text, HTML and binary bodies are
 stored as size and fingerprint only. Keys that are themselves values (e-mails, digits,
-tokens) are fingerprinted too.
+tokens) are fingerprinted too, also in signatures, findings and learnt noise. The builds'
+log lines keep only the words of database and runtime errors (and [privacy] log_words);
+every other word is a fingerprint.
 
 Kept in the clear without a rule: true, false, null, statuses{numbers}. Strings never:
 a short string is as likely a first name as an enum word."""
@@ -61,6 +63,8 @@ def privacy_check(config_path: str) -> None:
                "\nKept in the clear by [privacy] keep: nothing")
     for text in rules:
         click.echo(_rule_line(text))
+    if privacy.log_words:
+        click.echo(f"Log words kept by [privacy] log_words: {', '.join(privacy.log_words)}")
     if os.environ.get(privacy.key_env):
         click.echo(f"\nFingerprint key: from ${privacy.key_env}")
     else:

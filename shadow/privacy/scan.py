@@ -1,12 +1,16 @@
 """The privacy check's scan: what in a state store looks personal.
 
-Every string a stored sample holds (keys and values, at any depth), every signature
-path and every read-log line is checked for what should never be there: e-mail
-addresses, phone numbers, card numbers (Luhn-valid), tokens (long runs of letters and
-digits) and free text (long runs of words). The placeholders shadow.privacy writes
-(`«str 19 datetime 9999-99-99 99:99:99 #…»`) and fingerprints (`#3fa9c2e1b0d4`) are
-its own and are not scanned. A finding
-names where it is and what it looks like, never the value.
+Every string a stored sample holds (keys and values at any depth, the builds' log lines
+among them), every signature, every finding (its key, cause, signatures, cascade
+evidence, proposed rule), what the store keeps in its meta table (learnt noise, the row
+key map, the gate window) and every read-log line is checked for what should never be
+there: e-mail addresses, phone numbers, card numbers (Luhn-valid), tokens (long runs of
+letters and digits) and free text (long runs of words). Shadow's own sentences (a
+difference's detail, a log line made of known words, cascade evidence) are not checked
+for free text, the rest still is. The placeholders shadow.privacy writes (`«str 19
+datetime 9999-99-99 99:99:99 #…»`) and fingerprints (`#3fa9c2e1b0d4`) are its own and
+are not scanned. A finding names where it is (a table and row id, never a text that may
+hold the value) and what it looks like, never the value.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ _PHONE = re.compile(r"\+?\(?\d[\d ()./-]{7,}\d")
 _CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{20,}")
 _WORDS = re.compile(r"[^\W\d_]{2,}(?:[\s,;:.!?'-]+[^\W\d_]+){5,}")
-OWN_TEXT = re.compile(r"samples #\d+(\.differences\[\d+\]\.(detail|note)|\.reason)\Z")
+OWN_TEXT = re.compile(r"samples #\d+(\.differences\[\d+\]\.(detail|note)|\.reason"
+                      r"|\.logs\.[^.]+\[\d+\])\Z")
 """Fields holding shadow's own sentences: not checked for free text (the rest still is)."""
 OWN_ID = re.compile(r"samples #\d+\.exchange\.id\Z")
 
@@ -99,6 +104,25 @@ def strings(value: Any, where: str) -> Iterator[tuple[str, str, bool]]:
             yield from strings(v, f"{where}[{i}]")
 
 
+_TABLES = (
+    ("findings", ("key", "what", "tbl", "rule", "reason"), False),
+    ("finding_signatures", ("signature",), False),
+    ("finding_links", ("evidence",), False),
+    ("finding_versions", ("version",), False),
+    ("audit", ("reason", "gate"), False),
+    ("reads", ("what",), False),
+)
+"""(table, columns, check for free text): what else the store holds as text. Reasons
+are an operator's own words: checked for e-mails, numbers and tokens, not as free text."""
+
+
+def _decoded(value: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
 def scan(path: str) -> list[Finding]:
     """Findings in the state store at `path` (opened read-only)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -114,11 +138,20 @@ def scan(path: str) -> list[Finding]:
                 for where, text, free in strings(orjson.loads(body), f"samples #{sample_id}"):
                     check(where, text, free)
         if "signatures" in tables:
-            for (signature,) in db.execute("SELECT signature FROM signatures ORDER BY signature"):
-                check(f"signature {signature[:60]!r}", signature, False)
-        if "reads" in tables:
-            for read_id, what in db.execute("SELECT id, what FROM reads ORDER BY id"):
-                check(f"read log #{read_id}", what, False)
+            for rowid, signature in db.execute("SELECT rowid, signature FROM signatures "
+                                               "ORDER BY rowid"):
+                check(f"signature #{rowid}", signature, False)
+        for table, columns, free in _TABLES:
+            if table in tables:
+                for row in db.execute(f"SELECT rowid, {', '.join(columns)} FROM {table} "
+                                      "ORDER BY rowid"):
+                    for column, text in zip(columns, row[1:]):
+                        if text:
+                            check(f"{table} #{row[0]}.{column}", str(text), free)
+        if "meta" in tables:
+            for key, value in db.execute("SELECT key, value FROM meta ORDER BY key"):
+                for where, text, _ in strings(_decoded(value), f"meta {key}"):
+                    check(where, text, False)
     finally:
         db.close()
     return findings

@@ -86,3 +86,25 @@ def test_purge_removes_a_route_or_everything_and_is_audited(tmp_path):
     assert [(a, r) for a, r, _, _ in audit] == [("store_purge", "subject access request 42"),
                                                 ("store_purge", "reset")]
     assert audit[0][2].startswith("cli:") and orjson.loads(audit[0][3])["route"] == "/api/b"
+
+
+def test_privacy_check_scans_findings_noise_and_the_audit_log_too(tmp_path):
+    config = write_config(tmp_path)
+    fill(tmp_path, {"/api/a": CLEAN})
+    db = sqlite3.connect(tmp_path / "state.db")
+    with db:
+        db.execute("INSERT INTO findings (key, method, route, kind, what, count, first_seen, "
+                   "last_seen) VALUES (?, 'GET', '/api/a', 'value', ?, 1, 0, 0)",
+                   ("GET /api/a value $['jane@example.com']", "$['jane@example.com']"))
+        db.execute("INSERT INTO meta (key, value) VALUES ('noise', ?)", (orjson.dumps(
+            {"GET /api/a": {"pairs": 5, "places": [["$.sessions['ana@example.com']", "body",
+                                                     5, "learnt"]]}}).decode(),))
+        db.execute("INSERT INTO audit (at, action, forced, reason, who, gate) "
+                   "VALUES (0, 'finding_state', 0, 'call +44 7700 900123', 'admin', '{}')")
+    db.close()
+    result = CliRunner().invoke(main, ["privacy-check", "-c", config])
+    assert result.exit_code == 1, result.output
+    for where in ("findings #1.key", "findings #1.what", "meta noise", "audit #1.reason"):
+        assert where in result.output, where
+    assert "jane" not in result.output and "ana@" not in result.output
+    assert "7700" not in result.output
