@@ -11,9 +11,11 @@ that backend (plus the poll interval), and every line that names the exchange's 
 
 Log lines are free text and may carry personal values, so only their shape is kept:
 quoted strings, numbers, e-mail addresses, long tokens and the values in `Key (col)=(...)`
-are replaced by placeholders; the words the app's code and the database wrote stay. That
-keeps `duplicate key value violates unique constraint "<text>"` and `invalid input syntax
-for type integer: "<text>"` readable while `ana@example.com` never reaches the store.
+are replaced by placeholders here; shadow.privacy.logs then keeps only the words known to
+be no value (the database's, the runtime's, `[privacy] log_words`) before a sample holds
+a line. That keeps `duplicate key value violates unique constraint "<text>"` and `invalid
+input syntax for type integer: "<text>"` readable while `ana@example.com`, or a name in
+`Failing row contains (...)`, never reaches the store.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from shadow.tasks import cancelled
 
 MAX_LINE = 500
 """Characters kept of one line (after masking)."""
+MASKS = ("<email>", "<value>", "<token>", "<text>", "<n>")
+"""The placeholders masking writes."""
 
 _MASKS = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),

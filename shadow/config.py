@@ -93,9 +93,14 @@ def _renamed_problems(data: dict) -> list[str]:
 def _keep_problems(data: dict) -> list[str]:
     from shadow.privacy.keep import keep_problems
 
+    from shadow.privacy.logs import word_problems
+
     privacy = data.get("privacy")
-    keep = privacy.get("keep") if isinstance(privacy, dict) else None
-    return keep_problems(keep) if isinstance(keep, list) else []
+    if not isinstance(privacy, dict):
+        return []
+    keep, words = privacy.get("keep"), privacy.get("log_words")
+    return ((keep_problems(keep) if isinstance(keep, list) else [])
+            + (word_problems(words) if isinstance(words, list) else []))
 
 
 def parse_config(data: dict, source: str = "config") -> Config:

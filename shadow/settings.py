@@ -259,10 +259,13 @@ class PrivacySettings(_Model):
     `$..count`), row columns (`users.role`, `*.role`), `header:NAME` and `query:NAME`.
     The fingerprint key comes from the environment variable `key_env` when set, else from
     `key_file` (default: the state file's path + `.key`), created 0600 on first start.
+    `log_words`: words of the app's own log lines a sample may keep beside the built-in
+    vocabulary of database and runtime errors (shadow.privacy.logs).
     """
 
     keep: list[str] = ["header:content-type"]
     keep_numbers: bool = True
+    log_words: list[str] = []
     key_env: str = "SHADOW_PRIVACY_KEY"
     key_file: str | None = None
 

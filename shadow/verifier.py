@@ -320,7 +320,7 @@ class Verifier:
         sigs = list(seen.values())
         sample = self.sample(_light(c)) if self.store.wants_sample(sigs[0][0]) else None
         if sample is not None and self.logs:
-            sample["logs"] = self._logs(c, pair)
+            sample["logs"] = self.privacy.logs(self._logs(c, pair))
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)

@@ -1,4 +1,5 @@
-"""The candidate's own account of a failed exchange: log lines followed, masked, attached."""
+"""The candidate's own account of a failed exchange: log lines followed, masked where they
+are read, and stored with only the words known to be no value (shadow.privacy.logs)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def apps(dsn: str, log_path):
                              "GROUP BY (relkind")
         except asyncpg.PostgresError as exc:
             with open(log_path, "a") as log:
-                log.write(f"ERROR report failed for ana@example.com: {exc}\n")
+                log.write(f"ERROR report failed for ana@example.com by Jane Roe: {exc}\n")
             return web.json_response({"error": "An unexpected error occurred"}, status=500)
         finally:
             await conn.close()
@@ -106,7 +107,8 @@ async def test_a_sample_carries_the_database_error_and_the_app_log(aiohttp_serve
                                    "candidate": {"url": str(candidate.make_url("")),
                                                  "log_files": [str(pg_server.log_file),
                                                                str(app_log)]}},
-                         routes=[{"template": "/api/report"}])
+                         routes=[{"template": "/api/report"}],
+                         privacy={"log_words": ["report"]})
     async with running(config) as runtime:
         async with aiohttp.ClientSession() as http:
             async with http.get(proxy_url(runtime, "/api/report")) as response:
@@ -123,6 +125,6 @@ async def test_a_sample_carries_the_database_error_and_the_app_log(aiohttp_serve
     assert set(logs) == {"candidate"}  # only the candidate names log files
     text = "\n".join(logs["candidate"])
     assert "syntax error at end of input" in text  # the server's own words
-    assert "ERROR report failed for <email>" in text  # the app's line
-    assert "ana@example.com" not in str(row)
+    assert "ERROR report failed for <email> by «#" in text  # the app's line, its words
+    assert "ana@example.com" not in str(row) and "Jane" not in text and "Roe" not in text
     assert os.path.getsize(app_log) > 0

@@ -15,12 +15,16 @@ counted as noise, not dropped silently. The operator confirms it (*accepted*) or
 build does by itself is ever learnt, so a difference the primary never produces alone is
 never hidden. Status changes are never learnt: a route whose status varies between two
 identical requests is listed as unstable instead.
+
+Places are stored, listed and decided as `shown` gives a difference's path (in the proxy,
+shadow.privacy: a key that is itself a value, such as a session id used as a key, is a
+fingerprint), so learnt noise never holds a value from the traffic.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +74,11 @@ class RouteNoise:
 class NoiseModel:
     """What varies by itself, per route; `min_pairs` A/A pairs end a route's calibration."""
 
-    def __init__(self, *, min_pairs: int = 5, max_places: int = 200) -> None:
+    def __init__(self, *, min_pairs: int = 5, max_places: int = 200,
+                 shown: Callable[[Difference], str] = lambda d: d.path) -> None:
         self.min_pairs = min_pairs
         self.max_places = max_places
+        self.shown = shown
         self._routes: dict[str, RouteNoise] = {}
 
     def observe(self, route: str, differences: Iterable[Difference]) -> None:
@@ -86,7 +92,7 @@ class NoiseModel:
                 continue
             if d.kind not in _LEARNABLE:
                 continue
-            path = signature_path(d.path)
+            path = signature_path(self.shown(d))
             if path in seen:
                 continue
             seen.add(path)
@@ -114,7 +120,7 @@ class NoiseModel:
         if not hiding:
             return differences, 0
         kept = tuple(d for d in differences if d.kind not in _LEARNABLE
-                     or not hiding.intersection(ancestors(signature_path(d.path))))
+                     or not hiding.intersection(ancestors(signature_path(self.shown(d)))))
         return kept, len(differences) - len(kept)
 
     def decide(self, route: str, path: str, state: str) -> NoisyPlace:

@@ -5,6 +5,7 @@
     shapes.py       values as stored: kept, or type + length + fingerprint; keys that are values
     bodies.py       every body kind and request targets as stored
     sample.py       the stored record of a comparison, safe difference paths and details
+    logs.py         backend log lines as stored: known words kept, other words fingerprinted
     scan.py         the privacy check: what a state store holds that looks personal
     cli.py          `shadow privacy-check` and `shadow store purge`
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 
 from shadow.privacy.fingerprint import Fingerprinter, PrivacyKeyError, load_key
 from shadow.privacy.keep import KeepRules
+from shadow.privacy.logs import LogShaper
 from shadow.privacy.sample import NOT_STORED, SampleBuilder
 from shadow.privacy.shapes import Shaper
 from shadow.settings import PrivacySettings
@@ -31,4 +33,4 @@ def build(settings: PrivacySettings, state_path: str,
                    key_env=settings.key_env, environ=environ)
     shaper = Shaper(KeepRules.compile(settings.keep), Fingerprinter(key),
                     settings.keep_numbers)
-    return SampleBuilder(shaper)
+    return SampleBuilder(shaper, LogShaper(shaper.fp, settings.log_words, shaper.kept_name))

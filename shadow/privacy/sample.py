@@ -17,6 +17,7 @@ from typing import Any
 
 from shadow.compare.jsonpath import parse_path, render_path
 from shadow.privacy import bodies
+from shadow.privacy.logs import LogShaper
 from shadow.privacy.shapes import Shaper, type_name
 from shadow.verdict import Comparison, Difference, Kind, Observation
 
@@ -30,8 +31,14 @@ _AT = re.compile(r"\S+@\S+")
 class SampleBuilder:
     """Builds samples and safe difference paths under one Shaper."""
 
-    def __init__(self, shaper: Shaper) -> None:
+    def __init__(self, shaper: Shaper, logs: LogShaper | None = None) -> None:
         self.shaper = shaper
+        self.log_shaper = logs or LogShaper(shaper.fp, kept_name=shaper.kept_name)
+
+    def logs(self, found: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Backend log lines (already masked where they were read) as a sample holds
+        them: known words kept, every other word a fingerprint."""
+        return self.log_shaper.lines(found)
 
     def sample(self, c: Comparison, labels: dict[str, str]) -> dict[str, Any]:
         ex, s = c.exchange, self.shaper

@@ -106,6 +106,10 @@ class Shaper:
             return f"«bytes {len(value)} {self.fp(value)}»"
         return f"«{type_name(value)} {self.fp(value)}»"
 
+    def kept_name(self, word: str) -> bool:
+        """True when `word` was shown as itself as a key, table or column name."""
+        return self._keys.get(word) == word
+
     def key(self, key: Any) -> str:
         """A key as stored: itself when it reads as a name, else `«key #…»`."""
         key = str(key)

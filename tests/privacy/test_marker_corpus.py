@@ -6,7 +6,9 @@ Every marker is unique and sits where the issue found values leaking: JSON keys 
 deny-list knew (`passcode`, `diagnosis`, `mobile`...), an e-mail address used as a key,
 nested objects and arrays of objects, text/plain, HTML, single-quoted and broken JSON,
 form bodies, binary and gzip bodies, request and reply headers (`X-Refresh-Token`,
-`Location`), query parameters and path segments under configured templates and under none.
+`Location`), query parameters and path segments under configured templates and under none,
+the candidate's log lines (names and values unquoted in free text) and a key that varies
+by itself, so that A/A calibration learns it as noise.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from tests.test_browser import CHROMEDRIVER, CHROMIUM, chrome, log_in, need
 MARKS = [f"Qzmk{i:02d}Vx" for i in range(40)]
 EMAIL = "qzmk-jane.doe@example.com"
 PHONE = "+44 7700 900123"
-EVERY = [*MARKS, EMAIL, PHONE, "7700 900123", "suicidal"]
+NOISY = "qzmk-noise"
+EVERY = [*MARKS, EMAIL, PHONE, "7700 900123", "suicidal", NOISY, "Roe"]
 
 
 def m(i: int, side: str = "") -> str:
@@ -40,10 +43,17 @@ def m(i: int, side: str = "") -> str:
     return MARKS[i] + side
 
 
-def build(side: str) -> web.Application:
-    """One build; the candidate (`side='c'`) differs at every marked place."""
+def build(side: str, log: Path | None = None) -> web.Application:
+    """One build; the candidate (`side='c'`) differs at every marked place and writes
+    what it did to `log`, values and all, as apps do."""
+    served = [0]
+
     async def profile(request: web.Request) -> web.Response:
         await request.read()
+        if log is not None:
+            with log.open("a") as f:
+                f.write(f"ERROR profile failed for {EMAIL} user={m(36)} by {m(37)} Roe: "
+                        f"patient {m(38)} said I feel suicidal\n")
         return web.json_response({
             "user": {"first_name": m(0, side), "mobile": PHONE + side, "passcode": m(1, side),
                      "pwd": m(2, side), "otp": m(3, side), "cvv": m(4, side),
@@ -79,6 +89,10 @@ def build(side: str) -> web.Application:
     async def by_path(request: web.Request) -> web.Response:
         return web.json_response({"who": request.match_info["who"] + side})
 
+    async def sessions(request: web.Request) -> web.Response:
+        served[0] += 1
+        return web.json_response({"sessions": {f"{served[0]}{side}.{NOISY}@example.com": 1}})
+
     app = web.Application()
     app.router.add_post("/api/profile", profile)
     app.router.add_get("/api/page", page)
@@ -91,6 +105,7 @@ def build(side: str) -> web.Application:
     app.router.add_get("/api/patients/{who}/diagnosis", by_path)
     app.router.add_get("/api/reset-password/{who}", by_path)
     app.router.add_get("/api/people/{who}/notes", by_path)
+    app.router.add_get("/api/sessions", sessions)
     return app
 
 
@@ -110,11 +125,12 @@ REQUESTS = [
     ("GET", f"/api/patients/{m(33)}/diagnosis", {}),
     ("GET", f"/api/reset-password/{m(34)}", {}),
     ("GET", f"/api/people/{m(35)}@example.com/notes", {}),
+    ("GET", "/api/sessions", {}),
 ]
 ROUTES = [{"template": t} for t in (
     "/api/profile", "/api/page", "/api/text", "/api/quoted", "/api/binary", "/api/packed",
     "/api/form", "/api/users/{id}/records", "/api/patients/{id}/diagnosis",
-    "/api/reset-password/{token}")]
+    "/api/reset-password/{token}", "/api/sessions")]
 """Configured, so each reply is found by its route below; `/api/people/...` is not, and
 falls into `{other}`."""
 
@@ -154,16 +170,25 @@ async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_
         tmp_path, aiohttp_server, caplog):
     need(Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "chromium is not installed")
     caplog.set_level(logging.DEBUG, logger="shadow")
+    log = tmp_path / "candidate.log"
+    log.write_text("")
     legacy = await aiohttp_server(build(""))
-    candidate = await aiohttp_server(build("c"))
+    candidate = await aiohttp_server(build("c", log))
     config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
-                         routes=ROUTES, store={"samples_per_signature": 20})
+                         routes=ROUTES, store={"samples_per_signature": 20},
+                         backends={"legacy": {"url": str(legacy.make_url(""))},
+                                   "candidate": {"url": str(candidate.make_url("")),
+                                                 "log_files": [str(log)]}},
+                         noise={"share": 1.0, "methods": ["GET"]})
     async with running(config) as runtime:
         async with aiohttp.ClientSession(auto_decompress=False) as client:
             for method, path, kwargs in REQUESTS:
                 async with client.request(method, proxy_url(runtime, path), **kwargs) as reply:
                     assert reply.status == 200, path
         await settle(runtime, len(REQUESTS))
+        async with asyncio.timeout(10):  # the A/A probes run on the mirror lane
+            while "GET /api/sessions" not in {r["route"] for r in runtime.noise.listing()}:
+                await asyncio.sleep(0.02)
         await runtime.store.flush()
         api: dict[str, str] = {}
         async with reader() as client:
@@ -188,7 +213,8 @@ async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_
     assert routes_seen == {"/api/profile", "/api/page", "/api/text", "/api/quoted",
                            "/api/binary", "/api/packed", "/api/form",
                            "/api/users/{id}/records", "/api/patients/{id}/diagnosis",
-                           "/api/reset-password/{token}", "{other}"}, routes_seen
+                           "/api/reset-password/{token}", "/api/sessions",
+                           "{other}"}, routes_seen
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*") if p.suffix != ".key")
     assert len(findings) >= len(routes_seen)
     assert stored and leaks(stored.decode("utf-8", "replace")) == []
@@ -209,3 +235,9 @@ async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_
     assert by_route["/api/page"]["differences"][0]["detail"].startswith("text differs at line 1")
     sample_pages = [text for name, text in pages.items() if name.startswith("/samples/")]
     assert any(NOT_STORED in text for text in sample_pages)
+    logged = "\n".join(by_route["/api/profile"]["logs"]["candidate"])
+    assert "ERROR «#" in logged and "failed for <email> user=«#" in logged
+    noise = orjson.loads(api["/api/noise"])["routes"]
+    places = [p["path"] for r in noise if r["route"] == "GET /api/sessions" for p in r["places"]]
+    assert places and all(re.fullmatch(r"\$\.sessions\['«key #[0-9a-f]{12}»'\]", p)
+                          for p in places), places
