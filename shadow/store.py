@@ -294,31 +294,15 @@ class Store:
         rows[0]["sample"] = orjson.loads(rows[0].pop("body"))
         return rows[0]
 
-    async def purge(self, *, route: str | None, reason: str, who: str) -> dict[str, int]:
-        """Delete every signature, hourly count and sample of `route` (None: of all
-        routes) and audit it; returns how many of each were deleted."""
-        if not reason.strip():
-            raise ValueError("a purge needs a reason")
-        await self.flush()
-        where, params = ("WHERE route = ?", (route,)) if route is not None else ("", ())
+    async def compact(self) -> None:
+        """Zeroed pages out of the file: VACUUM, then the WAL truncated; sample counts are
+        read again (after a purge, shadow.privacy.purge)."""
         async with self._lock:
-            db, deleted = self._db, {}
-            cur = await db.execute(
-                f"DELETE FROM signature_hours WHERE signature IN (SELECT signature FROM "
-                f"signatures {where})", params)
-            deleted["hourly_counts"] = cur.rowcount
-            for table in ("samples", "signatures"):
-                cur = await db.execute(f"DELETE FROM {table} {where}", params)
-                deleted[table] = cur.rowcount
-            await db.commit()
-            await db.execute("VACUUM")  # secure_delete zeroes pages; this also shrinks the file
+            db = self._db
+            await db.execute("VACUUM")
             await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             async with db.execute("SELECT signature, count(*) FROM samples GROUP BY signature") as rows:
                 self._sample_counts = {sig: n async for sig, n in rows}
-        await self.add_audit(action="store_purge", from_mode=None, to_mode=None, forced=False,
-                             reason=reason, who=who,
-                             gate={"route": route if route is not None else "*", **deleted})
-        return deleted
 
     def add_read(self, who: str, what: str, now: float | None = None) -> None:
         """Record that `who` read `what` (a sample, a list of samples). Never waits."""
@@ -366,12 +350,16 @@ class Store:
         """Rows of a read-only query as dicts (for the read side of other modules)."""
         return await self._rows(query, params)
 
-    async def write(self, statements: list[tuple[str, tuple]]) -> None:
-        """Run statements in one transaction (for the write side of other modules)."""
+    async def write(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        """Run statements in one transaction (for the write side of other modules);
+        returns how many rows each changed."""
         async with self._lock:
+            counts = []
             for query, params in statements:
-                await self._db.execute(query, params)
+                cur = await self._db.execute(query, params)
+                counts.append(cur.rowcount)
             await self._db.commit()
+            return counts
 
     async def _rows(self, query: str, params: tuple) -> list[dict]:
         async with self._db.execute(query, params) as cur:

@@ -4,8 +4,8 @@
                                      scan of the state store; exit 1 when it finds
                                      anything that looks personal
     shadow store purge -c FILE (--route R | --all) --reason TEXT
-                                     delete every signature and sample of a route (or of
-                                     all routes); audited
+                                     delete every signature, sample and finding of a route
+                                     (or of all routes); audited (shadow.privacy.purge)
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def store_group() -> None:
 @click.option("--all", "everything", is_flag=True, help="Every route's data goes.")
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 def purge(config_path: str, route: str | None, everything: bool, reason: str) -> None:
-    """Delete every mismatch signature, hourly count and sample of one route or of all
-    routes, and record it in the audit log."""
+    """Delete every mismatch signature, hourly count, sample and finding of one route or
+    of all routes, and record it in the audit log."""
     from shadow.cli import _load
+    from shadow.privacy.purge import purge as purge_store
     from shadow.store import Store
 
     if (route is None) == (not everything):
@@ -119,7 +120,7 @@ def purge(config_path: str, route: str | None, everything: bool, reason: str) ->
     async def run() -> dict[str, int]:
         store = await Store.open(config.store.path)
         try:
-            return await store.purge(route=route, reason=reason,
+            return await purge_store(store, route=route, reason=reason,
                                      who=f"cli:{getpass.getuser()}")
         finally:
             await store.close()
@@ -127,7 +128,8 @@ def purge(config_path: str, route: str | None, everything: bool, reason: str) ->
     deleted = asyncio.run(run())
     scope = f"route {route}" if route is not None else "all routes"
     click.echo(f"purged {scope}: {deleted['signatures']} signatures, {deleted['samples']} "
-               f"samples, {deleted['hourly_counts']} hourly counts (audited)")
+               f"samples, {deleted['hourly_counts']} hourly counts, {deleted['findings']} "
+               "findings (audited)")
 
 
 COMMANDS = (privacy_check, store_group)

@@ -66,6 +66,17 @@ def test_privacy_check_fails_on_what_looks_personal_without_printing_it(tmp_path
 def test_purge_removes_a_route_or_everything_and_is_audited(tmp_path):
     config = write_config(tmp_path)
     fill(tmp_path, {"/api/a": CLEAN, "/api/b": LEAKY})
+    db = sqlite3.connect(tmp_path / "state.db")
+    with db:
+        for fid, route in ((1, "/api/a"), (2, "/api/b")):
+            db.execute("INSERT INTO findings (id, key, method, route, kind, what, count, "
+                       "first_seen, last_seen) VALUES (?, ?, 'GET', ?, 'value', '$.a', 1, 0, 0)",
+                       (fid, f"GET {route} value $.a", route))
+            db.execute("INSERT INTO finding_signatures VALUES (?, ?, 0, 1)",
+                       (fid, f"GET {route} body $.a"))
+            db.execute("INSERT INTO finding_minutes VALUES (?, 1, 1)", (fid,))
+        db.execute("INSERT INTO finding_links VALUES (1, 2, 'evidence', 1, 0, 0)")
+    db.close()
     runner = CliRunner()
     assert runner.invoke(main, ["store", "purge", "-c", config, "--reason", "x"]).exit_code == 2
     assert runner.invoke(main, ["store", "purge", "-c", config, "--all", "--route", "/api/a",
@@ -73,6 +84,12 @@ def test_purge_removes_a_route_or_everything_and_is_audited(tmp_path):
     result = runner.invoke(main, ["store", "purge", "-c", config, "--route", "/api/b",
                                   "--reason", "subject access request 42"])
     assert result.exit_code == 0 and "1 signatures, 1 samples" in result.output
+    assert "1 findings" in result.output
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert db.execute("SELECT route FROM findings").fetchall() == [("/api/a",)]
+    assert db.execute("SELECT finding_id FROM finding_signatures").fetchall() == [(1,)]
+    assert db.execute("SELECT count(*) FROM finding_links").fetchone() == (0,)
+    db.close()
     assert runner.invoke(main, ["privacy-check", "-c", config]).exit_code == 0
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*") if p.suffix != ".key")
     assert b"jane@example.com" not in raw and b"anxious" not in raw
@@ -81,6 +98,8 @@ def test_purge_removes_a_route_or_everything_and_is_audited(tmp_path):
     db = sqlite3.connect(tmp_path / "state.db")
     assert db.execute("SELECT count(*) FROM samples").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM signatures").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM findings").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM finding_minutes").fetchone() == (0,)
     audit = db.execute("SELECT action, reason, who, gate FROM audit ORDER BY id").fetchall()
     db.close()
     assert [(a, r) for a, r, _, _ in audit] == [("store_purge", "subject access request 42"),
