@@ -1,7 +1,8 @@
-"""With default privacy settings the demo's bugs are still explained: the sample page the
-browser renders says what differs and where (a kept 0/1 vs true, the two timestamp
-formats, a type change, a status, a missing row, a null), and the state file holds
-nothing the scan calls personal, nor any of the traffic's notes, names or passwords."""
+"""With default privacy settings every one of the demo's bugs is still explained: the
+sample page the browser renders says what differs and where (a kept 0/1 vs true, the two
+timestamp formats, a type change, a status, a missing row or list entry, a null, an id
+that is 0 or one higher, values in another order), and the state file holds nothing the
+scan calls personal, nor any of the traffic's notes, names or passwords."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 from shadow.browser import sample_detail
 from shadow.demo import actors
+from shadow.demo.bugs import BUGS
 from shadow.demo.runner import DemoResult, collect, demo_stack
 from shadow.demo.traffic import run_traffic
+from shadow.privacy import NOT_STORED
 from shadow.privacy.scan import scan
 
 
@@ -27,7 +30,21 @@ EXPLAINED = {
     "group_by": _status,
     "lost_commit": lambda d: d["kind"] == "row_missing",
     "empty_null": lambda d: d["types"] == ["str", "null"] and d["primary"].startswith("«str 0 #"),
+    "insert_or_replace": lambda d: d["kind"] == "status" and (d["primary"], d["shadow"]) == (201, 500),
+    "lastrowid": lambda d: d["path"] == "$.id" and d["types"] == ["int", "int"]
+    and d["shadow"] == 0 < d["primary"],
+    "burnt_sequence": lambda d: d["path"] == "$.id" and d["types"] == ["int", "int"]
+    and d["shadow"] == d["primary"] + 1,
+    "order_by": lambda d: d["path"].startswith("$.entries[") and d["detail"] == "changed"
+    and d.get("note") == NOT_STORED,
+    "like_case": lambda d: d["path"].startswith("$.entries[")
+    and d["detail"].startswith("missing in shadow") and isinstance(d["primary"], dict)
+    and isinstance(d["primary"].get("id"), int),
 }
+
+
+def test_every_demo_bug_is_checked():
+    assert set(EXPLAINED) == set(BUGS)
 
 
 @pytest.mark.parametrize("bug", sorted(EXPLAINED))
