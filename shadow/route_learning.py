@@ -10,7 +10,10 @@ value never becomes part of a template by looking like a word; only by being con
   position held at most `max_literals` distinct values. A position that has seen more
   distinct values is variable: every segment there is `{param}`, and literals it had
   learned are forgotten (templates through them are retired) unless configured.
-- Segments longer than `MAX_LITERAL_CHARS` are never literals and are not kept.
+- Segments longer than `MAX_LITERAL_CHARS`, and segments that read as values rather than
+  words (an e-mail, more than 3 digits, anything but an identifier: the rule
+  shadow.privacy applies to JSON keys), are never literals and are not kept, however
+  often one user requests the same one.
 - A template is learned once it has been seen `repeats` times and fewer than
   `max_templates` are known; until then, and beyond the cap, the path is `{other}`.
 
@@ -24,6 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
+
+from shadow.privacy.shapes import is_name
 
 OTHER = "{other}"
 PARAM = "{param}"
@@ -148,7 +154,7 @@ class RouteLearner:
     def _observe(self, node: _Position, segment: str, parts: list[str]) -> bool:
         """Count `segment` at an undecided position; True once the position has decided
         (the segment promoted to a literal, or the position turned variable)."""
-        if len(segment) > MAX_LITERAL_CHARS:
+        if len(segment) > MAX_LITERAL_CHARS or not is_name(unquote(segment)):
             node.distinct += 1
         else:
             hits = node.seen.get(segment)

@@ -27,6 +27,15 @@ def test_usernames_emails_tokens_and_slugs_fold_like_numeric_ids():
     assert all("jane" not in r.template for r in learner.learned())
 
 
+def test_a_segment_that_reads_as_a_value_never_becomes_a_literal():
+    learner = RouteLearner(min_hits=3, max_literals=4)
+    for value in ("jane@example.com", "jane%40example.com", "4421", "tok_9f8e7d6c5b4a3f"):
+        names = set(feed(learner, [f"/api/{value}/records"], times=30))
+        assert all(value not in name for name in names), names
+        assert all(value not in key for key in learner._root.literal["api"].seen)
+    assert learner.name("/api/jane@example.com/records") == "/api/{param}/records"
+
+
 def test_a_value_learned_as_a_literal_is_forgotten_when_its_position_turns_variable():
     retired = []
     learner = RouteLearner(min_hits=3, max_literals=4, on_retired=retired.append)
