@@ -195,6 +195,20 @@ def _rows(obs: dict | None, name: str, marked: list[str]) -> str:
             + table(("op", "row", "before", "after"), rows, "no rows changed") + "</section>")
 
 
+def _translated(notes) -> str:
+    """The ids of the shadow's reply read as the primary's before the replies were
+    compared, and what said so."""
+    if not notes:
+        return ""
+    sources = {"group": "pairs of this exchange's group's rows", "key map": "the key map"}
+    rows = [f'<tr><td><code>{e(t["path"])}</code></td><td>{e(t["table"])}</td>'
+            f'<td><code>{e(compact(t["shadow"]))}</code></td>'
+            f'<td><code>{e(compact(t["read_as"]))}</code></td>'
+            f'<td>{e(sources.get(t["source"], t["source"]))}</td></tr>' for t in notes]
+    return ("<h3>Shadow ids read as the primary's before comparing</h3>"
+            + table(("where", "table", "shadow said", "read as", "from"), rows, ""))
+
+
 def sample_detail(row: dict) -> str:
     """One sample's page (a store row with its `sample`): the differences, both
     replies side by side with differing lines marked, row changes, the request."""
@@ -228,6 +242,7 @@ def sample_detail(row: dict) -> str:
         f' JSON: <a href="/api/samples/{e(row["id"])}">this sample</a></div>'
         "<h2>Differences</h2>"
         + table(("kind", "where", "primary", "shadow", "detail"), diff_rows, "none")
+        + _translated(s.get("translated") or ())
         + '<h2>Replies</h2><div class="sides">'
         f'{_side(s["primary"], "primary", body_paths, headers, status_differs)}'
         f'{_side(s.get("shadow"), "shadow", body_paths, headers, status_differs)}</div>'

@@ -156,6 +156,8 @@ class Comparison:
     `normalised` counts the differences the dialect bridge removed (0/1 vs true/false,
     timestamp renderings...), so a user can see what the bridge is hiding.
     `reason` says why an exchange was skipped or why a side errored.
+    `translated` lists the ids of the shadow's reply that were read as the primary's
+    before the replies were compared (`shadow.rows.ids.Translated`).
     """
 
     exchange: Exchange
@@ -166,3 +168,4 @@ class Comparison:
     normalised: int = 0
     reason: str = ""
     signatures: tuple[str, ...] = field(default=())
+    translated: tuple[Any, ...] = field(default=())

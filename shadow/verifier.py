@@ -28,7 +28,7 @@ from shadow.metrics import Metrics
 from shadow.privacy import SampleBuilder
 from shadow.replay_lag import ReplayLag
 from shadow.routes import RoutePolicy
-from shadow.rows.ids import collection_of
+from shadow.rows.ids import Translated, collection_of, group_pairs
 from shadow.rows.live import RowState
 from shadow.store import Store
 from shadow.writes.attribution import GroupRows
@@ -234,12 +234,8 @@ class Verifier:
         differences: tuple[Difference, ...] = ()
         normalised = 0
         if rows is not None and not rows.skipped:
-            # The group's rows were compared when it was final, key pairs learnt then; the
-            # reply's ids are read through the key map like every later one.
             differences, normalised = rows.differences, rows.normalised
-        if self.rows is not None and self.rows.ids.active and shadow.header("content-encoding") is None:
-            shadow = replace(shadow, body=self.rows.ids.reply(
-                shadow.body, collection_of(ex.route), pair.shadow_backend == "legacy"))
+        shadow, translated = self._read_ids(pair, shadow)
         result = reply_diff if reply_diff is not None else compare_replies(
             primary, shadow, self.rules_at_lag(pair.policy))
         replied, noise = result.differences, 0
@@ -255,7 +251,21 @@ class Verifier:
             signature(ex.method, ex.route, d.kind, self._path(d)) for d in differences))
         return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
                           reason=f"rows: {rows.skipped}" if rows and rows.skipped else "",
-                          signatures=sigs)
+                          signatures=sigs, translated=translated)
+
+    def _read_ids(self, pair: Pair, shadow: Reply) -> tuple[Reply, tuple[Translated, ...]]:
+        """The shadow's reply with its ids read as the primary's: through the pairs its
+        group's rows taught (overlapping writes may take their ids in another order on
+        each side), then through the key map; and the ids so read."""
+        state, rows = self.rows, pair.rows
+        local = group_pairs(rows.pairs) if rows is not None else {}
+        if state is None or shadow.header("content-encoding") is not None or not (
+                state.ids.active or any(p != s for t in local.values() for s, p in t.items())):
+            return shadow, ()
+        body, translated = state.ids.read_reply(
+            shadow.body, collection_of(pair.exchange.route), pair.shadow_backend == "legacy",
+            local)
+        return (shadow if body is shadow.body else replace(shadow, body=body)), translated
 
     def publish(self, c: Comparison, pair: Pair) -> None:
         ex, m = c.exchange, self.metrics

@@ -308,3 +308,28 @@ def test_sample_page_marks_row_changes_odd_keys_and_status():
     assert "&lt;b&gt;1&lt;/b&gt;" in html and "<b>1</b>" not in html
     assert '<tr class="d"><td>insert</td><td><code>moods[7]</code>' in html
     assert '<tr><td>insert</td><td><code>audit[1]</code>' in html
+
+
+def test_a_sample_shows_the_shadow_ids_read_as_the_primarys():
+    """Rendering alone: the ids of the shadow's reply that were read through a group's
+    pairs or the key map before comparing are listed, with what said so."""
+    side = {"label": "x", "status": 201, "elapsed_ms": 1.0, "headers": [], "rows": []}
+    row = {"id": 4, "signature": "POST /items row_missing items[*]", "sample": {
+        "exchange": {"id": "x2", "method": "POST", "route": "/items", "target": "/items",
+                     "headers": [], "body": "", "at": 0},
+        "verdict": "mismatch", "normalised": 0,
+        "primary": {**side, "body": '{"id": 1}'}, "shadow": {**side, "body": '{"id": 2}'},
+        "differences": [{"kind": "row_missing", "path": "items[2]", "primary": {"id": 2},
+                         "shadow": None}],
+        "translated": [{"path": "$.id", "table": "items", "shadow": 2, "read_as": 1,
+                        "source": "group"},
+                       {"path": "$.user_id", "table": "users", "shadow": 8, "read_as": 7,
+                        "source": "key map"}]}}
+    html = sample_detail(row)
+    assert "<h3>Shadow ids read as the primary's before comparing</h3>" in html
+    assert ("<tr><td><code>$.id</code></td><td>items</td><td><code>2</code></td>"
+            "<td><code>1</code></td><td>pairs of this exchange&#x27;s group&#x27;s rows</td>"
+            "</tr>") in html
+    assert "<td>the key map</td>" in html
+    del row["sample"]["translated"]
+    assert "read as the primary" not in sample_detail(row)

@@ -5,7 +5,9 @@ A sample keeps the structure of both replies, the request and the row images, an
 every value either the value (booleans, null, short numbers, and what `[privacy] keep`
 names) or a placeholder with its type, length and keyed fingerprint. A difference keeps
 its kind, a path whose value-like keys are fingerprinted, both sides as stored, both
-types and fingerprints, and its detail with quoted values taken out.
+types and fingerprints, and its detail with quoted values taken out. An id of the
+shadow's reply read as the primary's before comparing keeps its path, table and both ids
+as any value is kept.
 """
 
 from __future__ import annotations
@@ -56,7 +58,16 @@ class SampleBuilder:
             "primary": self.observation(c.primary, labels),
             "shadow": self.observation(c.shadow, labels) if c.shadow else None,
             "differences": [self.difference(d) for d in c.differences],
+            "translated": [self.translated(t) for t in c.translated],
         }
+
+    def translated(self, t: Any) -> dict[str, Any]:
+        """One id of the shadow's reply read as the primary's (shadow.rows.ids.Translated):
+        where (as a difference's path is stored), which table, both ids as values are."""
+        s = self.shaper
+        return {"path": self.path(Difference(Kind.BODY, t.path, None, None)),
+                "table": s.key(t.table), "shadow": s.leaf(t.shadow),
+                "read_as": s.leaf(t.primary), "source": t.source}
 
     def observation(self, obs: Observation, labels: dict[str, str]) -> dict[str, Any]:
         reply, s = obs.reply, self.shaper

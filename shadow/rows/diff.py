@@ -36,7 +36,7 @@ difference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +259,14 @@ class _Differ:
 
 def _kind(info: TableInfo | None, column: str) -> ValueKind:
     return info.kind(column) if info is not None else ValueKind.ANY
+
+
+def pairing_content(primary_tables: Mapping[str, TableInfo],
+                    shadow_tables: Mapping[str, TableInfo], rules: RowRules, keymap: KeyMap
+                    ) -> Callable[[str, list[NetChange], list[NetChange], str | None], Content]:
+    """`content(table, primary inserts, shadow inserts, surrogate key)`: what inserted rows
+    are paired on, exactly as `diff_rows` pairs them (foreign keys through `keymap`)."""
+    return _Differ(primary_tables, shadow_tables, rules, keymap).content
 
 
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,

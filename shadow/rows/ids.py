@@ -12,16 +12,50 @@ Which table an id belongs to is read from names, the way REST APIs are written: 
 `{id}` segment belongs to the collection segment before it (`/api/moods/{id}` -> moods),
 a `user_id` field to `users`, an `id` field to the collection it is listed under or else
 to the route's collection. Only tables whose pairs really differ are touched.
+
+A reply is read first through the pairs its own group's rows taught (`GroupPairs`: when
+overlapping writes commit in another order on each side, the shadow's id 4 may be the
+primary's 3 while the key map already moved on), then through the key map; each id read
+as another is noted (`Translated`), so a sample can show the operator what was mapped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from shadow.rows.keymap import KeyMap
+from shadow.compare.jsonpath import render_path
+from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import fold
+
+GroupPairs = dict[str, dict[Any, Any]]
+"""Per table, shadow id -> primary id, as one group's rows paired them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """One id of a shadow reply read as the primary's: where, which table, the id the
+    shadow answered, the id it stands for, and what said so (`group`: the pairs of this
+    exchange's group's rows; `key map`: a pair learnt before)."""
+
+    path: str
+    table: str
+    shadow: Any
+    primary: Any
+    source: str
+
+
+def group_pairs(pairs: Iterable[Pair]) -> GroupPairs:
+    """The (table, primary key, shadow key) pairs of one group, as shadow id -> primary
+    id per table; only single-column keys (the ids a reply can show)."""
+    out: GroupPairs = {}
+    for table, primary, shadow in pairs:
+        if len(primary) == 1 == len(shadow):
+            out.setdefault(fold(table), {})[shadow[0]] = primary[0]
+    return out
 
 
 class IdTranslator:
@@ -60,16 +94,29 @@ class IdTranslator:
         return found
 
     def _map(self, table: str | None, value: Any, to_candidate: bool) -> Any:
-        if table is None or table not in self.shifted or isinstance(value, bool):
-            return value
+        return self._read(table, value, to_candidate, None)[0]
+
+    def _read(self, table: str | None, value: Any, to_candidate: bool,
+              group: GroupPairs | None) -> tuple[Any, str]:
+        """`value` of `table` on the other side, and what said so ("" when unchanged)."""
+        if table is None or isinstance(value, bool):
+            return value, ""
         if isinstance(value, str) and value.isdigit():
-            mapped = self._map(table, int(value), to_candidate)
-            return str(mapped)
+            mapped, source = self._read(table, int(value), to_candidate, group)
+            return (str(mapped), source) if source else (value, "")
         if not isinstance(value, int):
-            return value
-        found = (self.keymap.shadow_key(table, (value,)) if to_candidate
-                 else self.keymap.primary_key(table, (value,)))
-        return found[0] if found else value
+            return value, ""
+        local = group.get(table) if group else None
+        if local is not None and value in local:
+            found = local[value]
+            return (found, "group") if found != value else (value, "")
+        if table not in self.shifted:
+            return value, ""
+        pair = (self.keymap.shadow_key(table, (value,)) if to_candidate
+                else self.keymap.primary_key(table, (value,)))
+        if pair is None or pair[0] == value:
+            return value, ""
+        return pair[0], "key map"
 
     # --- requests to the shadow -------------------------------------------------------
 
@@ -97,10 +144,18 @@ class IdTranslator:
 
     def reply(self, body: bytes, collection: str | None, to_candidate: bool) -> bytes:
         """A JSON reply with `id` and `*_id` fields mapped to the other side's keys."""
-        table = self.table_for(collection) if collection else None
-        return self._json(body, table, to_candidate, ids_too=True)
+        return self.read_reply(body, collection, to_candidate)[0]
 
-    def _json(self, body: bytes, table: str | None, to_candidate: bool, ids_too: bool) -> bytes:
+    def read_reply(self, body: bytes, collection: str | None, to_candidate: bool,
+                   group: GroupPairs | None = None) -> tuple[bytes, tuple[Translated, ...]]:
+        """A shadow's JSON reply with its ids read as the primary's: through `group`
+        (its own group's pairs) first, then the key map; and each id so read."""
+        table = self.table_for(collection) if collection else None
+        notes: list[Translated] = []
+        return self._json(body, table, to_candidate, True, group, notes), tuple(notes)
+
+    def _json(self, body: bytes, table: str | None, to_candidate: bool, ids_too: bool,
+              group: GroupPairs | None = None, notes: list[Translated] | None = None) -> bytes:
         """`body` with its ids mapped if it is JSON; the same bytes if nothing changed."""
         if not body or body[:1] not in (b"{", b"["):
             return body
@@ -108,28 +163,43 @@ class IdTranslator:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body
-        mapped = self._walk(doc, table, to_candidate, ids_too)
+        walk = _Walk(self, to_candidate, ids_too, group, notes)
+        mapped = walk.value(doc, table, ())
         return body if mapped == doc else orjson.dumps(mapped)
 
-    def _walk(self, value: Any, table: str | None, to_candidate: bool, ids_too: bool,
-              depth: int = 0) -> Any:
-        if depth > 64:
+
+class _Walk:
+    """One walk of a JSON document, mapping ids (and noting them when `notes` is a list)."""
+
+    def __init__(self, ids: IdTranslator, to_candidate: bool, ids_too: bool,
+                 group: GroupPairs | None, notes: list[Translated] | None) -> None:
+        self.ids, self.to_candidate, self.ids_too = ids, to_candidate, ids_too
+        self.group, self.notes = group, notes
+
+    def value(self, value: Any, table: str | None, path: tuple) -> Any:
+        if len(path) > 64:
             return value
         if isinstance(value, list):
-            return [self._walk(v, table, to_candidate, ids_too, depth + 1) for v in value]
+            return [self.value(v, table, (*path, i)) for i, v in enumerate(value)]
         if not isinstance(value, dict):
             return value
         out = {}
         for key, item in value.items():
             low = key.lower()
-            if low == "id" and ids_too:
-                out[key] = self._map(table, item, to_candidate)
+            if low == "id" and self.ids_too:
+                out[key] = self.one(table, item, (*path, key))
             elif low.endswith("_id"):
-                out[key] = self._map(self.table_for(low), item, to_candidate)
+                out[key] = self.one(self.ids.table_for(low), item, (*path, key))
             else:
-                inner = self.table_for(key) or table
-                out[key] = self._walk(item, inner, to_candidate, ids_too, depth + 1)
+                inner = self.ids.table_for(key) or table
+                out[key] = self.value(item, inner, (*path, key))
         return out
+
+    def one(self, table: str | None, value: Any, path: tuple) -> Any:
+        mapped, source = self.ids._read(table, value, self.to_candidate, self.group)
+        if source and self.notes is not None and table is not None:
+            self.notes.append(Translated(render_path(path), table, value, mapped, source))
+        return mapped
 
 
 def collection_of(template: str) -> str | None:

@@ -23,7 +23,8 @@ from shadow.rows.capture import Capture, CaptureStatus
 from shadow.rows.databases import DatabasesCapture, compared_names, inner_rules
 from shadow.rows.diff import RowDiff, diff_rows
 from shadow.rows.ids import IdTranslator
-from shadow.rows.keymap import KeyMap
+from shadow.rows.keymap import KeyMap, Pair
+from shadow.rows.learn import Slot, learn_pairs
 from shadow.rows.model import RowRules, TableInfo
 from shadow.verdict import RowChange
 
@@ -169,12 +170,23 @@ class RowState:
 
     def diff(self, primary_backend: str, primary: tuple[RowChange, ...],
              shadow_backend: str, shadow: tuple[RowChange, ...]) -> RowDiff:
-        keymap = self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)
         result = diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
                            shadow_tables=self.tables[shadow_backend], rules=self.rules,
-                           keymap=keymap)  # type: ignore[arg-type]
+                           keymap=self._seen_from(primary_backend))  # type: ignore[arg-type]
         self.ids.learn(result.new_pairs)
         return result
+
+    def learn(self, primary_backend: str, primary: list[RowChange], shadow_backend: str,
+              shadow: list[RowChange]) -> tuple[list[Pair], set[Slot], set[Slot]]:
+        """Key pairs from inserts whose rows are not compared (see shadow.rows.learn)."""
+        found = learn_pairs(primary, shadow, primary_tables=self.tables[primary_backend],
+                            shadow_tables=self.tables[shadow_backend], rules=self.rules,
+                            keymap=self._seen_from(primary_backend))  # type: ignore[arg-type]
+        self.ids.learn(found[0])
+        return found
+
+    def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
+        return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)
 
     def diverge(self, reason: str) -> bool:
         """Mark the shadow's rows as no longer comparable; True if this is news."""

@@ -2,6 +2,7 @@
 
     Content(columns, translate)          how two inserted rows of one table are compared
     pair_inserts(primary, shadow, content) -> (pairs, missing, extra)
+    pair_unique(primary, shadow, content) -> pairs whose content no other row shares
 
 The inserts of one exchange, or of a group of overlapping exchanges, are paired by their
 content and not by their position, so that one extra or missing row on one side is that
@@ -132,6 +133,28 @@ def pair_inserts(primary: Sequence[Row], shadow: Sequence[Row], content: Content
     missing = [primary[i] for i, j in enumerate(p_match) if j is None]
     extra = [shadow[j] for j, taken in enumerate(s_taken) if not taken]
     return pairs, missing, extra
+
+
+def pair_unique(primary: Sequence[Row], shadow: Sequence[Row], content: Content
+                ) -> list[tuple[Row, Row]]:
+    """The pairs of rows whose content is equal and held by no other row on either side:
+    what can be paired while more rows may still arrive on one side (a partner not yet
+    seen, or a twin of the same content, leaves a row unpaired). No pairs when the
+    content has no column to compare."""
+    if not content.columns:
+        return []
+    buckets: dict[tuple, list[list[int]]] = {}
+    for side, rows in ((0, primary), (1, shadow)):
+        for index, row in enumerate(rows):
+            slot = buckets.setdefault(content.fingerprint(row, primary=side == 0), [[], []])
+            slot[side].append(index)
+    pairs = []
+    for p_found, s_found in buckets.values():
+        if len(p_found) == 1 == len(s_found):
+            p, s = primary[p_found[0]], shadow[s_found[0]]
+            if not content.loose or content.differing(p, s, content.loose) == 0:
+                pairs.append((p, s))
+    return pairs
 
 
 def _exact(primary: Sequence[Row], shadow: Sequence[Row], content: Content,

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from shadow.rows.keymap import Pair
+from shadow.rows.learn import slot_of
 from shadow.rows.live import RowState
 from shadow.verdict import Difference, RowChange
 from shadow.writes.causality import Ticket
@@ -45,7 +47,9 @@ class GroupRows:
     """What one exchange's group wrote on each side, and how the two compare.
 
     `members` is the group's size (1: attributed exactly); `names` lists the group's
-    exchanges (`METHOD route #id`); `skipped` says why rows were not compared."""
+    exchanges (`METHOD route #id`); `skipped` says why rows were not compared; `pairs`
+    are the key pairs (table, primary key, shadow key) these rows taught, through which
+    each member's reply ids are read (see shadow.rows.ids)."""
 
     primary: tuple[RowChange, ...] = ()
     shadow: tuple[RowChange, ...] = ()
@@ -54,6 +58,7 @@ class GroupRows:
     members: int = 1
     names: tuple[str, ...] = ()
     skipped: str = ""
+    pairs: tuple[Pair, ...] = ()
 
 
 async def measure_clock(now: Callable, tries: int = 5) -> Clock:
@@ -223,7 +228,10 @@ class Attribution:
         members = group.members
         names = tuple(f"{m.method} {m.route} #{m.flow}" for m in members)
         if group.overflow:
-            self._hand(members[0], GroupRows(members=0, names=names, skipped="group_too_large"))
+            pairs = self._learn(group)
+            for member, name in zip(members, names, strict=True):
+                self._hand(member, GroupRows(members=0, names=(name,), pairs=pairs,
+                                             skipped="group_too_large"))
             return
         mirrored = [m for m in members if m.pair is not None]
         roles = {(m.primary, m.shadow) for m in mirrored}
@@ -246,10 +254,26 @@ class Attribution:
             note = f"group of {len(members)}: {', '.join(names)}"
             differences = tuple(replace(d, detail=f"{d.detail}; {note}" if d.detail else note)
                                 for d in differences)
-        rows = GroupRows(p_rows, s_rows, differences, result.normalised, len(members), names)
+        rows = GroupRows(p_rows, s_rows, differences, result.normalised, len(members), names,
+                         pairs=tuple(result.new_pairs))
         self._count(members)
         for member in mirrored:
             self._hand(member, rows)
+
+    def _learn(self, group: Group) -> tuple[Pair, ...]:
+        """Key pairs from an overflowed group's pool of inserts; the rows paired leave it."""
+        roles = [(m.primary, m.shadow) for m in group.members if m.pair is not None]
+        if not roles:
+            return ()
+        primary, shadow = roles[0]
+        p_pool, s_pool = group.changes.get(primary, []), group.changes.get(shadow, [])
+        if not p_pool or not s_pool:
+            return ()
+        pairs, used_p, used_s = self.rows.learn(primary, [c for _, c in p_pool],
+                                                shadow, [c for _, c in s_pool])
+        p_pool[:] = [item for item in p_pool if slot_of(item[1]) not in used_p]
+        s_pool[:] = [item for item in s_pool if slot_of(item[1]) not in used_s]
+        return tuple(pairs)
 
     def _count(self, members: list[Member]) -> None:
         writes = sum(1 for m in members if m.writes)

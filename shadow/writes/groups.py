@@ -8,8 +8,11 @@ of every member is final on every backend it was sent to; then its changes, per 
 are the union of its members' and are compared as a whole (`on_final`).
 
 A group of more than `max_members` exchanges gives up on its rows (`overflow`): its
-members are let go one by one as they finish, with no rows, so that a chain of
-overlapping writes under sustained load cannot hold memory or verdicts without bound.
+members are let go as they finish, with no rows compared, so that a chain of overlapping
+writes under sustained load cannot hold memory or verdicts without bound. It keeps only a
+pool of its latest inserts (at most `POOL` per member allowed, per backend), from which
+key pairs are still learnt as members finish (`shadow.rows.learn`): its rows are not
+verified, but the ids they took on each side keep being translated.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shadow.verdict import RowChange
+
+POOL = 4
+"""Inserts an overflowed group keeps per backend, per member it may hold."""
 
 
 @dataclass(slots=True, eq=False)
@@ -38,7 +44,9 @@ class Member:
 
 @dataclass(slots=True, eq=False)
 class Group:
-    """Exchanges compared as a whole, and the changes of each backend, in drain order."""
+    """Exchanges compared as a whole, and the changes of each backend, in drain order
+    (once `overflow`: the pool of inserts key pairs are learnt from, shared with each
+    batch of members let go)."""
 
     members: list[Member]
     changes: dict[str, list[tuple[int, RowChange]]] = field(default_factory=dict)
@@ -57,7 +65,8 @@ class Group:
 
 class Groups:
     """Union-find over exchanges; calls `on_final(group)` once a group is final, and
-    `on_final(Group([member], overflow=True))` for each member of an overflowed one."""
+    `on_final(Group(finished, overflow=True, changes=pool))` for each batch of members of
+    an overflowed one that finished."""
 
     def __init__(self, *, max_members: int, on_final: Callable[[Group], None]) -> None:
         self.max_members = max_members
@@ -101,6 +110,10 @@ class Groups:
         group = self._groups[root]
         if group.overflow:
             self.discarded += 1
+            if change.op == "insert":
+                pool = group.changes.setdefault(backend, [])
+                pool.append((seq, change))
+                del pool[:-POOL * self.max_members]
         else:
             group.changes.setdefault(backend, []).append((seq, change))
 
@@ -112,18 +125,26 @@ class Groups:
             a, b, big, small = b, a, small, big
         self._parent[b] = a
         del self._groups[b]
+        uncounted = sum(len(c) for g in (big, small) if not g.overflow
+                        for c in g.changes.values())
         big.members += small.members
         big.unfinished += small.unfinished
-        big.overflow = big.overflow or small.overflow
+        big.overflow = big.overflow or small.overflow or len(big.members) > self.max_members
         for backend, changes in small.changes.items():
             big.changes.setdefault(backend, []).extend(changes)
-        if not big.overflow and len(big.members) > self.max_members:
-            big.overflow = True
-            self.discarded += sum(len(c) for c in big.changes.values())
-            big.changes.clear()
         if big.overflow:
+            self.discarded += uncounted
+            self._keep_inserts(big)
             self._release_finished(a, big)
         return a
+
+    def _keep_inserts(self, group: Group) -> None:
+        """An overflowed group's changes cut to its pool: the latest inserts."""
+        limit = POOL * self.max_members
+        for backend, changes in group.changes.items():
+            inserts = sorted((item for item in changes if item[1].op == "insert"),
+                             key=lambda item: item[0])
+            changes[:] = inserts[-limit:]
 
     def done(self, flow: int, backend: str) -> None:
         """`flow`'s window on `backend` is final (or will never open)."""
@@ -150,7 +171,7 @@ class Groups:
         for member in finished:
             self._members.pop(member.flow, None)
             group.released.append(member.flow)
-            self.on_final(Group([member], overflow=True))
+        self.on_final(Group(finished, group.changes, overflow=True))
         if not group.members:
             self._forget(root, group)
 

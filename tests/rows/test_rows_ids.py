@@ -2,7 +2,7 @@
 
 import orjson
 
-from shadow.rows.ids import IdTranslator, collection_of
+from shadow.rows.ids import IdTranslator, Translated, collection_of, group_pairs
 from shadow.rows.keymap import KeyMap
 
 
@@ -50,3 +50,36 @@ def test_collection_is_the_literal_before_the_id():
     assert collection_of("/api/journal/{id}") == "journal"
     assert collection_of("/api/moods") == "moods"
     assert collection_of("/{id}") is None
+
+
+def test_a_reply_is_read_through_its_groups_pairs_first_and_each_id_read_is_noted():
+    ids = translator()  # key map: journal_entries legacy 3 = candidate 4
+    group = group_pairs([("journal_entries", (9,), (3,)), ("moods", (6,), (6,))])
+    reply = orjson.dumps({"id": 3, "user_id": 8, "items": [{"user_id": 8}], "mood_id": 6})
+    body, notes = ids.read_reply(reply, "journal", False, group)
+    assert orjson.loads(body) == {"id": 9, "user_id": 7, "items": [{"user_id": 7}],
+                                  "mood_id": 6}
+    assert notes == (Translated("$.id", "journal_entries", 3, 9, "group"),
+                     Translated("$.user_id", "users", 8, 7, "key map"),
+                     Translated("$.items[0].user_id", "users", 8, 7, "key map"))
+
+
+def test_a_group_pair_that_keeps_the_id_wins_over_the_key_map():
+    ids = translator()
+    reply = orjson.dumps({"id": 4})
+    body, notes = ids.read_reply(reply, "journal", False, group_pairs(
+        [("journal_entries", (4,), (4,))]))
+    assert body is reply and notes == ()
+    assert ids.read_reply(reply, "journal", False)[0] == orjson.dumps({"id": 3})
+
+
+def test_group_pairs_are_read_in_a_table_not_yet_shifted_and_in_both_modes():
+    keymap = KeyMap()
+    ids = IdTranslator(keymap, {"items"})
+    assert not ids.active
+    group = group_pairs([("Items", (1,), (2,)), ("items", (2,), (1,)), ("items", (1, 2), (3, 4))])
+    assert group == {"items": {2: 1, 1: 2}}
+    for to_candidate in (False, True):  # the group speaks shadow -> primary in any mode
+        body, notes = ids.read_reply(b'[{"id": 2}, {"id": "1"}]', "items", to_candidate, group)
+        assert orjson.loads(body) == [{"id": 1}, {"id": "2"}]
+        assert [n.path for n in notes] == ["$[0].id", "$[1].id"]

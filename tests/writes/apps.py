@@ -9,7 +9,8 @@
     POST /upload                                     reads the whole body, inserts a row
 
 `gates` (name -> asyncio.Event) hold a POST /items whose body names one until the test
-sets it; `lost` names whose insert this build never commits (a lost write).
+sets it; `lost` names whose insert this build never commits (a lost write); `inserted`
+(name -> asyncio.Event, e.g. a defaultdict) is told when the insert of a name is done.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class Sql:
 
 
 def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
-              lost: frozenset[str] = frozenset(), audit: bool = False) -> web.Application:
+              lost: frozenset[str] = frozenset(), audit: bool = False,
+              inserted: dict[str, asyncio.Event] | None = None) -> web.Application:
     gates = gates if gates is not None else {}
     postgres = not database.startswith("sqlite:///")
     app = web.Application(client_max_size=64 << 20)
@@ -90,6 +92,8 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
             await gate.wait()
         name = data["name"]
         new = await app[DB].insert("items", "name", name, commit=name not in lost)
+        if inserted is not None:
+            inserted[name].set()
         return web.json_response({"id": new, "name": name}, status=201)
 
     async def read(request):
@@ -147,18 +151,23 @@ def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
 
 
 async def build_pair(aiohttp_server, tmp_path, candidate_db: str | None = None, *,
-                     gates=None, lost=frozenset(), audit=False, **extra):
+                     gates=None, lost=frozenset(), audit=False, sides=None, **extra):
     """Both builds on fresh databases (legacy SQLite; candidate SQLite, or PostgreSQL at
     `candidate_db`), capture installed; returns (config, legacy_db, candidate_db). `gates`
-    hold writes on both builds, `lost` and `audit` change the candidate only."""
+    hold writes on both builds, `lost` and `audit` change the candidate only; `sides`
+    ({"legacy": {...}, "candidate": {...}}) gives one build its own `gates` and
+    `inserted` instead."""
     legacy_db = f"sqlite:///{tmp_path / 'legacy.db'}"
     candidate_db = candidate_db or f"sqlite:///{tmp_path / 'candidate.db'}"
     for db in (legacy_db, candidate_db):
         if db.startswith("sqlite:///"):
             open(db.removeprefix("sqlite://"), "a").close()
         await prepare(db)
-    legacy = await aiohttp_server(items_app(legacy_db, gates=gates))
-    candidate = await aiohttp_server(items_app(candidate_db, gates=gates, lost=lost, audit=audit))
+    sides = sides or {}
+    legacy = await aiohttp_server(items_app(legacy_db, **{"gates": gates,
+                                                          **sides.get("legacy", {})}))
+    candidate = await aiohttp_server(items_app(
+        candidate_db, lost=lost, audit=audit, **{"gates": gates, **sides.get("candidate", {})}))
     config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
                         legacy_db, candidate_db, **extra)
     await install_capture(config)
