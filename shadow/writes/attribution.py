@@ -229,6 +229,7 @@ class Attribution:
         names = tuple(f"{m.method} {m.route} #{m.flow}" for m in members)
         if group.overflow:
             pairs = self._learn(group)
+            self._count(members, grouped=True)
             for member, name in zip(members, names, strict=True):
                 self._hand(member, GroupRows(members=0, names=(name,), pairs=pairs,
                                              skipped="group_too_large"))
@@ -275,15 +276,18 @@ class Attribution:
         s_pool[:] = [item for item in s_pool if slot_of(item[1]) not in used_s]
         return tuple(pairs)
 
-    def _count(self, members: list[Member]) -> None:
+    def _count(self, members: list[Member], grouped: bool = False) -> None:
+        """Count the writes among `members`: exact when alone, else grouped (`grouped`:
+        a batch of an overflowed group, whatever its size)."""
         writes = sum(1 for m in members if m.writes)
         if not writes:
             return
-        if len(members) == 1:
+        exact = len(members) == 1 and not grouped
+        if exact:
             self.exact += writes
         else:
             self.grouped += writes
-        self.on_counted("exact" if len(members) == 1 else "group", writes)
+        self.on_counted("exact" if exact else "group", writes)
 
     def _hand(self, member: Member, rows: GroupRows) -> None:
         self._since.pop(member.flow, None)

@@ -80,9 +80,10 @@ async def test_a_group_numbered_in_another_order_is_compared_through_its_own_pai
 
 async def test_a_group_past_its_bound_still_learns_its_pairs_and_reads_its_ids(
         aiohttp_server, tmp_path, pg_dsn):
-    runtime, _, named, _ = await run(aiohttp_server, tmp_path, pg_dsn, ["b", "c", "a"],
-                                  rows={"max_group": 2})
+    runtime, _, named, writes = await run(aiohttp_server, tmp_path, pg_dsn, ["b", "c", "a"],
+                                          rows={"max_group": 2})
     assert {c.reason for c in named.values()} == {"rows: group_too_large"}
+    assert writes["writes_grouped"] == 3 and writes["writes_exact"] == 0  # not counted exact
     assert {n: c.verdict for n, c in named.items()} == dict.fromkeys(NAMES, "match")
     keymap = runtime.rows.keymap
     assert [keymap.shadow_key("items", (k,)) for k in (1, 2, 3)] == [(3,), (1,), (2,)]
