@@ -17,11 +17,23 @@ pytestmark = pytest.mark.postgres
 NAMES = ["a", "b", "c"]
 
 
+class Gate(asyncio.Event):
+    """An event that also tells when a request started waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    async def wait(self) -> bool:
+        self.arrived.set()
+        return await super().wait()
+
+
 class Sides:
     """Per build, a gate per name and an event per name told when its insert is done."""
 
     def __init__(self) -> None:
-        self.gates = {b: {n: asyncio.Event() for n in NAMES} for b in ("legacy", "candidate")}
+        self.gates = {b: {n: Gate() for n in NAMES} for b in ("legacy", "candidate")}
         self.inserted = {b: defaultdict(asyncio.Event) for b in ("legacy", "candidate")}
 
     def config(self) -> dict:
@@ -36,16 +48,23 @@ class Sides:
 
 async def overlapping_writes(runtime, sides: Sides, candidate_order: list[str]) -> list[dict]:
     """POST a, b, c at once, held on both builds: legacy inserts them in that order, the
-    candidate in `candidate_order`. Returns the client's replies."""
-    async with aiohttp.ClientSession() as session:
+    candidate in `candidate_order`. All three are held on the primary before any goes on,
+    so they overlap there, and none has to follow another on the shadow. Returns the
+    client's replies."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
         async def post(name: str) -> dict:
             async with session.post(proxy_url(runtime, "/items"),
                                     json={"name": name, "hold": name}) as reply:
                 return await reply.json()
         posts = [asyncio.ensure_future(post(n)) for n in NAMES]
-        await sides.commit("legacy", NAMES)
-        await sides.commit("candidate", candidate_order)
-        return list(await asyncio.gather(*posts))
+        try:
+            await asyncio.gather(*(g.arrived.wait() for g in sides.gates["legacy"].values()))
+            await sides.commit("legacy", NAMES)
+            await sides.commit("candidate", candidate_order)
+            return list(await asyncio.gather(*posts))
+        finally:
+            for post_task in posts:
+                post_task.cancel()
 
 
 def reply_name(comparison) -> str:
