@@ -62,19 +62,28 @@ def _sentence(rng: random.Random, words: int) -> str:
                     for _ in range(words)).capitalize() + "."
 
 
+async def log_in(actor: Actor, send: Send, password: str | None = None) -> Any:
+    """Fetch a CSRF token, then log in with it, as the login form does."""
+    reply = await send(actor, "GET", "/api/csrf", "/api/csrf")
+    token = reply.get("csrf_token") if isinstance(reply, dict) else None
+    return await send(actor, "POST", "/api/login", "/api/login",
+                      json={"username": actor.name, "password": password or actor.password},
+                      headers={"X-CSRF-Token": str(token or "")})
+
+
 async def start(actor: Actor, rng: random.Random, send: Send, actors: list[Actor]) -> None:
     """The first turn: log in (seeded users) or register (new users)."""
     actor.started = True
     login = {"username": actor.name, "password": actor.password}
     if actor.kind != "new":
-        await send(actor, "POST", "/api/login", "/api/login", json=login)
+        await log_in(actor, send)
         return
     if actor.tries_taken_name:
         taken = {"username": rng.choice(_SEEDED), "password": actor.password}
         await send(actor, "POST", "/api/register", "/api/register", json=taken)
     reply = await send(actor, "POST", "/api/register", "/api/register", json=login)
     if not (isinstance(reply, dict) and "id" in reply):
-        await send(actor, "POST", "/api/login", "/api/login", json=login)
+        await log_in(actor, send)
 
 
 async def turn(actor: Actor, rng: random.Random, send: Send, actors: list[Actor]) -> None:
@@ -197,8 +206,30 @@ async def relogin(actor, rng, send, actors) -> None:
     await send(actor, "POST", "/api/logout", "/api/logout")
     if peek:
         await send(actor, "GET", "/api/me", "/api/me")
-    await send(actor, "POST", "/api/login", "/api/login",
-               json={"username": actor.name, "password": actor.password})
+    await log_in(actor, send)
+
+
+async def achievements(actor, rng, send, actors) -> None:
+    await send(actor, "GET", "/api/achievements", "/api/achievements")
+
+
+async def reflect(actor, rng, send, actors) -> None:
+    """Ask the AI coach about one of the actor's entries: the slow route."""
+    if not actor.entries:
+        await write_entry(actor, rng, send, actors)
+        return
+    entry_id = rng.choice(actor.entries)
+    await send(actor, "POST", "/api/reflections", "/api/reflections",
+               json={"entry_id": entry_id or 999_999})
+
+
+async def list_reflections(actor, rng, send, actors) -> None:
+    await send(actor, "GET", "/api/reflections", "/api/reflections")
+
+
+async def audit_summary(actor, rng, send, actors) -> None:
+    target = rng.choice(("/api/admin/audit", "/api/admin/audit?min=2"))
+    await send(actor, "GET", "/api/admin/audit", target)
 
 
 _INVALID: tuple[tuple[str, str, str, Any], ...] = (
@@ -215,6 +246,9 @@ _INVALID: tuple[tuple[str, str, str, Any], ...] = (
     ("GET", "/api/admin/stats", "/api/admin/stats", None),
     ("GET", "/api/inbox", "/api/inbox", "anonymous"),
     ("POST", "/api/login", "/api/login", "wrong-password"),
+    ("POST", "/api/login", "/api/login", "no-csrf"),
+    ("POST", "/api/reflections", "/api/reflections", {"entry_id": 999_999}),
+    ("GET", "/api/admin/audit", "/api/admin/audit", None),
     ("POST", "/api/register", "/api/register", "taken-name"),
 )
 
@@ -224,8 +258,10 @@ async def invalid(actor, rng, send, actors) -> None:
     if body == "anonymous":
         await send(actor, method, route, target, anonymous=True)
     elif body == "wrong-password":
+        await log_in(actor, send, password="not-my-password")
+    elif body == "no-csrf":
         await send(actor, method, route, target,
-                   json={"username": actor.name, "password": "not-my-password"})
+                   json={"username": actor.name, "password": actor.password})
     elif body == "taken-name":
         await send(actor, method, route, target,
                    json={"username": rng.choice(_SEEDED), "password": "another-password"})
@@ -239,5 +275,6 @@ _USER_ACTIONS = (
     (write_mood, 18), (list_moods, 7), (write_entry, 10), (list_entries, 5), (read_entry, 4),
     (search_entries, 9), (edit_entry, 7), (delete_entry, 2), (send_message, 10),
     (inbox, 7), (read_conversation, 6), (points, 5), (me, 3), (relogin, 2), (invalid, 8),
+    (achievements, 4), (reflect, 3), (list_reflections, 2),
 )
-_ADMIN_ACTIONS = ((stats, 4), (inbox, 1), (me, 1), (send_message, 1))
+_ADMIN_ACTIONS = ((stats, 4), (audit_summary, 2), (inbox, 1), (me, 1), (send_message, 1))

@@ -1,8 +1,12 @@
 """Run a build of the demo app as its own process, or seed both databases.
 
     python -m shadow.demo.apps seed      --db demo.sqlite3 --dsn postgresql://...
-    python -m shadow.demo.apps legacy    --port 5101 --db demo.sqlite3
-    python -m shadow.demo.apps candidate --port 5102 --dsn postgresql://... --bugs all
+    python -m shadow.demo.apps coach     --port 5103 --delay 0.5 3
+    python -m shadow.demo.apps legacy    --port 5101 --db demo.sqlite3 --coach http://127.0.0.1:5103
+    python -m shadow.demo.apps candidate --port 5102 --dsn postgresql://... --bugs all \
+                                         --coach http://127.0.0.1:5103
+
+The legacy build keeps its achievements next to `--db` (`demo-achievements.sqlite3`).
 
 Both builds must share the session secret (`--secret`, or the environment variable
 SHADOW_DEMO_SECRET, else the demo's built-in secret) so that their cookies are valid on
@@ -24,6 +28,7 @@ from aiohttp import web
 from .auth import DEMO_SECRET, SessionCodec
 from .bugs import BUG_NAMES, UnknownBug, parse_bugs
 from .candidate import make_candidate_app
+from .coach import make_coach_app
 from .legacy import make_legacy_app
 from .seed import seed
 
@@ -37,18 +42,19 @@ def _sessions(secret: str | None) -> SessionCodec:
     return SessionCodec(secret=value.encode() if value else DEMO_SECRET)
 
 
-def run_legacy(host: str, port: int, db_path: str | Path, *, secret: str | None = None
-               ) -> None:
+def run_legacy(host: str, port: int, db_path: str | Path, *, secret: str | None = None,
+               coach_url: str | None = None) -> None:
     """Serve the legacy build on host:port until interrupted."""
-    web.run_app(make_legacy_app(db_path, sessions=_sessions(secret)), host=host, port=port,
+    app = make_legacy_app(db_path, sessions=_sessions(secret), coach_url=coach_url)
+    web.run_app(app, host=host, port=port,
                 print=lambda text: print(f"legacy: {text}", flush=True))
 
 
 def run_candidate(host: str, port: int, dsn: str, bugs: str | None = None, *,
-                  secret: str | None = None) -> None:
+                  secret: str | None = None, coach_url: str | None = None) -> None:
     """Serve the candidate build on host:port until interrupted; `bugs` as in
     `shadow.demo.bugs.parse_bugs`."""
-    app = make_candidate_app(dsn, bugs, sessions=_sessions(secret))
+    app = make_candidate_app(dsn, bugs, sessions=_sessions(secret), coach_url=coach_url)
     web.run_app(app, host=host, port=port,
                 print=lambda text: print(f"candidate: {text}", flush=True))
 
@@ -62,12 +68,19 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--host", default="127.0.0.1")
         cmd.add_argument("--port", type=int, required=True)
         cmd.add_argument("--secret", help=f"session secret (default: ${SECRET_ENV})")
+        cmd.add_argument("--coach", help="base URL of the AI coach (none: the slow route "
+                                         "answers 503)")
         if name == "legacy":
             cmd.add_argument("--db", required=True, help="SQLite file")
         else:
             cmd.add_argument("--dsn", required=True, help="PostgreSQL DSN")
             cmd.add_argument("--bugs", default="none",
                              help=f"all, none, or a comma list of: {', '.join(sorted(BUG_NAMES))}")
+    cmd = sub.add_parser("coach", help="serve the AI coach stand-in")
+    cmd.add_argument("--host", default="127.0.0.1")
+    cmd.add_argument("--port", type=int, required=True)
+    cmd.add_argument("--delay", type=float, nargs=2, default=(0.5, 3.0),
+                     metavar=("LOW", "HIGH"), help="seconds each reply waits")
     cmd = sub.add_parser("seed", help="write the same starting data into both databases")
     cmd.add_argument("--db", help="SQLite file")
     cmd.add_argument("--dsn", help="PostgreSQL DSN")
@@ -87,15 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         done += ["the PostgreSQL database"] if args.dsn else []
         print(f"seeded {' and '.join(done)}")
         return 0
+    if args.command == "coach":
+        web.run_app(make_coach_app(tuple(args.delay)), host=args.host, port=args.port,
+                    print=lambda text: print(f"coach: {text}", flush=True))
+        return 0
     if args.command == "legacy":
-        run_legacy(args.host, args.port, args.db, secret=args.secret)
+        run_legacy(args.host, args.port, args.db, secret=args.secret, coach_url=args.coach)
         return 0
     try:
         parse_bugs(args.bugs)
     except UnknownBug as exc:
         print(f"--bugs: {exc}", file=sys.stderr)
         return 2
-    run_candidate(args.host, args.port, args.dsn, args.bugs, secret=args.secret)
+    run_candidate(args.host, args.port, args.dsn, args.bugs, secret=args.secret,
+                  coach_url=args.coach)
     return 0
 
 

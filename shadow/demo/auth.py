@@ -7,6 +7,10 @@ needs: it forwards the client's cookie to both. `expires` is the start of the cu
 time window plus the lifetime, so both builds issue byte-identical Set-Cookie values for
 the same user within one window.
 
+A CSRF token is stateless in the same way: `<nonce>.<issued>.<signature>`, a random
+nonce, the Unix second it was issued and an HMAC over both, valid for `csrf_ttl` seconds
+on either build. Every call of `csrf_token` returns a fresh one.
+
 Passwords are hashed with scrypt and a random salt; the hash string
 (`scrypt$n$r$p$salt$hash`, base64 parts) lives only in the database.
 """
@@ -25,6 +29,7 @@ from email.utils import formatdate
 from aiohttp import web
 
 COOKIE_NAME = "session"
+CSRF_HEADER = "X-CSRF-Token"
 DEMO_SECRET = b"shadow-demo: not a production secret"
 """The secret the demo builds share unless told otherwise (`--secret`)."""
 
@@ -68,12 +73,29 @@ class SessionCodec:
 
     `ttl` is the lifetime in seconds, `window` the granularity of `expires`: every cookie
     issued for a user within one window is the same string. `clock` returns Unix time.
+    `csrf_ttl` is the lifetime of a CSRF token in seconds.
     """
 
     secret: bytes = DEMO_SECRET
     ttl: int = 14 * 86400
     window: int = 3600
     clock: Callable[[], float] = time.time
+    csrf_ttl: int = 3600
+
+    def csrf_token(self) -> str:
+        """A fresh CSRF token (random, so never the same twice)."""
+        payload = f"{secrets.token_urlsafe(12)}.{int(self.clock())}"
+        return f"{payload}.{self._sign('csrf.' + payload)}"
+
+    def csrf_valid(self, token: str | None) -> bool:
+        """Whether `token` was issued by a build sharing the secret and has not expired."""
+        parts = (token or "").split(".")
+        if len(parts) != 3 or not parts[1].isascii() or not parts[1].isdigit():
+            return False
+        payload = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(parts[2], self._sign("csrf." + payload)):
+            return False
+        return 0 <= self.clock() - int(parts[1]) <= self.csrf_ttl
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())

@@ -44,13 +44,15 @@ def _bug(name: str, summary: str, acts_on: set[str] | None, routes: set[str]) ->
 _USER_RECORD = {"POST /api/register", "POST /api/login", "GET /api/me"}
 _JOURNAL_READS = {"GET /api/journal", "GET /api/journal/{id}", "PUT /api/journal/{id}"}
 _MOOD_READS = {"GET /api/moods", "GET /api/moods/{id}"}
+_REFLECTIONS = {"POST /api/reflections", "GET /api/reflections"}
 
 BUGS: dict[str, Bug] = {
     bug.name: bug
     for bug in (
         _bug("date_arith",
-             "stats filter on SQLite's datetime('now', '-7 days'): no such function, 500",
-             {"GET /api/admin/stats"}, {"GET /api/admin/stats"}),
+             "stats filter on SQLite's datetime('now', '-7 days'): no such function, 500 "
+             "(and the audit summary misses the statistics views)",
+             {"GET /api/admin/stats"}, {"GET /api/admin/stats", "GET /api/admin/audit"}),
         _bug("group_by",
              "inbox query keeps SQLite's bare columns next to MAX(): strict GROUP BY, 500",
              {"GET /api/inbox"}, {"GET /api/inbox"}),
@@ -64,9 +66,9 @@ BUGS: dict[str, Bug] = {
         _bug("timestamp_render",
              "timestamptz rendered as ISO 8601 with microseconds and offset, on every "
              "reply that has a timestamp",
-             None, _USER_RECORD | _JOURNAL_READS | _MOOD_READS | {
+             None, _USER_RECORD | _JOURNAL_READS | _MOOD_READS | _REFLECTIONS | {
                  "POST /api/journal", "POST /api/messages", "GET /api/inbox",
-                 "GET /api/conversations/{username}"}),
+                 "GET /api/conversations/{username}", "GET /api/achievements"}),
         _bug("like_case",
              "journal search with LIKE instead of ILIKE: case-sensitive, fewer hits",
              {"GET /api/journal"}, {"GET /api/journal"}),
@@ -75,7 +77,8 @@ BUGS: dict[str, Bug] = {
              "mood, 500; the mood is rolled back and its id burnt, so later mood ids, "
              "mood lists, points and statistics differ too",
              {"POST /api/moods"},
-             {"POST /api/moods", "GET /api/points", "GET /api/admin/stats"} | _MOOD_READS),
+             {"POST /api/moods", "GET /api/points", "GET /api/admin/stats",
+              "GET /api/achievements"} | _MOOD_READS),
         _bug("lastrowid",
              "new mood id taken from the command tag 'INSERT 0 1' (the OID, always 0); "
              "the client's read-back of id 0 gets a 404",
@@ -95,7 +98,29 @@ BUGS: dict[str, Bug] = {
              "row is rolled back when the connection goes back to the pool; reads, edits, "
              "deletes and statistics then miss it",
              {"POST /api/journal"},
-             _JOURNAL_READS | {"DELETE /api/journal/{id}", "GET /api/admin/stats"}),
+             _JOURNAL_READS | _REFLECTIONS | {"DELETE /api/journal/{id}",
+                                              "GET /api/admin/stats", "GET /api/admin/audit"}),
+        _bug("order_tie",
+             "badges listed ORDER BY earned_at alone: SQLite's second-resolution ties were "
+             "broken by name, PostgreSQL's microseconds and a tie within one transaction "
+             "come in another order",
+             {"GET /api/achievements"}, {"GET /api/achievements"}),
+        _bug("numeric_string",
+             "a reflection's confidence, numeric(4,3) on PostgreSQL, left as Decimal and "
+             "serialised as the string \"0.873\"",
+             None, set(_REFLECTIONS)),
+        _bug("naive_aware",
+             "'new badge' computed with a naive now against PostgreSQL's aware timestamptz: "
+             "TypeError, 500",
+             {"GET /api/achievements"}, {"GET /api/achievements"}),
+        _bug("having_alias",
+             "audit summary keeps SQLite's HAVING on an output alias: PostgreSQL rejects "
+             "the GROUP BY query, 500",
+             {"GET /api/admin/audit"}, {"GET /api/admin/audit"}),
+        _bug("audit_on_get",
+             "the port audits every profile read, which the legacy build never did: one "
+             "more audit row per GET /api/me, seen in the rows and in the audit summary",
+             {"GET /api/me"}, {"GET /api/admin/audit"}),
     )
 }
 

@@ -4,8 +4,14 @@ With no bugs switched on it is the careful migration and answers exactly like th
 legacy build: ids from RETURNING, an ON CONFLICT upsert, a strict inbox query, interval
 arithmetic, ORDER BY on every listing, ILIKE, booleans rendered 0/1, timestamps rendered
 `'YYYY-MM-DD HH:MM:SS'` in UTC, averages as floats, a username checked before the INSERT
-so a duplicate burns no id, every transaction committed. Each name in `bugs` (see
-`shadow.demo.bugs`) puts back one hasty-port mistake instead.
+so a duplicate burns no id, every transaction committed, badges ordered by the second
+they were earned, numerics and datetimes converted. The legacy build's achievements file
+is a table of the one database here. Each name in `bugs` (see `shadow.demo.bugs`) puts
+back one hasty-port mistake instead.
+
+The build needs only DML rights: it creates the schema only when it is missing, so in
+production it runs as a role that may read and write the tables another role owns (see
+`shadow.demo.roles`).
 
 One difference remains by design: ILIKE folds the case of every letter, SQLite's LIKE
 only that of ASCII letters, so a search for a non-ASCII letter in another case finds
@@ -26,11 +32,11 @@ from aiohttp import web
 
 from .auth import SessionCodec
 from .bugs import parse_bugs
-from .routes import build_app
+from .routes import AUDITED_READS, Database, build_app
 from .schema import POSTGRES_SCHEMA, TABLES
 from .seed import COLUMNS, SeedData
-from .store import (Record, Store, UsernameTaken, check_changes, like_pattern,
-                    next_points)
+from .store import (Record, Store, UsernameTaken, badges_for, check_changes, is_new,
+                    like_pattern, next_points)
 
 _USER = "SELECT id, username, is_admin, created_at FROM users"
 _MOOD = "SELECT id, score, note, tags, sleep_hours, created_at FROM moods"
@@ -38,6 +44,7 @@ _ENTRY = "SELECT id, title, body, is_private, created_at, updated_at FROM journa
 _MESSAGE = """SELECT m.id, s.username AS sender, r.username AS recipient, m.body,
     m.is_read, m.created_at FROM messages m
     JOIN users s ON s.id = m.sender_id JOIN users r ON r.id = m.recipient_id"""
+_REFLECTION = "SELECT id, entry_id, reply, confidence, created_at FROM reflections"
 _PARTNER = "CASE WHEN m.sender_id = $1 THEN m.recipient_id ELSE m.sender_id END"
 
 
@@ -50,6 +57,32 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+class CandidateDatabase(Database):
+    """One asyncpg pool for the app's lifetime; every request shares it."""
+
+    def __init__(self, store: CandidateStore) -> None:
+        self._store = store
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, dsn: str, bugs: frozenset[str]) -> AsyncIterator[CandidateDatabase]:
+        """Connect a pool to `dsn` and create the schema if it is missing; closed on exit."""
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=_init_connection,
+                                         server_settings={"timezone": "UTC"})
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('shadow.demo'))")
+                if await conn.fetchval("SELECT to_regclass('achievements') IS NULL"):
+                    await conn.execute(POSTGRES_SCHEMA)
+            yield cls(CandidateStore(pool, bugs))
+        finally:
+            await pool.close()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Store]:
+        yield self._store
+
+
 class CandidateStore(Store):
     """The Store over an asyncpg pool, with the given bugs switched on."""
 
@@ -57,21 +90,12 @@ class CandidateStore(Store):
         self._pool = pool
         self._bugs = bugs
 
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, dsn: str, bugs: frozenset[str]) -> AsyncIterator[CandidateStore]:
-        """Connect a pool to `dsn` and create the schema if missing; closed on exit."""
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=_init_connection,
-                                         server_settings={"timezone": "UTC"})
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('shadow.demo'))")
-                await conn.execute(POSTGRES_SCHEMA)
-            yield cls(pool, bugs)
-        finally:
-            await pool.close()
-
-    def _render(self, row: asyncpg.Record | dict[str, Any]) -> Record:
+    def _render(self, row: asyncpg.Record | dict[str, Any], *,
+                decimals: bool | None = None) -> Record:
+        """A row in the legacy rendering, the bugs aside; `decimals` says whether
+        Decimals become floats (default: unless `avg_decimal` is on)."""
+        if decimals is None:
+            decimals = "avg_decimal" not in self._bugs
         out: Record = {}
         for key, value in dict(row).items():
             if isinstance(value, bool) and "bool_render" not in self._bugs:
@@ -81,7 +105,7 @@ class CandidateStore(Store):
                     value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
             elif isinstance(value, date):
                 value = value.isoformat()
-            elif isinstance(value, Decimal) and "avg_decimal" not in self._bugs:
+            elif isinstance(value, Decimal) and decimals:
                 value = float(value)
             out[key] = value
         return out
@@ -144,6 +168,10 @@ class CandidateStore(Store):
                            "streak_days = EXCLUDED.streak_days, "
                            "last_active = EXCLUDED.last_active, updated_at = now()")
             await conn.execute(upsert, user_id, total, streak, today)
+            await conn.executemany(
+                "INSERT INTO achievements (user_id, badge) VALUES ($1, $2) "
+                "ON CONFLICT (user_id, badge) DO NOTHING",
+                [(user_id, badge) for badge in badges_for(total, streak)])
         return {"id": mood_id, "points": total, "streak_days": streak}
 
     async def moods(self, user_id: int, limit: int) -> list[Record]:
@@ -242,6 +270,41 @@ class CandidateStore(Store):
             "SELECT points, streak_days, last_active FROM points WHERE user_id = $1", user_id)
         return record or {"points": 0, "streak_days": 0, "last_active": None}
 
+    async def audit(self, user_id: int | None, action: str, route: str, status: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO audit_log (user_id, action, route, status) VALUES ($1, $2, $3, $4)",
+            user_id, action, route, status)
+
+    async def audit_summary(self, min_count: int) -> list[Record]:
+        having = "count" if "having_alias" in self._bugs else "count(*)"
+        return await self._all(
+            "SELECT action, count(*) AS count FROM audit_log WHERE status < 400 "
+            f"GROUP BY action HAVING {having} >= $1 ORDER BY action", min_count)
+
+    async def achievements(self, user_id: int, now: datetime) -> list[Record]:
+        order = ("earned_at DESC" if "order_tie" in self._bugs
+                 else "date_trunc('second', earned_at) DESC, badge")
+        rows = await self._pool.fetch(
+            f"SELECT badge, earned_at FROM achievements WHERE user_id = $1 ORDER BY {order}",
+            user_id)
+        if "naive_aware" in self._bugs:
+            now = now.replace(tzinfo=None)
+        return [{**self._render(row), "new": is_new(row["earned_at"], now)} for row in rows]
+
+    async def add_reflection(self, user_id: int, entry_id: int, reply: str,
+                             confidence: float) -> Record:
+        row = await self._pool.fetchrow(
+            "INSERT INTO reflections (user_id, entry_id, reply, confidence) "
+            "VALUES ($1, $2, $3, $4) RETURNING id, entry_id, reply, confidence, created_at",
+            user_id, entry_id, reply, Decimal(repr(confidence)))
+        return self._render(row, decimals="numeric_string" not in self._bugs)
+
+    async def reflections(self, user_id: int, limit: int) -> list[Record]:
+        rows = await self._pool.fetch(
+            f"{_REFLECTION} WHERE user_id = $1 ORDER BY id DESC LIMIT $2", user_id, limit)
+        return [self._render(row, decimals="numeric_string" not in self._bugs)
+                for row in rows]
+
     async def stats(self) -> Record:
         totals = await self._one(
             """SELECT (SELECT count(*) FROM users) AS users,
@@ -281,10 +344,17 @@ async def write_seed(dsn: str, data: SeedData) -> None:
 
 
 def make_candidate_app(dsn: str, bugs: str | Iterable[str] | None = None, *,
-                       sessions: SessionCodec | None = None) -> web.Application:
+                       sessions: SessionCodec | None = None,
+                       coach_url: str | None = None) -> web.Application:
     """The candidate build as an aiohttp app on the PostgreSQL database `dsn` (schema
-    created if missing), with `bugs` switched on: "all", "none", "a,b" or names.
-    Raises `shadow.demo.bugs.UnknownBug` for a name that is not a bug."""
+    created if missing), with `bugs` switched on: "all", "none", "a,b" or names, and
+    the AI coach at `coach_url`. Raises `shadow.demo.bugs.UnknownBug` for a name that
+    is not a bug."""
     names = parse_bugs(bugs)
-    return build_app(backend="candidate", open_store=lambda: CandidateStore.open(dsn, names),
-                     sessions=sessions or SessionCodec())
+    audited = dict(AUDITED_READS)
+    if "audit_on_get" in names:
+        audited["GET /api/me"] = "view_profile"
+    return build_app(backend="candidate",
+                     open_database=lambda: CandidateDatabase.open(dsn, names),
+                     sessions=sessions or SessionCodec(), coach_url=coach_url,
+                     audited=audited)

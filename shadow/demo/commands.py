@@ -58,16 +58,21 @@ def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
 @click.option("--requests", "requests_", type=click.IntRange(min=1), default=None,
               help="Stop after this many requests.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixed seed: same flows.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Groups of users sending at the same time (1: one request at a time, "
+                   "the same sequence for the same seed).")
 def traffic(target: str, users: int, duration: float | None, requests_: int | None,
-            seed: int) -> None:
-    """Drive realistic user flows (register, log in, write, read back, search, message)."""
+            seed: int, concurrency: int) -> None:
+    """Drive realistic user flows (register, log in with CSRF, write, read back, search,
+    message, ask the slow AI coach)."""
     from shadow.demo.traffic import run_traffic
 
     if duration is None and requests_ is None:
         raise click.UsageError("give --duration or --requests (or both)")
     try:
         report = asyncio.run(run_traffic(target, users=users, requests=requests_,
-                                         duration=duration, seed=seed))
+                                         duration=duration, seed=seed,
+                                         concurrency=concurrency))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(report.format())

@@ -1,34 +1,41 @@
-"""The legacy build: the app as it runs today, on a SQLite file through aiosqlite.
+"""The legacy build: the app as it runs today, on two SQLite files through `sqlite3`.
+
+Like the Flask app it stands for, it opens a new `sqlite3` connection for every request
+that touches a database (and one to the second file, the achievements database, when
+the request needs that one), runs each statement in a worker thread, and closes the
+connections when the request ends. `LegacyDatabase.opened` counts the connections.
 
 Its SQL is what such an app grows over the years and what a hasty port breaks: ids from
 `cursor.lastrowid`, points kept with `INSERT OR REPLACE`, SQLite's bare columns next to
 `MAX()` in the inbox, `datetime('now', '-7 days')` in the statistics, a journal listing
-that relies on rowid order, `LIKE` that ignores ASCII case. Booleans are 0/1 and
-timestamps `'YYYY-MM-DD HH:MM:SS'` text, straight from the rows.
-
-One connection serves the app; a lock keeps each request's statements and commit together.
+that relies on rowid order, `LIKE` that ignores ASCII case, `HAVING` on an output alias,
+badges listed by a second-resolution timestamp with ties broken by name, and naive
+datetimes. Booleans are 0/1 and timestamps `'YYYY-MM-DD HH:MM:SS'` text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
 import orjson
 from aiohttp import web
 
 from .auth import SessionCodec
-from .routes import build_app
-from .schema import COLUMN_KINDS, SQLITE_SCHEMA, TABLES
+from .routes import Database, build_app
+from .schema import ACHIEVEMENTS_SCHEMA, COLUMN_KINDS, SQLITE_SCHEMA, TABLES
 from .seed import COLUMNS, SeedData
-from .store import (Record, Store, UsernameTaken, check_changes, like_pattern,
-                    next_points)
+from .store import (Record, Store, UsernameTaken, badges_for, check_changes, is_new,
+                    like_pattern, next_points)
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
 
 _USER = "SELECT id, username, is_admin, created_at FROM users"
 _MOOD = "SELECT id, score, note, tags, sleep_hours, created_at FROM moods"
@@ -36,72 +43,115 @@ _ENTRY = "SELECT id, title, body, is_private, created_at, updated_at FROM journa
 _MESSAGE = """SELECT m.id, s.username AS sender, r.username AS recipient, m.body,
     m.is_read, m.created_at FROM messages m
     JOIN users s ON s.id = m.sender_id JOIN users r ON r.id = m.recipient_id"""
+_REFLECTION = "SELECT id, entry_id, reply, confidence, created_at FROM reflections"
 
 
-def _mood(row: aiosqlite.Row) -> Record:
+def achievements_path(db_path: str | Path) -> Path:
+    """Where the legacy build keeps its achievements database, next to the main file."""
+    path = Path(db_path)
+    return path.with_name(f"{path.stem}-achievements{path.suffix or '.sqlite3'}")
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=10, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def _create(path: Path, schema: str) -> None:
+    db = _connect(path)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(schema)
+    finally:
+        db.close()
+
+
+def _mood(row: sqlite3.Row) -> Record:
     record = dict(row)
     record["tags"] = orjson.loads(record["tags"])
     return record
 
 
-async def _connect(path: str | Path) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path)
-    db.row_factory = aiosqlite.Row
-    await db.execute("PRAGMA journal_mode = WAL")
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.executescript(SQLITE_SCHEMA)
-    return db
+class LegacyDatabase(Database):
+    """The two SQLite files of the legacy build; every request gets its own store and
+    with it its own connections. `opened` counts connections per file ("main",
+    "achievements") since start."""
 
-
-class LegacyStore(Store):
-    """The Store over one aiosqlite connection."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-        self._lock = asyncio.Lock()
+    def __init__(self, main: Path, achievements: Path) -> None:
+        self.paths = {"main": main, "achievements": achievements}
+        self.opened: Counter[str] = Counter()
+        self.closed: Counter[str] = Counter()
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: str | Path) -> AsyncIterator[LegacyStore]:
-        """Open (and create the schema of) the SQLite file; closed on exit."""
-        db = await _connect(path)
-        try:
-            yield cls(db)
-        finally:
-            await db.close()
+    async def open(cls, db_path: str | Path, badges_path: str | Path | None = None
+                   ) -> AsyncIterator[LegacyDatabase]:
+        """Create both files and their schemas if missing."""
+        main = Path(db_path)
+        badges = Path(badges_path) if badges_path else achievements_path(main)
+        await asyncio.to_thread(_create, main, SQLITE_SCHEMA)
+        await asyncio.to_thread(_create, badges, ACHIEVEMENTS_SCHEMA)
+        yield cls(main, badges)
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
+    async def session(self) -> AsyncIterator[Store]:
+        store = LegacyStore(self)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+class LegacyStore(Store):
+    """The Store of one request: connections opened on first use, closed at the end."""
+
+    def __init__(self, database: LegacyDatabase) -> None:
+        self._database = database
+        self._connections: dict[str, sqlite3.Connection] = {}
+
+    async def _run(self, work: Work[T], file: str = "main") -> T:
+        db = self._connections.get(file)
+        if db is None:
+            db = await asyncio.to_thread(_connect, self._database.paths[file])
+            self._connections[file] = db
+            self._database.opened[file] += 1
+        return await asyncio.to_thread(work, db)
+
+    async def close(self) -> None:
+        """Close the connections this request opened."""
+        for file, db in self._connections.items():
+            await asyncio.to_thread(db.close)
+            self._database.closed[file] += 1
+        self._connections.clear()
+
+    async def _write(self, work: Work[T], file: str = "main") -> T:
+        def transaction(db: sqlite3.Connection) -> T:
             try:
-                yield self._db
+                result = work(db)
             except BaseException:
-                await self._db.rollback()
+                db.rollback()
                 raise
-            await self._db.commit()
+            db.commit()
+            return result
+        return await self._run(transaction, file)
 
-    async def _query(self, sql: str, params: tuple[Any, ...] | dict[str, Any]
-                     ) -> list[aiosqlite.Row]:
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, params))
+    async def _all(self, sql: str, *args: Any, file: str = "main") -> list[sqlite3.Row]:
+        return await self._run(lambda db: db.execute(sql, args).fetchall(), file)
 
-    async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
-        return await self._query(sql, args)
-
-    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
-        rows = await self._query(sql, args)
+    async def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        rows = await self._all(sql, *args)
         return rows[0] if rows else None
 
     async def add_user(self, username: str, password_hash: str) -> Record:
-        async with self._write() as db:
+        def insert(db: sqlite3.Connection) -> int:
             try:
-                cur = await db.execute(
-                    "INSERT INTO users (username, password_hash) VALUES (?, ?)",
-                    (username, password_hash))
+                return db.execute("INSERT INTO users (username, password_hash) VALUES (?, ?)",
+                                  (username, password_hash)).lastrowid
             except sqlite3.IntegrityError:
                 raise UsernameTaken(username) from None
-            user_id = cur.lastrowid
-        return await self.user(user_id)
+        return await self.user(await self._write(insert))
 
     async def user(self, user_id: int) -> Record | None:
         row = await self._one(f"{_USER} WHERE id = ?", user_id)
@@ -122,24 +172,28 @@ class LegacyStore(Store):
 
     async def add_mood(self, user_id: int, score: int, note: str | None, tags: list[str],
                        sleep_hours: float | None, today: date) -> Record:
-        async with self._write() as db:
-            cur = await db.execute(
+        def insert(db: sqlite3.Connection) -> tuple[int, int, int]:
+            mood_id = db.execute(
                 "INSERT INTO moods (user_id, score, note, tags, sleep_hours) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (user_id, score, note, orjson.dumps(tags).decode(), sleep_hours))
-            mood_id = cur.lastrowid
-            rows = await db.execute_fetchall(
-                "SELECT points, streak_days, last_active FROM points WHERE user_id = ?",
-                (user_id,))
+                (user_id, score, note, orjson.dumps(tags).decode(), sleep_hours)).lastrowid
+            row = db.execute("SELECT points, streak_days, last_active FROM points "
+                             "WHERE user_id = ?", (user_id,)).fetchone()
             current = None
-            if rows:
-                last = rows[0]["last_active"]
-                current = (rows[0]["points"], rows[0]["streak_days"],
+            if row:
+                last = row["last_active"]
+                current = (row["points"], row["streak_days"],
                            date.fromisoformat(last) if last else None)
             total, streak = next_points(current, today)
-            await db.execute(
-                "INSERT OR REPLACE INTO points (user_id, points, streak_days, last_active) "
-                "VALUES (?, ?, ?, ?)", (user_id, total, streak, today.isoformat()))
+            db.execute("INSERT OR REPLACE INTO points (user_id, points, streak_days, "
+                       "last_active) VALUES (?, ?, ?, ?)",
+                       (user_id, total, streak, today.isoformat()))
+            return mood_id, total, streak
+
+        mood_id, total, streak = await self._write(insert)
+        await self._write(lambda db: db.executemany(
+            "INSERT OR IGNORE INTO achievements (user_id, badge) VALUES (?, ?)",
+            [(user_id, badge) for badge in badges_for(total, streak)]), "achievements")
         return {"id": mood_id, "points": total, "streak_days": streak}
 
     async def moods(self, user_id: int, limit: int) -> list[Record]:
@@ -152,11 +206,9 @@ class LegacyStore(Store):
         return _mood(row) if row else None
 
     async def add_entry(self, user_id: int, title: str, body: str, private: bool) -> Record:
-        async with self._write() as db:
-            cur = await db.execute(
-                "INSERT INTO journal_entries (user_id, title, body, is_private) "
-                "VALUES (?, ?, ?, ?)", (user_id, title, body, int(private)))
-            entry_id = cur.lastrowid
+        entry_id = await self._write(lambda db: db.execute(
+            "INSERT INTO journal_entries (user_id, title, body, is_private) "
+            "VALUES (?, ?, ?, ?)", (user_id, title, body, int(private))).lastrowid)
         return await self.entry(user_id, entry_id)
 
     async def entries(self, user_id: int, search: str | None, limit: int) -> list[Record]:
@@ -179,29 +231,24 @@ class LegacyStore(Store):
         sets = ", ".join(f"{column} = ?" for column in changes)
         values = [int(value) if isinstance(value, bool) else value
                   for value in changes.values()]
-        async with self._write() as db:
-            cur = await db.execute(
-                f"UPDATE journal_entries SET {sets}, updated_at = datetime('now') "
-                "WHERE id = ? AND user_id = ?", (*values, entry_id, user_id))
-            found = cur.rowcount > 0
+        found = await self._write(lambda db: db.execute(
+            f"UPDATE journal_entries SET {sets}, updated_at = datetime('now') "
+            "WHERE id = ? AND user_id = ?", (*values, entry_id, user_id)).rowcount > 0)
         return await self.entry(user_id, entry_id) if found else None
 
     async def delete_entry(self, user_id: int, entry_id: int) -> bool:
-        async with self._write() as db:
-            cur = await db.execute(
-                "DELETE FROM journal_entries WHERE id = ? AND user_id = ?", (entry_id, user_id))
-            return cur.rowcount > 0
+        return await self._write(lambda db: db.execute(
+            "DELETE FROM journal_entries WHERE id = ? AND user_id = ?",
+            (entry_id, user_id)).rowcount > 0)
 
     async def send_message(self, sender_id: int, recipient_id: int, body: str) -> Record:
-        async with self._write() as db:
-            cur = await db.execute(
-                "INSERT INTO messages (sender_id, recipient_id, body) VALUES (?, ?, ?)",
-                (sender_id, recipient_id, body))
-            message_id = cur.lastrowid
+        message_id = await self._write(lambda db: db.execute(
+            "INSERT INTO messages (sender_id, recipient_id, body) VALUES (?, ?, ?)",
+            (sender_id, recipient_id, body)).lastrowid)
         return dict(await self._one(f"{_MESSAGE} WHERE m.id = ?", message_id))
 
     async def inbox(self, user_id: int) -> list[Record]:
-        rows = await self._query(
+        rows = await self._run(lambda db: db.execute(
             """SELECT CASE WHEN m.sender_id = :me THEN m.recipient_id ELSE m.sender_id END
                    AS partner_id, u.username AS partner, m.body AS last_message,
                    m.created_at AS last_message_at, MAX(m.id) AS last_id,
@@ -209,7 +256,7 @@ class LegacyStore(Store):
                FROM messages m JOIN users u
                    ON u.id = CASE WHEN m.sender_id = :me THEN m.recipient_id ELSE m.sender_id END
                WHERE m.sender_id = :me OR m.recipient_id = :me
-               GROUP BY partner_id ORDER BY last_id DESC""", {"me": user_id})
+               GROUP BY partner_id ORDER BY last_id DESC""", {"me": user_id}).fetchall())
         keys = ("partner", "last_message", "last_message_at", "unread", "total")
         return [{key: row[key] for key in keys} for row in rows]
 
@@ -221,17 +268,46 @@ class LegacyStore(Store):
         return [dict(row) for row in rows]
 
     async def mark_read(self, user_id: int, partner_id: int) -> int:
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE messages SET is_read = 1 "
-                "WHERE recipient_id = ? AND sender_id = ? AND is_read = 0",
-                (user_id, partner_id))
-            return cur.rowcount
+        return await self._write(lambda db: db.execute(
+            "UPDATE messages SET is_read = 1 "
+            "WHERE recipient_id = ? AND sender_id = ? AND is_read = 0",
+            (user_id, partner_id)).rowcount)
 
     async def points(self, user_id: int) -> Record:
         row = await self._one(
             "SELECT points, streak_days, last_active FROM points WHERE user_id = ?", user_id)
         return dict(row) if row else {"points": 0, "streak_days": 0, "last_active": None}
+
+    async def audit(self, user_id: int | None, action: str, route: str, status: int) -> None:
+        await self._write(lambda db: db.execute(
+            "INSERT INTO audit_log (user_id, action, route, status) VALUES (?, ?, ?, ?)",
+            (user_id, action, route, status)))
+
+    async def audit_summary(self, min_count: int) -> list[Record]:
+        rows = await self._all(
+            "SELECT action, COUNT(*) AS count FROM audit_log WHERE status < 400 "
+            "GROUP BY action HAVING count >= ? ORDER BY action", min_count)
+        return [dict(row) for row in rows]
+
+    async def achievements(self, user_id: int, now: datetime) -> list[Record]:
+        rows = await self._all(
+            "SELECT badge, earned_at FROM achievements WHERE user_id = ? "
+            "ORDER BY earned_at DESC, badge", user_id, file="achievements")
+        naive_now = now.astimezone(UTC).replace(tzinfo=None)
+        return [{**dict(row), "new": is_new(datetime.fromisoformat(row["earned_at"]),
+                                            naive_now)} for row in rows]
+
+    async def add_reflection(self, user_id: int, entry_id: int, reply: str,
+                             confidence: float) -> Record:
+        reflection_id = await self._write(lambda db: db.execute(
+            "INSERT INTO reflections (user_id, entry_id, reply, confidence) "
+            "VALUES (?, ?, ?, ?)", (user_id, entry_id, reply, confidence)).lastrowid)
+        return dict(await self._one(f"{_REFLECTION} WHERE id = ?", reflection_id))
+
+    async def reflections(self, user_id: int, limit: int) -> list[Record]:
+        rows = await self._all(f"{_REFLECTION} WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                               user_id, limit)
+        return [dict(row) for row in rows]
 
     async def stats(self) -> Record:
         totals = await self._one(
@@ -262,29 +338,39 @@ def _sqlite_value(kind: str | None, value: Any) -> Any:
     return value
 
 
+def _write_seed(main: Path, badges: Path, data: SeedData) -> None:
+    for path, schema, tables in ((main, SQLITE_SCHEMA, TABLES),
+                                 (badges, ACHIEVEMENTS_SCHEMA, ("achievements",))):
+        db = _connect(path)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            for table in tables:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.executescript(schema)
+            for table, rows in data.rows.items():
+                if table not in tables or (table == "achievements") != (path == badges):
+                    continue
+                columns = COLUMNS[table]
+                kinds = [COLUMN_KINDS[table].get(column) for column in columns]
+                db.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(_sqlite_value(k, v) for k, v in zip(kinds, row)) for row in rows])
+            db.commit()
+        finally:
+            db.close()
+
+
 async def write_seed(path: str | Path, data: SeedData) -> None:
-    """Drop the demo tables of the SQLite file at `path`, recreate them, insert `data`."""
-    db = await _connect(path)
-    try:
-        for table in TABLES:
-            await db.execute(f"DROP TABLE IF EXISTS {table}")
-        await db.executescript(SQLITE_SCHEMA)
-        for table, rows in data.rows.items():
-            columns = COLUMNS[table]
-            kinds = [COLUMN_KINDS[table].get(column) for column in columns]
-            await db.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})",
-                [tuple(_sqlite_value(k, value) for k, value in zip(kinds, row)) for row in rows])
-        await db.commit()
-    finally:
-        await db.close()
+    """Drop the demo tables of the SQLite file at `path` and of its achievements file
+    (`achievements_path`), recreate them, insert `data`."""
+    await asyncio.to_thread(_write_seed, Path(path), achievements_path(path), data)
 
 
-def make_legacy_app(db_path: str | Path, *, sessions: SessionCodec | None = None
-                    ) -> web.Application:
-    """The legacy build as an aiohttp app on the SQLite file `db_path` (created if
-    missing, schema included). `sessions` defaults to the demo secret and real time."""
-    return build_app(backend="legacy", open_store=lambda: LegacyStore.open(db_path),
-                     sessions=sessions or SessionCodec())
-
+def make_legacy_app(db_path: str | Path, *, sessions: SessionCodec | None = None,
+                    coach_url: str | None = None) -> web.Application:
+    """The legacy build as an aiohttp app on the SQLite file `db_path` and its
+    achievements file (both created if missing, schema included). `sessions` defaults to
+    the demo secret and real time; `coach_url` is the AI coach the slow route waits on."""
+    return build_app(backend="legacy", open_database=lambda: LegacyDatabase.open(db_path),
+                     sessions=sessions or SessionCodec(), coach_url=coach_url)

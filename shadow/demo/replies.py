@@ -1,5 +1,8 @@
 """How both builds answer: JSON bodies, JSON errors, and the `X-Backend` header.
 
+An error reply is `{"error": message, "error_id": id}`, the id random (twelve hex
+digits) so that a user can quote it to support; it is logged with 500s.
+
 Bodies are serialised with orjson. Values the candidate forgot to convert reach the
 serialiser as they came from the driver, which is how the rendering bugs show: a
 `datetime` becomes `"2026-02-04T15:47:20.123456+00:00"`, a `bool` becomes `true`, a
@@ -9,6 +12,7 @@ serialiser as they came from the driver, which is how the rendering bugs show: a
 from __future__ import annotations
 
 import logging
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -38,8 +42,8 @@ def json_reply(data: Any, status: int = 200) -> web.Response:
 
 
 def error_reply(status: int, message: str) -> web.Response:
-    """`{"error": message}` with `status`."""
-    return json_reply({"error": message}, status)
+    """`{"error": message, "error_id": <random>}` with `status`."""
+    return json_reply({"error": message, "error_id": secrets.token_hex(6)}, status)
 
 
 @web.middleware
@@ -54,8 +58,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         return error_reply(exc.status, exc.reason.lower())
     except Exception:
-        log.exception("%s: %s %s failed", request.app[BACKEND], request.method, request.path)
-        return error_reply(500, "internal error")
+        reply = error_reply(500, "internal error")
+        log.exception("%s: %s %s failed (error id in the reply: %s)", request.app[BACKEND],
+                      request.method, request.path, orjson.loads(reply.body)["error_id"])
+        return reply
 
 
 async def tag_backend(request: web.Request, response: web.StreamResponse) -> None:

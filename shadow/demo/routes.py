@@ -17,33 +17,94 @@
     GET    /api/conversations/{username}      200 {"partner", "messages": [message]}
     POST   /api/conversations/{username}/read 200 {"marked": n}
     GET    /api/points                        200 points
+    GET    /api/achievements                  200 {"achievements": [badge]}
+    POST   /api/reflections                   201 reflection (waits on the AI coach); 503
+    GET    /api/reflections                   200 {"reflections": [reflection]}
+    GET    /api/csrf                          200 {"csrf_token"}, fresh on every call
     GET    /api/admin/stats                   200 stats; 403 unless admin
+    GET    /api/admin/audit?min=              200 {"actions": [action]}; 403 unless admin
 
-Everything but register and login needs a session (401 without). Bad input is a 400,
-an unknown id or user a 404, always as `{"error": "..."}` (see `shadow.demo.validate`).
+Everything but register, login and csrf needs a session (401 without); login needs the
+header `X-CSRF-Token` with a token from /api/csrf (403 without). Bad input is a 400, an
+unknown id or user a 404, always as `{"error": "...", "error_id": "<random>"}` (see
+`shadow.demo.validate` and `shadow.demo.replies`).
+
+Every request gets its own store from the build's `Database` (the legacy build opens its
+SQLite connections there). An audit row is written for every error reply and for the
+successful reads in `AUDITED_READS`, each in its own transaction after the reply is made.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 
 from . import validate as v
-from .auth import COOKIE_NAME, SessionCodec, hash_password, verify_password
+from .auth import COOKIE_NAME, CSRF_HEADER, SessionCodec, hash_password, verify_password
+from .coach import CoachUnavailable, ask_coach
 from .replies import BACKEND, error_middleware, json_reply, tag_backend
 from .store import Record, Store, UsernameTaken
 
-STORE = web.AppKey("store", Store)
+
+class Database(ABC):
+    """A build's databases for the app's lifetime; hands each request a Store."""
+
+    @abstractmethod
+    def session(self) -> AbstractAsyncContextManager[Store]:
+        """The Store one request uses, released when the request ends."""
+
+
+DATABASE = web.AppKey("database", Database)
 SESSIONS = web.AppKey("sessions", SessionCodec)
+COACH = web.AppKey("coach", str)
+AUDITED = web.AppKey("audited", dict)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+STORE = web.RequestKey("store", Store)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+AUDITED_READS: Mapping[str, str] = {
+    "GET /api/journal/{id}": "read_entry",
+    "GET /api/admin/stats": "view_stats",
+    "GET /api/admin/audit": "view_audit",
+}
+"""Route key -> audit action written when a read of that route succeeds."""
 
 
 def _store(request: web.Request) -> Store:
-    return request.app[STORE]
+    return request[STORE]
+
+
+def route_key(request: web.Request) -> str:
+    """"METHOD /template" of the request; "METHOD unmatched" when no route matched (a raw
+    path is never stored)."""
+    resource = request.match_info.route.resource
+    return f"{request.method} {resource.canonical if resource else 'unmatched'}"
+
+
+@web.middleware
+async def store_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request its Store for as long as it runs."""
+    async with request.app[DATABASE].session() as store:
+        request[STORE] = store
+        return await handler(request)
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Write the audit row of an error reply, or of a successful audited read."""
+    response = await handler(request)
+    key = route_key(request)
+    action = "error" if response.status >= 400 else request.app[AUDITED].get(key)
+    if action is not None:
+        user_id = request.app[SESSIONS].read(request.cookies.get(COOKIE_NAME))
+        await _store(request).audit(user_id, action, key.split(" ", 1)[1], response.status)
+    return response
 
 
 async def current_user(request: web.Request) -> Record:
@@ -72,7 +133,13 @@ async def register(request: web.Request) -> web.StreamResponse:
     return _logged_in(user, 201, request)
 
 
+async def csrf(request: web.Request) -> web.StreamResponse:
+    return json_reply({"csrf_token": request.app[SESSIONS].csrf_token()})
+
+
 async def login(request: web.Request) -> web.StreamResponse:
+    if not request.app[SESSIONS].csrf_valid(request.headers.get(CSRF_HEADER)):
+        raise v.ApiError(403, "missing or expired CSRF token")
     data = await v.json_object(request)
     name = v.text(data, "username", max_len=32)
     secret = v.text(data, "password", max_len=128)
@@ -216,11 +283,54 @@ async def points(request: web.Request) -> web.StreamResponse:
     return json_reply(await _store(request).points(user["id"]))
 
 
-async def admin_stats(request: web.Request) -> web.StreamResponse:
+async def achievements(request: web.Request) -> web.StreamResponse:
+    user = await current_user(request)
+    now = datetime.fromtimestamp(request.app[SESSIONS].clock(), UTC)
+    return json_reply({"achievements": await _store(request).achievements(user["id"], now)})
+
+
+async def add_reflection(request: web.Request) -> web.StreamResponse:
+    user = await current_user(request)
+    data = await v.json_object(request)
+    entry_id = v.integer(data, "entry_id", low=1, high=v.MAX_ID)
+    entry = await _store(request).entry(user["id"], entry_id)
+    if entry is None:
+        raise v.ApiError(404, "entry not found")
+    if COACH not in request.app:
+        raise v.ApiError(503, "the coach is not available")
+    try:
+        reply, confidence = await ask_coach(request.app[HTTP], request.app[COACH],
+                                            f"{entry['title']}\n{entry['body']}")
+    except CoachUnavailable:
+        raise v.ApiError(503, "the coach is not available") from None
+    reflection = await _store(request).add_reflection(user["id"], entry_id, reply, confidence)
+    return json_reply(reflection, 201)
+
+
+async def list_reflections(request: web.Request) -> web.StreamResponse:
+    user = await current_user(request)
+    limit = v.query_limit(request, default=20, maximum=100)
+    return json_reply({"reflections": await _store(request).reflections(user["id"], limit)})
+
+
+async def _admin(request: web.Request) -> Record:
     user = await current_user(request)
     if not user["is_admin"]:
         raise v.ApiError(403, "admin only")
+    return user
+
+
+async def admin_stats(request: web.Request) -> web.StreamResponse:
+    await _admin(request)
     return json_reply(await _store(request).stats())
+
+
+async def admin_audit(request: web.Request) -> web.StreamResponse:
+    await _admin(request)
+    raw = request.query.get("min", "1")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1_000_000):
+        raise v.bad("min must be an integer from 1 to 1000000")
+    return json_reply({"actions": await _store(request).audit_summary(int(raw))})
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
@@ -241,26 +351,41 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/api/conversations/{username}", conversation),
     ("POST", "/api/conversations/{username}/read", mark_read),
     ("GET", "/api/points", points),
+    ("GET", "/api/achievements", achievements),
+    ("POST", "/api/reflections", add_reflection),
+    ("GET", "/api/reflections", list_reflections),
+    ("GET", "/api/csrf", csrf),
     ("GET", "/api/admin/stats", admin_stats),
+    ("GET", "/api/admin/audit", admin_audit),
 )
 ROUTE_KEYS: frozenset[str] = frozenset(f"{method} {path}" for method, path, _ in ROUTES)
 """Every route as "METHOD /template", the form `shadow.demo.bugs` uses."""
 
 
-def build_app(*, backend: str, open_store: Callable[[], AbstractAsyncContextManager[Store]],
-              sessions: SessionCodec) -> web.Application:
-    """The app of one build: shared routes, that build's store (opened at start-up and
-    closed at shutdown through `cleanup_ctx`), `X-Backend: <backend>` on every reply."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+def build_app(*, backend: str,
+              open_database: Callable[[], AbstractAsyncContextManager[Database]],
+              sessions: SessionCodec, coach_url: str | None = None,
+              audited: Mapping[str, str] = AUDITED_READS) -> web.Application:
+    """The app of one build: shared routes, that build's databases (opened at start-up
+    and closed at shutdown through `cleanup_ctx`), a Store per request, audit rows for
+    errors and for the reads in `audited`, the AI coach at `coach_url` (none: the slow
+    route answers 503), `X-Backend: <backend>` on every reply."""
+    app = web.Application(middlewares=[store_middleware, audit_middleware, error_middleware],
+                          client_max_size=64 * 1024)
     app[BACKEND] = backend
     app[SESSIONS] = sessions
+    app[AUDITED] = dict(audited)
+    if coach_url is not None:
+        app[COACH] = coach_url
 
-    async def store_context(app: web.Application):
-        async with open_store() as store:
-            app[STORE] = store
+    async def database_context(app: web.Application):
+        async with open_database() as database, aiohttp.ClientSession(
+                trust_env=False, timeout=aiohttp.ClientTimeout(total=30)) as http:
+            app[DATABASE] = database
+            app[HTTP] = http
             yield
 
-    app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(database_context)
     app.on_response_prepare.append(tag_backend)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

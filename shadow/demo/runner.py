@@ -1,11 +1,13 @@
 """`shadow demo`: the whole idea on one machine, in one command.
 
-Starts a PostgreSQL server (embedded, or SHADOW_POSTGRES_DSN), gives the SQLite file and
-the PostgreSQL database the same starting data, starts the legacy and the candidate build
-(bugs on by default), puts the proxy in `shadow` mode in front of them, drives traffic
-from simulated users through it, and prints a summary: verdicts per route and the top
-mismatch signatures with one example each, stored as privacy allows. Everything it started
-is stopped and every temporary file removed, also on Ctrl-C or failure.
+Starts a PostgreSQL server (embedded, or SHADOW_POSTGRES_DSN), gives the two SQLite files
+and the PostgreSQL database the same starting data, creates the candidate's DML-only
+role, starts the AI coach stand-in, the legacy and the candidate build (bugs on by
+default), installs row capture as the schema owner, puts the proxy in `shadow` mode in
+front of the builds, drives traffic from concurrent simulated users through it, and
+prints a summary: verdicts per route and the top mismatch signatures with one example
+each, stored as privacy allows. Everything it started is stopped and every temporary
+file removed, also on Ctrl-C or failure.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from shadow.app import Runtime
 from shadow.config import Config, parse_config
 from shadow.demo.apps import make_candidate_app, make_legacy_app
 from shadow.demo.bugs import parse_bugs
+from shadow.demo.coach import make_coach_app
+from shadow.demo.legacy import achievements_path
+from shadow.demo.roles import app_role
 from shadow.demo.routes import ROUTES
 from shadow.demo.seed import seed
 from shadow.demo.traffic import run_traffic
@@ -81,8 +86,15 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
     databases given, row verification (salted password hashes differ by design)."""
     legacy: dict = {"url": legacy_url, "label": "sqlite"}
     candidate: dict = {"url": candidate_url, "label": "postgres"}
+    exclude: list[str] = []
     if legacy_db is not None and candidate_dsn is not None:
-        legacy["database"] = f"sqlite:///{legacy_db.resolve()}"
+        legacy_files = {"main": legacy_db.resolve(), "achievements":
+                        achievements_path(legacy_db).resolve()}
+        # One database per backend until the config takes several: the achievements
+        # file is not row-verified yet, so its table, which the candidate keeps in its
+        # one database, is left out on both sides.
+        legacy["database"] = f"sqlite:///{legacy_files['main']}"
+        exclude.append("achievements")
         candidate["database"] = candidate_dsn
     templates: dict[str, set[str]] = {}
     for method, path, _ in ROUTES:
@@ -91,7 +103,8 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
         "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
         "backends": {"legacy": legacy, "candidate": candidate},
         "compare": {"time_tolerance": time_tolerance},
-        "rows": {"columns": {"users.password_hash": {"ignore": True},
+        "rows": {"exclude": exclude,
+                 "columns": {"users.password_hash": {"ignore": True},
                              "*.created_at": {"tolerance": time_tolerance},
                              "*.updated_at": {"tolerance": time_tolerance}}},
         "routes": [{"template": t} for t in sorted(templates)],
@@ -111,20 +124,31 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+COACH_DELAY = (0.5, 1.5)
+"""The demo's AI coach waits this long (seconds, low and high): slow, yet a minute's run
+sees a few dozen reflections."""
+
+
 @contextlib.asynccontextmanager
 async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1:0",
                      admin_listen: str = "127.0.0.1:0", rows: bool = True,
-                     time_tolerance: float = 2.0
+                     time_tolerance: float = 2.0,
+                     coach_delay: tuple[float, float] = COACH_DELAY
                      ) -> AsyncIterator[tuple[Runtime, dict[str, str]]]:
-    """Both builds on seeded databases and the proxy in front of them; yields the running
-    proxy and the builds' URLs; all stopped on exit. `time_tolerance` as in
-    `demo_config`."""
+    """Both builds on seeded databases, the AI coach stand-in (waiting `coach_delay`)
+    and the proxy in front of the builds; the candidate runs as a DML-only role, `dsn`
+    being the schema owner's. Yields the running proxy and the URLs ("legacy",
+    "candidate", "coach"); all stopped on exit. `time_tolerance` as in `demo_config`."""
     async with contextlib.AsyncExitStack() as stack:
         db_path = tmp / "legacy.sqlite3"
         await seed(db_path=db_path, dsn=dsn)
-        legacy_runner, legacy_url = await _serve(make_legacy_app(db_path))
+        app_dsn = await stack.enter_async_context(app_role(dsn))
+        coach_runner, coach_url = await _serve(make_coach_app(coach_delay))
+        stack.push_async_callback(coach_runner.cleanup)
+        legacy_runner, legacy_url = await _serve(make_legacy_app(db_path, coach_url=coach_url))
         stack.push_async_callback(legacy_runner.cleanup)
-        candidate_runner, candidate_url = await _serve(make_candidate_app(dsn, bugs))
+        candidate_runner, candidate_url = await _serve(
+            make_candidate_app(app_dsn, bugs, coach_url=coach_url))
         stack.push_async_callback(candidate_runner.cleanup)
         config = demo_config(legacy_url=legacy_url, candidate_url=candidate_url,
                              state=tmp / "state.db", listen=listen, admin_listen=admin_listen,
@@ -136,7 +160,7 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
         runtime = Runtime(config)
         stack.push_async_callback(runtime.stop)
         await runtime.start()
-        yield runtime, {"legacy": legacy_url, "candidate": candidate_url}
+        yield runtime, {"legacy": legacy_url, "candidate": candidate_url, "coach": coach_url}
 
 
 async def install_capture(config: Config) -> None:
@@ -202,8 +226,8 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
         admin = f"http://127.0.0.1:{runtime.admin_port}"
         result.urls = {"proxy": proxy, "admin": admin, "metrics": admin + "/metrics",
                        "browser": admin + "/"}
-        say(f"legacy (SQLite) {urls['legacy']}   candidate (PostgreSQL, bugs: {bugs}) "
-            f"{urls['candidate']}")
+        say(f"legacy (two SQLite files) {urls['legacy']}   candidate (PostgreSQL, DML-only "
+            f"role, bugs: {bugs}) {urls['candidate']}   AI coach {urls['coach']}")
         say(f"proxy {proxy} in shadow mode; traffic for {duration:g} s from {users} users ...")
         last = [0.0]
 
@@ -218,7 +242,8 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
                     f"{k} {n}" for k, n in total.items()))
 
         traffic = asyncio.ensure_future(run_traffic(
-            proxy, users=users, duration=duration, seed=seed_value, on_progress=progress))
+            proxy, users=users, duration=duration, seed=seed_value, on_progress=progress,
+            concurrency=min(users, 4)))
         stop = asyncio.ensure_future((until or asyncio.Event()).wait())
         try:
             await asyncio.wait({traffic, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -36,6 +36,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                         "updated_at"),
     "messages": ("id", "sender_id", "recipient_id", "body", "is_read", "created_at"),
     "points": ("user_id", "points", "streak_days", "last_active", "updated_at"),
+    "achievements": ("id", "user_id", "badge", "earned_at"),
 }
 """The columns of each seeded table, in the order of the row tuples."""
 
@@ -107,9 +108,17 @@ def seed_data(now: datetime | None = None) -> SeedData:
         (2, 120, 3, today - timedelta(days=1), now - timedelta(days=1)),
         (3, 40, 1, today - timedelta(days=3), now - timedelta(days=3)),
     )
+    achievements = (
+        (1, 2, "first_mood", now - timedelta(days=30)),
+        (2, 2, "points_10", now - timedelta(days=30)),
+        (3, 2, "points_50", now - timedelta(days=12)),
+        (4, 2, "points_100", now - timedelta(days=3)),
+        (5, 3, "first_mood", now - timedelta(days=6)),
+        (6, 3, "points_10", now - timedelta(days=6)),
+    )
     return SeedData(rows={
         "users": users, "moods": tuple(moods), "journal_entries": entries,
-        "messages": messages, "points": points,
+        "messages": messages, "points": points, "achievements": achievements,
     })
 
 

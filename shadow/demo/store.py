@@ -11,15 +11,20 @@ places. Record shapes:
     message   {"id", "sender", "recipient", "body", "is_read", "created_at"}
     thread    {"partner", "last_message", "last_message_at", "unread", "total"}
     points    {"points", "streak_days", "last_active"}
+    badge     {"badge", "earned_at", "new"}          new: 1 within a day of earning it
+    reflection {"id", "entry_id", "reply", "confidence", "created_at"}
+    action    {"action", "count"}
 
 Lists come in a fixed order: moods newest first, journal entries oldest first, messages
-of a conversation newest first, inbox threads by latest message first.
+of a conversation newest first, inbox threads by latest message first, reflections
+newest first, badges by the second they were earned, newest first, and badges earned in
+the same second by name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 Record = dict[str, Any]
@@ -27,6 +32,24 @@ Record = dict[str, Any]
 POINTS_PER_MOOD = 10
 JOURNAL_COLUMNS = ("title", "body", "is_private")
 """The journal columns a client may change."""
+
+
+BADGE_POINTS = ((10, "points_10"), (50, "points_50"), (100, "points_100"))
+NEW_BADGE = timedelta(days=1)
+"""A badge earned less than this long ago is marked new."""
+
+
+def badges_for(points: int, streak: int) -> list[str]:
+    """The badges a user holds after a mood brought them to `points` and `streak`, in
+    the order they are awarded (those already held are skipped by the stores)."""
+    badges = [name for need, name in BADGE_POINTS if points >= need] + ["first_mood"]
+    return badges + (["streak_3"] if streak >= 3 else [])
+
+
+def is_new(earned: datetime, now: datetime) -> int:
+    """1 if a badge earned at `earned` is still new at `now` (both naive UTC, or both
+    aware), else 0."""
+    return int(now - earned < NEW_BADGE)
 
 
 class UsernameTaken(Exception):
@@ -135,6 +158,28 @@ class Store(ABC):
     @abstractmethod
     async def points(self, user_id: int) -> Record:
         """The user's points record; zeros and a null day if none was ever awarded."""
+
+    @abstractmethod
+    async def audit(self, user_id: int | None, action: str, route: str, status: int) -> None:
+        """Append one audit row, in its own transaction."""
+
+    @abstractmethod
+    async def audit_summary(self, min_count: int) -> list[Record]:
+        """Action records of successful requests (status < 400) seen at least
+        `min_count` times, by action name."""
+
+    @abstractmethod
+    async def achievements(self, user_id: int, now: datetime) -> list[Record]:
+        """The user's badges (order: see the module docstring); `now` is aware UTC."""
+
+    @abstractmethod
+    async def add_reflection(self, user_id: int, entry_id: int, reply: str,
+                             confidence: float) -> Record:
+        """Store the coach's reflection on an entry and return it."""
+
+    @abstractmethod
+    async def reflections(self, user_id: int, limit: int) -> list[Record]:
+        """The user's latest reflections, newest first."""
 
     @abstractmethod
     async def stats(self) -> Record:

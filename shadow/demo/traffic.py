@@ -2,12 +2,17 @@
 
     python -m shadow.demo.traffic --target http://127.0.0.1:5100 --users 8 --requests 500
 
-Users register or log in, write moods and read them back, keep a journal (write, list,
-search, edit, delete), message each other, read their inbox and mark conversations
-read, check their points; the admin reads the statistics; now and then someone sends
-a bad request. Requests go one at a time, in an order fixed by `seed`, so two runs with
-the same seed against two builds with the same starting data send the same requests
-(see `shadow.demo.actors`). For more load, run several generators with different seeds.
+Users register or log in (fetching a CSRF token first), write moods and read them back,
+keep a journal (write, list, search, edit, delete), ask the AI coach to reflect on an
+entry (the slow route), message each other, read their inbox and mark conversations
+read, check their points and badges; the admin reads the statistics and the audit
+summary; now and then someone sends a bad request.
+
+With `concurrency=1` (the default) requests go one at a time, in an order fixed by
+`seed`, so two runs with the same seed against two builds with the same starting data
+send the same requests (see `shadow.demo.actors`). With `concurrency=n` the users are
+split into n groups that send at the same time, each group in its own fixed order; the
+interleaving of the groups is up to the target.
 
 Every request goes to the one base URL given, and nowhere else: paths are relative,
 redirects are not followed, proxies from the environment are ignored. Each simulated
@@ -118,14 +123,17 @@ class _Runner:
         self.report = TrafficReport()
 
     async def send(self, actor: Actor, method: str, route: str, target: str, *,
-                   json: Any = None, raw: bytes | None = None, anonymous: bool = False) -> Any:
+                   json: Any = None, raw: bytes | None = None, anonymous: bool = False,
+                   headers: dict[str, str] | None = None) -> Any:
         loop = asyncio.get_running_loop()
         if self._requests is not None and self.report.requests >= self._requests:
             raise _Done
         if self._deadline is not None and loop.time() >= self._deadline:
             raise _Done
         body = orjson.dumps(json) if json is not None else raw
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         session = self._anonymous if anonymous else self._sessions[actor.name]
         started = loop.time()
         try:
@@ -151,22 +159,39 @@ class _Runner:
             return None
 
 
+async def _group(runner: _Runner, members: list[Actor], crowd: list[Actor],
+                 rng: random.Random) -> None:
+    """Turns of `members`, one request at a time, until the budget is spent."""
+    try:
+        while True:
+            actor = rng.choice(members)
+            step = actors.turn if actor.started else actors.start
+            await step(actor, rng, runner.send, crowd)
+    except _Done:
+        pass
+
+
 async def run_traffic(base_url: str, *, users: int, requests: int | None = None,
                       duration: float | None = None, seed: int = 0,
-                      on_progress: OnProgress | None = None) -> TrafficReport:
+                      on_progress: OnProgress | None = None,
+                      concurrency: int = 1) -> TrafficReport:
     """Send traffic to `base_url` until `requests` were sent or `duration` seconds have
-    passed (whichever comes first), from the admin, alice and `users` new users.
+    passed (whichever comes first), from the admin, alice and `users` new users, in
+    `concurrency` groups sending at the same time (see the module docstring).
 
     `on_progress(call)` runs after every request; if it returns an awaitable, the next
-    request waits for it. Raises ValueError for a bad URL, no budget or no users.
+    request of that group waits for it. Raises ValueError for a bad URL, no budget, no
+    users or a concurrency outside 1 .. users + 2.
     """
     origin = _origin(base_url)
     if requests is None and duration is None:
         raise ValueError("give requests, duration or both")
     if users < 1:
         raise ValueError("users must be at least 1")
-    rng = random.Random(seed)
     crowd = actors.cast(users, seed)
+    if not 1 <= concurrency <= len(crowd):
+        raise ValueError(f"concurrency must be from 1 to {len(crowd)} (the users and "
+                         f"the two seeded ones), got {concurrency}")
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + duration if duration is not None else None
@@ -180,13 +205,13 @@ async def run_traffic(base_url: str, *, users: int, requests: int | None = None,
             session(aiohttp.CookieJar(unsafe=True))) for a in crowd}
         anonymous = await stack.enter_async_context(session(aiohttp.DummyCookieJar()))
         runner = _Runner(sessions, anonymous, requests, deadline, on_progress)
-        try:
-            while True:
-                actor = rng.choice(crowd)
-                step = actors.turn if actor.started else actors.start
-                await step(actor, rng, runner.send, crowd)
-        except _Done:
-            pass
+        if concurrency == 1:
+            await _group(runner, crowd, crowd, random.Random(seed))
+        else:
+            async with asyncio.TaskGroup() as group:
+                for k in range(concurrency):
+                    group.create_task(_group(runner, crowd[k::concurrency], crowd,
+                                             random.Random(f"{seed}/{k}")))
     runner.report.elapsed = loop.time() - started
     return runner.report
 
@@ -200,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="stop after this many requests")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, default=0, help="fixes names and choices")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="groups of users sending at the same time")
     args = parser.parse_args(argv)
     requests = 200 if args.requests is None and args.duration is None else args.requests
     try:
         report = asyncio.run(run_traffic(args.target, users=args.users, requests=requests,
-                                         duration=args.duration, seed=args.seed))
+                                         duration=args.duration, seed=args.seed,
+                                         concurrency=args.concurrency))
     except ValueError as exc:
         parser.error(str(exc))
     print(report.format())

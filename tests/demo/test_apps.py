@@ -63,7 +63,10 @@ async def test_seed_then_run_both_builds_as_processes(tmp_path, pg_dsn):
             await _wait_until_up(urls[name], procs[name])
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
             login = {"username": "alice", "password": "alice-demo-pass"}
-            async with client.post(f"{urls['legacy']}/api/login", json=login) as response:
+            async with client.get(f"{urls['legacy']}/api/csrf") as response:
+                token = (await response.json())["csrf_token"]
+            async with client.post(f"{urls['legacy']}/api/login", json=login,
+                                   headers={"X-CSRF-Token": token}) as response:
                 assert response.status == 200
                 assert response.headers["X-Backend"] == "legacy"
                 cookie = response.cookies["session"].value

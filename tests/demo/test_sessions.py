@@ -7,7 +7,7 @@ import sqlite3
 import aiohttp
 import asyncpg
 
-from shadow.demo.auth import COOKIE_NAME, SessionCodec, hash_password, verify_password
+from shadow.demo.auth import COOKIE_NAME, CSRF_HEADER, SessionCodec, hash_password, verify_password
 
 T0 = 1_780_000_123.0
 ALICE = {"username": "alice", "password": "alice-demo-pass"}
@@ -35,6 +35,21 @@ def test_forged_expired_or_malformed_cookies_are_refused():
     assert SessionCodec(secret=b"s", clock=lambda: expires).read(value) is None
 
 
+def test_csrf_tokens_are_fresh_valid_on_both_builds_and_expire():
+    now = [T0]
+    issuer = SessionCodec(secret=b"s", clock=lambda: now[0])
+    other = SessionCodec(secret=b"s", clock=lambda: now[0])
+    first, second = issuer.csrf_token(), issuer.csrf_token()
+    assert first != second and other.csrf_valid(first) and other.csrf_valid(second)
+    nonce, issued, sig = first.split(".")
+    for bad in (None, "", "a.b", f"{nonce}.{int(issued) + 1}.{sig}", f"x{nonce}.{issued}.{sig}",
+                f"{nonce}.{issued}.{sig[:-1]}"):
+        assert not other.csrf_valid(bad), bad
+    assert not SessionCodec(secret=b"t", clock=lambda: now[0]).csrf_valid(first)
+    now[0] += issuer.csrf_ttl + 1
+    assert not other.csrf_valid(first)
+
+
 def test_passwords_are_salted_and_verified():
     first, second = hash_password("correct horse"), hash_password("correct horse")
     assert first != second and first.startswith("scrypt$") and "correct" not in first
@@ -50,8 +65,12 @@ async def _session(server) -> aiohttp.ClientSession:
 
 
 async def _post(server, path, body, cookie=None):
+    """POST `body`; a login first fetches its CSRF token from the same build."""
     headers = {"Cookie": f"{COOKIE_NAME}={cookie}"} if cookie else {}
     async with await _session(server) as session:
+        if path == "/api/login":
+            async with session.get("/api/csrf") as response:
+                headers[CSRF_HEADER] = (await response.json())["csrf_token"]
         async with session.post(path, json=body, headers=headers) as response:
             return response.status, await response.read(), response.headers.getall("Set-Cookie", [])
 

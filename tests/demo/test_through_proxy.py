@@ -1,5 +1,7 @@
 """Each classic migration bug, switched on alone, is reported by the proxy on exactly the
-routes it touches; with no bug on, the proxy reports nothing (the rules are not noisy).
+routes it touches; with no bug on, the proxy reports nothing but the random values both
+builds put in replies (error ids, CSRF tokens: `NOISE_PATHS`). Audit rows written by
+reads are charged to the next write, so their place is not checked (`_late`).
 
 Row verification is on, as in `shadow demo`: a bug is also caught at the write that
 stored it wrong (`Bug.acts_on`), not only where a later reply shows it."""
@@ -28,16 +30,32 @@ async def _run(pg_dsn, tmp_path, bugs: str) -> DemoResult:
         return await collect(runtime, DemoResult(requests=report.requests), top=200)
 
 
+NOISE_PATHS = frozenset({"$.error_id", "$.csrf_token"})
+"""Values each build draws at random for every reply: correct behaviour, reported today
+until the verifier learns a route's noise (A/A calibration)."""
+
+
+def _late(signature: dict) -> bool:
+    """Audit rows, written by reads and on error paths: a read's changes are charged
+    to the next write on each side until writes are attributed by overlap, so where
+    such a difference is reported says nothing about where it was made."""
+    return signature["path"].startswith("audit_log[")
+
+
 def _flagged(result: DemoResult) -> set[str]:
-    return {route for route, row in result.verdicts.items()
-            if row.get("mismatch") or row.get("shadow_error")}
+    """Routes with a shadow error or a difference that is neither noise nor late."""
+    errors = {route for route, row in result.verdicts.items() if row.get("shadow_error")}
+    return errors | {f"{s['method']} {s['route']}" for s in result.signatures
+                     if s["path"] not in NOISE_PATHS and not _late(s)}
 
 
-async def test_a_faithful_port_gives_zero_mismatches(pg_dsn, tmp_path):
+async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
     result = await _run(pg_dsn, tmp_path, "none")
-    compared = sum(row.get("match", 0) for row in result.verdicts.values())
+    compared = sum(row.get("match", 0) + row.get("mismatch", 0)
+                   for row in result.verdicts.values())
     assert compared >= REQUESTS - 10, result.verdicts  # nearly every exchange compared
     assert _flagged(result) == set(), result.signatures[:5]
+    assert {s["path"] for s in result.signatures} <= NOISE_PATHS, result.signatures[:5]
 
 
 # After a burnt users id the legacy and candidate user ids differ by one. The session
@@ -57,6 +75,12 @@ async def test_each_bug_is_caught_where_it_shows_and_nowhere_else(pg_dsn, tmp_pa
     assert flagged, f"{bug}: no mismatch reported at all"
     assert flagged <= expected, f"{bug}: mismatches outside its routes: {flagged - expected}"
     assert result.signatures and all(s["route"] for s in result.signatures)
+
+
+async def test_an_audit_row_the_legacy_build_never_wrote_is_an_extra_row(pg_dsn, tmp_path):
+    result = await _run(pg_dsn, tmp_path, "audit_on_get")
+    assert result.rows.get("audit_log", {}).get("row_extra", 0) > 0, result.rows
+    assert "GET /api/admin/audit" in _flagged(result)
 
 
 @pytest.mark.parametrize("bug", sorted(CASCADES))

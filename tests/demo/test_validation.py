@@ -8,6 +8,7 @@ import aiohttp
 import orjson
 from aiohttp.test_utils import TestServer
 
+from shadow.demo.auth import CSRF_HEADER
 from shadow.demo.seed import seed_data
 
 from .lockstep import same_body
@@ -90,6 +91,12 @@ LOGGED_IN: list[tuple[str, str, Any, int]] = [
     ("GET", "/api/conversations/nobody", None, 404),
     ("POST", "/api/conversations/nobody/read", None, 404),
     ("GET", "/api/admin/stats", None, 403),
+    ("GET", "/api/admin/audit", None, 403),
+    *[("POST", "/api/reflections", body, 400)
+      for body in ({}, {"entry_id": "1"}, {"entry_id": 0}, {"entry_id": 2**31})],
+    ("POST", "/api/reflections", {"entry_id": 999}, 404),
+    ("POST", "/api/reflections", {"entry_id": BOBS_ENTRY}, 404),
+    ("GET", "/api/reflections?limit=0", None, 400),
 ]
 
 ACCEPTED: list[tuple[str, str, Any, int]] = [
@@ -104,8 +111,13 @@ ACCEPTED: list[tuple[str, str, Any, int]] = [
 
 async def _send(session: aiohttp.ClientSession, method: str, path: str,
                 body: Any) -> tuple[int, bytes]:
+    """Send one request; a login first fetches the CSRF token it needs."""
     data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-    async with session.request(method, path, data=data) as response:
+    headers = {}
+    if path == "/api/login":
+        async with session.get("/api/csrf") as response:
+            headers[CSRF_HEADER] = (await response.json())["csrf_token"]
+    async with session.request(method, path, data=data, headers=headers) as response:
         return response.status, await response.read()
 
 
@@ -131,7 +143,7 @@ async def _check(servers, cases, *, login: bool, error: bool) -> list[str]:
                 problems.append(f"{case}: {status_l}/{status_c}, expected {expected}")
             elif not same_body(reply_l, reply_c):
                 problems.append(f"{case}: {reply_l!r} != {reply_c!r}")
-            elif error and set(orjson.loads(reply_l)) != {"error"}:
+            elif error and set(orjson.loads(reply_l)) != {"error", "error_id"}:
                 problems.append(f"{case}: not an error body: {reply_l!r}")
     finally:
         for session in sessions:
