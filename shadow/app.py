@@ -102,10 +102,17 @@ class Runtime:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
             operation).inc())
 
-    def _primary_writes(self) -> tuple[int, int]:
-        """(writes sent to the primary, writes it answered), for A/A calibration."""
-        causality = self.writes.causality if self.writes is not None else None
-        return causality.primary_writes if causality is not None else (0, 0)
+    def _quiet_since(self) -> float | None:
+        """Since when no write has run on the primary (None: one runs now), for A/A
+        calibration."""
+        barrier = self.writes.barrier if self.writes is not None else None
+        return barrier.quiet_since if barrier is not None else float("-inf")
+
+    def _writes_rows(self, backend: str, route: str) -> bool:
+        """Whether exchanges of `route` have been seen writing rows on `backend`."""
+        attribution = self.writes.attribution if self.writes is not None else None
+        side = attribution.sides.get(backend) if attribution is not None else None
+        return side is not None and route in side.writing
 
     def raised(self, operation: str, exc: BaseException) -> None:
         """The one place the verifier's own failures go: counted and logged (with the
@@ -205,7 +212,7 @@ class Runtime:
             marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
             timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
             on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc(),
-            writes=self._primary_writes))
+            quiet_since=self._quiet_since, writes_rows=self._writes_rows))
         if compare.offload_workers:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,

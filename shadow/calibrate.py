@@ -1,18 +1,28 @@
 """A/A calibration: a share of safe requests sent once more to the primary's build.
 
 A verifier listener. When an exchange with a safe method (GET and HEAD by default) has
-been compared and the primary answered it, a sampled share of them is sent a second time
-to the build that holds the primary role, through the mirror lane (so it is bounded,
-timed out and never awaited by a client), and the two replies of that one build are
-compared. What differs between them is noise for the route (shadow.compare.noise).
+been compared and the primary answered it, it is sent a second time to the build that
+holds the primary role: every one while its route is still calibrating (fewer A/A pairs
+than the model's `min_pairs`, so a cold start ends after a few requests of the route), a
+sampled `share` of them afterwards. The probe goes through the mirror lane (so it is
+bounded, timed out and never awaited by a client), and the two replies of that one build
+are compared. What differs between them is noise for the route (shadow.compare.noise).
 Routes whose policy keeps them from the shadow are never probed either: they were never
 compared, so they never reach this listener. The probe carries the shadow marker header,
 like every request the proxy makes on its own.
 
 Two replies of one build also differ when a write changed the data between them: such a
-difference is no noise. A probe during which a write ran on the primary (`writes`: the
-count of writes sent to it and answered by it) is discarded, and a place is only ever
-hidden once it varied in at least half of its route's pairs (shadow.compare.noise).
+difference is no noise. A probe is discarded when a write ran on the primary at any moment
+from the arrival of the exchange it repeats to the probe's reply (`quiet_since`: since
+when no write has run there), and a place is only ever hidden once it varied in at least
+half of its route's pairs (shadow.compare.noise).
+
+A safe method is no promise that the app writes nothing: many audit a read, or every error
+reply. Sent again, such a read would write again on the primary alone (rows no exchange
+owns, that the shadow never gets, and that the next reply reading them shows as a
+difference) and would differ from its first reply by its own write. So an exchange that
+wrote rows on the primary, or whose route has been seen writing there (`writes_rows`),
+is never sent again.
 """
 
 from __future__ import annotations
@@ -39,7 +49,8 @@ class Calibrator:
                  rules: ReplyRules, share: float, methods: Iterable[str],
                  marker: tuple[str, str], timeout: float, max_bytes: int,
                  on_pair: Callable[[str, str], None] = lambda route, method: None,
-                 writes: Callable[[], tuple[int, int]] | None = None,
+                 quiet_since: Callable[[], float | None] = lambda: float("-inf"),
+                 writes_rows: Callable[[str, str], bool] = lambda backend, route: False,
                  chance: Callable[[], float] = random.random) -> None:
         self.model = model
         self.upstreams = upstreams
@@ -51,28 +62,34 @@ class Calibrator:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.on_pair = on_pair
-        self.writes = writes or (lambda: (0, 0))
+        self.quiet_since = quiet_since
+        self.writes_rows = writes_rows
         self._chance = chance
 
     def __call__(self, c: Comparison) -> None:
         """The verifier listener: maybe probe the exchange of `c` (never waits)."""
         ex = c.exchange
         if (c.verdict not in _COMPARED or ex.method not in self.methods
-                or not c.primary.reply.ok or self.share <= 0 or self._chance() >= self.share):
+                or not c.primary.reply.ok or self.share <= 0):
             return
-        upstream = self.upstreams.get(c.primary.backend)
-        if upstream is None:
+        route = f"{ex.method} {ex.route}"
+        if not self.model.calibrating(route) and self._chance() >= self.share:
+            return
+        backend = c.primary.backend
+        upstream = self.upstreams.get(backend)
+        if upstream is None or c.primary.rows or self.writes_rows(backend, ex.route):
             return
         first = c.primary.reply
-        route = f"{ex.method} {ex.route}"
         headers = [(k, v) for k, v in end_to_end(ex.headers)
                    if k.lower() not in _NOT_FORWARDED] + [self.marker]
 
         async def probe() -> None:
-            sent, before = time.time(), self.writes()
+            sent, quiet = time.time(), self.quiet_since()
+            if quiet is None or quiet >= ex.received_at:
+                return  # a write ran on the primary since the first request arrived
             again = await upstream.fetch(ex.method, ex.target, headers, ex.body,
                                          timeout=self.timeout, max_bytes=self.max_bytes)
-            if not again.ok or self.writes() != before or before[0] != before[1]:
+            if not again.ok or self.quiet_since() != quiet:
                 return  # no answer, or a write ran on the primary meanwhile
             # The second reply was served later: "now" stamps may trail by that much.
             lag = max(sent - ex.received_at, 0.0) + again.elapsed

@@ -164,8 +164,9 @@ class MirrorSettings(_Model):
 
 
 class NoiseSettings(_Model):
-    """A/A calibration: a share of safe exchanges is sent a second time to the primary's
-    build, and what differs between its two replies is learnt as noise for the route."""
+    """A/A calibration: safe exchanges are sent a second time to the primary's build (all
+    of a route's until it has `min_pairs` pairs, then a `share` of them; 0 turns it off),
+    and what differs between the two replies is learnt as noise for the route."""
 
     share: Annotated[float, Field(ge=0, le=1)] = 0.1
     methods: list[str] = ["GET", "HEAD"]

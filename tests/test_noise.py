@@ -14,7 +14,9 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from shadow.cli import main
+from shadow.demo.runner import install_capture
 from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
+from tests.writes.apps import items_app, prepare, row_config, rows_of
 
 TOKEN = "noise-t0ken-for-tests"
 ROUTES = [{"template": "/api/session"}, {"template": "/api/plan"}]
@@ -69,6 +71,13 @@ async def signature_counts(runtime) -> dict[str, int]:
     await runtime.store.flush()
     return {f"{s['method']} {s['route']} {s['path']}": s["count"]
             for s in await runtime.store.signatures()}
+
+
+async def idle(runtime) -> None:
+    """Wait until the mirror lane (shadow requests and probes) has nothing left to do."""
+    async with asyncio.timeout(10):
+        while runtime.lane.depth or runtime.lane.busy:
+            await asyncio.sleep(0.01)
 
 
 def mismatches(runtime, route: str) -> float:
@@ -151,3 +160,73 @@ async def test_what_was_learnt_survives_a_restart(aiohttp_server, tmp_path):
     async with running(config) as again:
         assert again.noise.listing() == learnt
         assert not again.noise.calibrating("GET /api/session")
+
+
+def ledger(slow_reads: float = 0.0) -> web.Application:
+    """An app whose one value changes only by a write: GET /api/total reads it (after
+    `slow_reads` seconds), POST /api/add adds one."""
+    app = web.Application()
+    total = {"n": 0}
+
+    async def read(request):
+        await asyncio.sleep(slow_reads)
+        return web.json_response({"total": total["n"]})
+
+    async def add(request):
+        total["n"] += 1
+        return web.json_response({"total": total["n"]}, status=201)
+
+    app.router.add_get("/api/total", read)
+    app.router.add_post("/api/add", add)
+    return app
+
+
+async def test_a_write_after_the_read_arrived_is_no_noise_even_when_done_before_the_probe(
+        aiohttp_server, tmp_path):
+    # The shadow reads slowly, so the read is compared (and probed) only after the
+    # client's next write has come and gone on the primary: the probe would see that
+    # write's effect, which is no noise.
+    legacy, candidate = await aiohttp_server(ledger()), await aiohttp_server(ledger(0.4))
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         noise={"share": 1.0, "min_pairs": 1},
+                         routes=[{"template": "/api/total"}, {"template": "/api/add"}])
+    async with running(config) as runtime, aiohttp.ClientSession() as http:
+        async with http.get(proxy_url(runtime, "/api/total")) as response:
+            assert (await response.json()) == {"total": 0}
+        async with http.post(proxy_url(runtime, "/api/add")) as response:
+            assert response.status == 201
+        await settle(runtime, 2)
+        await idle(runtime)
+        assert runtime.noise.calibrating("GET /api/total")  # the probe was thrown away
+        await send(runtime, http, "/api/total", 1)  # nothing written since: a fair probe
+        await calibrated(runtime, "GET /api/total")
+    [route] = [r for r in runtime.noise.listing() if r["route"] == "GET /api/total"]
+    assert route["pairs"] == 1 and route["places"] == []
+
+
+async def test_a_read_that_writes_rows_is_never_sent_twice(aiohttp_server, tmp_path):
+    # Both builds audit every GET /feed: sent again, the read would write a second audit
+    # row on the primary alone (owned by no exchange, never on the shadow).
+    databases = []
+    for name in ("legacy", "candidate"):
+        path = tmp_path / f"{name}.db"
+        path.touch()
+        databases.append(f"sqlite:///{path}")
+        await prepare(databases[-1])
+    legacy, candidate = [await aiohttp_server(items_app(db, audit=True)) for db in databases]
+    config = row_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                        *databases, noise={"share": 1.0, "min_pairs": 2})
+    await install_capture(config)
+    async with running(config) as runtime, aiohttp.ClientSession() as http:
+        async with http.post(proxy_url(runtime, "/items"), json={"name": "a"}) as response:
+            assert response.status == 201
+        for path in ("/feed", "/items/1") * 3:
+            async with http.get(proxy_url(runtime, path)) as response:
+                assert response.status == 200
+        await settle(runtime, 7)
+        await idle(runtime)
+        outside = runtime.writes.attribution.outside.total
+    assert len(await rows_of(databases[0], "audit")) == 3  # one per client read, no more
+    assert outside == 0
+    pairs = {r["route"]: r["pairs"] for r in runtime.noise.listing()}
+    assert "GET /feed" not in pairs and pairs["GET /items/{id}"] >= 2  # calibration was on

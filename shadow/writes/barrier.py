@@ -13,6 +13,7 @@ made anyway and the shadow marked diverged (its ids can no longer be trusted).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 
@@ -32,6 +33,13 @@ class Barrier:
         self._open = asyncio.Event()
         self._open.set()
         self.in_flight = 0
+        self._quiet_since = float("-inf")
+
+    @property
+    def quiet_since(self) -> float | None:
+        """The moment (`time.time()`) since which no write has run on the primary: when
+        the last one finished; None while one is running there."""
+        return None if self.in_flight else self._quiet_since
 
     @property
     def closed(self) -> bool:
@@ -52,6 +60,7 @@ class Barrier:
 
     def finished(self) -> None:
         self.in_flight -= 1
+        self._quiet_since = time.time()
 
     def left(self) -> str:
         """What the old mode still has in flight, in words ('' when nothing)."""

@@ -74,7 +74,6 @@ class Causality:
         self._reads = _Marks()
         self._parked: deque[Parked] = deque()
         self.in_flight = 0
-        self.writes_sent = 0
 
     @property
     def parked(self) -> int:
@@ -85,17 +84,10 @@ class Causality:
         """Mirrored writes not yet done on the shadow (parked, queued or running)."""
         return self.in_flight
 
-    @property
-    def primary_writes(self) -> tuple[int, int]:
-        """(writes sent to the primary so far, writes it has answered): equal when none is
-        running there."""
-        return self.writes_sent, self._writes.completed
-
     def sent(self, flow: int, writes: bool) -> Ticket:
         """The exchange is being sent to the primary now."""
         if writes:
             self.in_flight += 1
-            self.writes_sent += 1
         return Ticket(flow, writes, self._writes.completed, self._reads.completed)
 
     def primary_done(self, ticket: Ticket) -> None:
