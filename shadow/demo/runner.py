@@ -79,11 +79,11 @@ def check_free(address: str) -> None:
 
 def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str,
                 admin_listen: str, legacy_db: Path | None = None,
-                candidate_dsn: str | None = None, time_tolerance: float = 2.0) -> Config:
-    """The proxy configuration of the demo: the app's route templates, timestamps
-    compared with a tolerance of `time_tolerance` seconds (each build stamps rows with its
-    own clock, and the shadow serves a request after the primary), and, with both
-    databases given, row verification (salted password hashes differ by design)."""
+                candidate_dsn: str | None = None) -> Config:
+    """The proxy configuration of the demo: the backends, with both databases given their
+    row verification (salted password hashes differ by design), the app's route templates
+    and the gate's evidence. No timestamp rule: each build stamps rows with its own clock
+    and the shadow serves after the primary, which time compared by meaning absorbs."""
     legacy: dict = {"url": legacy_url, "label": "sqlite"}
     candidate: dict = {"url": candidate_url, "label": "postgres"}
     exclude: list[str] = []
@@ -102,11 +102,8 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
     return parse_config({
         "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
         "backends": {"legacy": legacy, "candidate": candidate},
-        "compare": {"time_tolerance": time_tolerance},
         "rows": {"exclude": exclude,
-                 "columns": {"users.password_hash": {"ignore": True},
-                             "*.created_at": {"tolerance": time_tolerance},
-                             "*.updated_at": {"tolerance": time_tolerance}}},
+                 "columns": {"users.password_hash": {"ignore": True}}},
         "routes": [{"template": t} for t in sorted(templates)],
         "gate": {"min_compared": 50, "max_mismatch_rate": 0.05,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},
@@ -132,13 +129,12 @@ sees a few dozen reflections."""
 @contextlib.asynccontextmanager
 async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1:0",
                      admin_listen: str = "127.0.0.1:0", rows: bool = True,
-                     time_tolerance: float = 2.0,
                      coach_delay: tuple[float, float] = COACH_DELAY
                      ) -> AsyncIterator[tuple[Runtime, dict[str, str]]]:
     """Both builds on seeded databases, the AI coach stand-in (waiting `coach_delay`)
     and the proxy in front of the builds; the candidate runs as a DML-only role, `dsn`
     being the schema owner's. Yields the running proxy and the URLs ("legacy",
-    "candidate", "coach"); all stopped on exit. `time_tolerance` as in `demo_config`."""
+    "candidate", "coach"); all stopped on exit."""
     async with contextlib.AsyncExitStack() as stack:
         db_path = tmp / "legacy.sqlite3"
         await seed(db_path=db_path, dsn=dsn)
@@ -153,8 +149,7 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
         config = demo_config(legacy_url=legacy_url, candidate_url=candidate_url,
                              state=tmp / "state.db", listen=listen, admin_listen=admin_listen,
                              legacy_db=db_path if rows else None,
-                             candidate_dsn=dsn if rows else None,
-                             time_tolerance=time_tolerance)
+                             candidate_dsn=dsn if rows else None)
         if rows:
             await install_capture(config)
         runtime = Runtime(config)

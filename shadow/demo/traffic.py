@@ -12,7 +12,11 @@ With `concurrency=1` (the default) requests go one at a time, in an order fixed 
 `seed`, so two runs with the same seed against two builds with the same starting data
 send the same requests (see `shadow.demo.actors`). With `concurrency=n` the users are
 split into n groups that send at the same time, each group in its own fixed order; the
-interleaving of the groups is up to the target.
+interleaving of the groups is up to the target. Only first turns (sign-up, log-in) never
+overlap: the session cookie names the user by the id the primary gave, signed, so two
+sign-ups at once could get their ids in the other order on the shadow's database, and
+from then on each user would act as the other there; no proxy can rewrite a signed
+cookie (the same limit as the `burnt_sequence` bug's cascade).
 
 Every request goes to the one base URL given, and nowhere else: paths are relative,
 redirects are not followed, proxies from the environment are ignored. Each simulated
@@ -121,6 +125,7 @@ class _Runner:
         self._deadline = deadline
         self._on_progress = on_progress
         self.report = TrafficReport()
+        self.first_turns = asyncio.Lock()
 
     async def send(self, actor: Actor, method: str, route: str, target: str, *,
                    json: Any = None, raw: bytes | None = None, anonymous: bool = False,
@@ -161,12 +166,16 @@ class _Runner:
 
 async def _group(runner: _Runner, members: list[Actor], crowd: list[Actor],
                  rng: random.Random) -> None:
-    """Turns of `members`, one request at a time, until the budget is spent."""
+    """Turns of `members`, one request at a time, until the budget is spent. First turns
+    (sign-up or log-in) take `runner.first_turns`: see the module docstring."""
     try:
         while True:
             actor = rng.choice(members)
-            step = actors.turn if actor.started else actors.start
-            await step(actor, rng, runner.send, crowd)
+            if actor.started:
+                await actors.turn(actor, rng, runner.send, crowd)
+                continue
+            async with runner.first_turns:
+                await actors.start(actor, rng, runner.send, crowd)
     except _Done:
         pass
 

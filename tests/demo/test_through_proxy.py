@@ -1,6 +1,6 @@
 """Each classic migration bug, switched on alone, is reported by the proxy on exactly the
 routes it touches; with no bug on, the proxy reports nothing but the random values both
-builds put in replies (error ids, CSRF tokens: `NOISE_PATHS`). Audit rows written by
+builds put in replies (error ids, CSRF tokens: `RANDOM_PATHS`). Audit rows written by
 reads are charged to the next write, so their place is not checked (`_late`).
 
 Row verification is on, as in `shadow demo`: a bug is also caught at the write that
@@ -13,26 +13,21 @@ import pytest
 from shadow.demo.bugs import BUGS
 from shadow.demo.runner import DemoResult, collect, demo_stack
 from shadow.demo.traffic import run_traffic
+from tests.demo.unlearnt import RANDOM_PATHS
 
 REQUESTS = 320
-LAG = 0.0
-"""No clock tolerance: the shadow serves each request after the primary, by seconds on a
-loaded machine, and each build stamps rows with its own clock; timestamps are compared by
-meaning (relative to when each side served), which is what these tests prove holds."""
+"""The demo's config holds no timestamp rule: the shadow serves each request after the
+primary, by seconds on a loaded machine, and each build stamps rows with its own clock;
+timestamps are compared by meaning (relative to when each side served), which is what
+these tests prove holds."""
 
 
 async def _run(pg_dsn, tmp_path, bugs: str) -> DemoResult:
-    async with demo_stack(bugs=bugs, dsn=pg_dsn, tmp=tmp_path,
-                          time_tolerance=LAG) as (runtime, _):
+    async with demo_stack(bugs=bugs, dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
         url = f"http://127.0.0.1:{runtime.proxy_port}"
         report = await run_traffic(url, users=4, requests=REQUESTS, seed=11)
         assert report.errors == 0
         return await collect(runtime, DemoResult(requests=report.requests), top=200)
-
-
-NOISE_PATHS = frozenset({"$.error_id", "$.csrf_token"})
-"""Values each build draws at random for every reply: correct behaviour, reported today
-until the verifier learns a route's noise (A/A calibration)."""
 
 
 def _late(signature: dict) -> bool:
@@ -50,7 +45,7 @@ def _flagged(result: DemoResult) -> set[str]:
     """Routes with a shadow error or a difference that is neither noise nor late."""
     errors = {route for route, row in result.verdicts.items() if row.get("shadow_error")}
     return errors | {f"{s['method']} {s['route']}" for s in result.signatures
-                     if s["path"] not in NOISE_PATHS and not _late(s)}
+                     if s["path"] not in RANDOM_PATHS and not _late(s)}
 
 
 async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
@@ -87,8 +82,7 @@ async def test_each_bug_is_caught_where_it_shows_and_nowhere_else(pg_dsn, tmp_pa
 async def test_an_audit_row_the_legacy_build_never_wrote_is_an_extra_row(pg_dsn, tmp_path):
     """`audit_on_get` changes no reply but the audit summary's, which reads make
     uncertain (`_late`): the evidence is the candidate's extra audit rows themselves."""
-    async with demo_stack(bugs="audit_on_get", dsn=pg_dsn, tmp=tmp_path,
-                          time_tolerance=LAG) as (runtime, _):
+    async with demo_stack(bugs="audit_on_get", dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
         url = f"http://127.0.0.1:{runtime.proxy_port}"
         assert (await run_traffic(url, users=4, requests=REQUESTS, seed=11)).errors == 0
         result = await collect(runtime, DemoResult(), top=200)
@@ -114,13 +108,13 @@ async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path)
     result = await _run(pg_dsn, tmp_path, "lost_commit")
     assert result.rows.get("journal_entries", {}).get("row_missing", 0) > 0
     [row] = [s for s in result.signatures if s["route"] == "/api/journal"
-             and s["method"] == "POST" and not _late(s) and s["path"] not in NOISE_PATHS]
+             and s["method"] == "POST" and not _late(s) and s["path"] not in RANDOM_PATHS]
     assert row["kind"] == "row_missing" and row["path"] == "journal_entries[*]"
     # the reply itself looked right: no body or status difference on that route but
     # the random error ids of refused writes
     assert not [s for s in result.signatures if s["route"] == "/api/journal"
                 and s["method"] == "POST" and s["kind"] in ("body", "status")
-                and s["path"] not in NOISE_PATHS]
+                and s["path"] not in RANDOM_PATHS]
 
 
 async def test_a_faithful_port_writes_the_same_rows(pg_dsn, tmp_path):
