@@ -10,6 +10,7 @@ import asyncpg
 from click.testing import CliRunner
 
 from shadow.cli import main
+from shadow.demo.legacy import achievements_path
 from shadow.demo.runner import demo_stack
 from shadow.demo.seed import seed
 from tests.support import VIEWER
@@ -23,17 +24,12 @@ def _sqlite_catalogue(path) -> list:
 async def test_install_status_uninstall_through_the_cli(pg_dsn, tmp_path):
     db = tmp_path / "legacy.sqlite3"
     await seed(db_path=db, dsn=pg_dsn)
-    # The legacy build keeps its achievements in a second SQLite file, which one
-    # `database` per backend cannot name: this test is about one database per side.
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        await conn.execute("DROP TABLE achievements")
-    finally:
-        await conn.close()
-    before = _sqlite_catalogue(db)
+    badges = achievements_path(db)  # the legacy build's second SQLite file
+    before = _sqlite_catalogue(db), _sqlite_catalogue(badges)
     config = tmp_path / "shadow.toml"
     config.write_text(
-        f'[backends.legacy]\nurl = "http://127.0.0.1:5101"\ndatabase = "sqlite:///{db}"\n'
+        f'[backends.legacy]\nurl = "http://127.0.0.1:5101"\n'
+        f'databases = {{ main = "sqlite:///{db}", achievements = "sqlite:///{badges}" }}\n'
         f'[backends.candidate]\nurl = "http://127.0.0.1:5102"\ndatabase = "{pg_dsn}"\n')
     cli = CliRunner()
 
@@ -43,8 +39,9 @@ async def test_install_status_uninstall_through_the_cli(pg_dsn, tmp_path):
 
     done = await shadow("rows", "install", "-c", str(config))
     assert done.exit_code == 0, done.output
-    assert "legacy: installed; 7 table(s) captured" in done.output
-    assert "candidate: installed; 7 table(s) captured" in done.output
+    assert "legacy: installed; 8 table(s) captured" in done.output
+    assert "candidate: installed; 8 table(s) captured" in done.output
+    assert "database achievements: installed; captured: achievements" in done.output
     status = await shadow("rows", "status", "-c", str(config))
     assert status.exit_code == 0, status.output
 
@@ -58,7 +55,7 @@ async def test_install_status_uninstall_through_the_cli(pg_dsn, tmp_path):
 
     gone = await shadow("rows", "uninstall", "-c", str(config))
     assert gone.exit_code == 0 and "legacy: removed" in gone.output
-    assert _sqlite_catalogue(db) == before
+    assert (_sqlite_catalogue(db), _sqlite_catalogue(badges)) == before
     conn = await asyncpg.connect(pg_dsn)
     try:
         assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == 0
