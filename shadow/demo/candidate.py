@@ -9,9 +9,8 @@ they were earned, numerics and datetimes converted. The legacy build's achieveme
 is a table of the one database here. Each name in `bugs` (see `shadow.demo.bugs`) puts
 back one hasty-port mistake instead.
 
-The build needs only DML rights: it creates the schema only when it is missing, so in
-production it runs as a role that may read and write the tables another role owns (see
-`shadow.demo.roles`).
+Its pool, the schema it creates only when missing (so in production it runs as a role
+with DML rights only) and its starting data are in `shadow.demo.candidate_database`.
 
 One difference remains by design: ILIKE folds the case of every letter, SQLite's LIKE
 only that of ASCII letters, so a search for a non-ASCII letter in another case finds
@@ -27,14 +26,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 from aiohttp import web
 
 from .auth import SessionCodec
 from .bugs import parse_bugs
-from .routes import AUDITED_READS, Database, build_app
-from .schema import POSTGRES_SCHEMA, TABLES
-from .seed import COLUMNS, SeedData
+from .candidate_database import open_pool
+from .request_context import AUDITED_READS, Database
+from .routes import build_app
 from .store import (Record, Store, UsernameTaken, badges_for, check_changes, is_new,
                     like_pattern, next_points)
 
@@ -46,11 +44,6 @@ _MESSAGE = """SELECT m.id, s.username AS sender, r.username AS recipient, m.body
     JOIN users s ON s.id = m.sender_id JOIN users r ON r.id = m.recipient_id"""
 _REFLECTION = "SELECT id, entry_id, reply, confidence, created_at FROM reflections"
 _PARTNER = "CASE WHEN m.sender_id = $1 THEN m.recipient_id ELSE m.sender_id END"
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", schema="pg_catalog", decoder=orjson.loads,
-                              encoder=lambda value: orjson.dumps(value).decode())
 
 
 def _affected(status: str) -> int:
@@ -66,17 +59,9 @@ class CandidateDatabase(Database):
     @classmethod
     @asynccontextmanager
     async def open(cls, dsn: str, bugs: frozenset[str]) -> AsyncIterator[CandidateDatabase]:
-        """Connect a pool to `dsn` and create the schema if it is missing; closed on exit."""
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=_init_connection,
-                                         server_settings={"timezone": "UTC"})
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('shadow.demo'))")
-                if await conn.fetchval("SELECT to_regclass('achievements') IS NULL"):
-                    await conn.execute(POSTGRES_SCHEMA)
+        """Connect a pool to `dsn` (see `open_pool`); closed on exit."""
+        async with open_pool(dsn) as pool:
             yield cls(CandidateStore(pool, bugs))
-        finally:
-            await pool.close()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Store]:
@@ -319,28 +304,6 @@ class CandidateStore(Store):
                        count(*) AS moods, round(avg(score), 2) AS average
                 FROM moods WHERE created_at >= {since} GROUP BY 1 ORDER BY 1""")
         return {**(totals or {}), "last_7_days": days}
-
-
-async def write_seed(dsn: str, data: SeedData) -> None:
-    """Drop the demo tables of the database at `dsn`, recreate them, insert `data`, and
-    set every id sequence past the copied ids."""
-    conn = await asyncpg.connect(dsn, server_settings={"timezone": "UTC"})
-    try:
-        await _init_connection(conn)
-        async with conn.transaction():
-            await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE")
-            await conn.execute(POSTGRES_SCHEMA)
-            for table, rows in data.rows.items():
-                columns = COLUMNS[table]
-                marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
-                await conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-                if columns[0] == "id":
-                    await conn.execute(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))")
-    finally:
-        await conn.close()
 
 
 def make_candidate_app(dsn: str, bugs: str | Iterable[str] | None = None, *,

@@ -1,16 +1,14 @@
 """The legacy build: the app as it runs today, on two SQLite files through `sqlite3`.
 
-Like the Flask app it stands for, it opens a new `sqlite3` connection for every request
-that touches a database (and one to the second file, the achievements database, when
-the request needs that one), runs each statement in a worker thread, and closes the
-connections when the request ends. `LegacyDatabase.opened` counts the connections.
-
-Its SQL is what such an app grows over the years and what a hasty port breaks: ids from
-`cursor.lastrowid`, points kept with `INSERT OR REPLACE`, SQLite's bare columns next to
-`MAX()` in the inbox, `datetime('now', '-7 days')` in the statistics, a journal listing
-that relies on rowid order, `LIKE` that ignores ASCII case, `HAVING` on an output alias,
-badges listed by a second-resolution timestamp with ties broken by name, and naive
-datetimes. Booleans are 0/1 and timestamps `'YYYY-MM-DD HH:MM:SS'` text.
+How it touches its files (a new connection per request, statements in a worker thread,
+the badges in a second file) is in `shadow.demo.legacy_files`; `LegacyDatabase.opened`
+counts the connections. This module holds its SQL: what such an app grows over the years
+and what a hasty port breaks: ids from `cursor.lastrowid`, points kept with
+`INSERT OR REPLACE`, SQLite's bare columns next to `MAX()` in the inbox,
+`datetime('now', '-7 days')` in the statistics, a journal listing that relies on rowid
+order, `LIKE` that ignores ASCII case, `HAVING` on an output alias, badges listed by a
+second-resolution timestamp with ties broken by name, and naive datetimes. Booleans are
+0/1 and timestamps `'YYYY-MM-DD HH:MM:SS'` text.
 """
 
 from __future__ import annotations
@@ -18,24 +16,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from .auth import SessionCodec
-from .routes import Database, build_app
-from .schema import ACHIEVEMENTS_SCHEMA, COLUMN_KINDS, SQLITE_SCHEMA, TABLES
-from .seed import COLUMNS, SeedData
+from .legacy_files import Connections, achievements_path, create
+from .request_context import Database
+from .routes import build_app
+from .schema import ACHIEVEMENTS_SCHEMA, SQLITE_SCHEMA
 from .store import (Record, Store, UsernameTaken, badges_for, check_changes, is_new,
                     like_pattern, next_points)
-
-T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]
 
 _USER = "SELECT id, username, is_admin, created_at FROM users"
 _MOOD = "SELECT id, score, note, tags, sleep_hours, created_at FROM moods"
@@ -44,28 +40,6 @@ _MESSAGE = """SELECT m.id, s.username AS sender, r.username AS recipient, m.body
     m.is_read, m.created_at FROM messages m
     JOIN users s ON s.id = m.sender_id JOIN users r ON r.id = m.recipient_id"""
 _REFLECTION = "SELECT id, entry_id, reply, confidence, created_at FROM reflections"
-
-
-def achievements_path(db_path: str | Path) -> Path:
-    """Where the legacy build keeps its achievements database, next to the main file."""
-    path = Path(db_path)
-    return path.with_name(f"{path.stem}-achievements{path.suffix or '.sqlite3'}")
-
-
-def _connect(path: str | Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=10, check_same_thread=False)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA foreign_keys = ON")
-    return db
-
-
-def _create(path: Path, schema: str) -> None:
-    db = _connect(path)
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(schema)
-    finally:
-        db.close()
 
 
 def _mood(row: sqlite3.Row) -> Record:
@@ -91,8 +65,8 @@ class LegacyDatabase(Database):
         """Create both files and their schemas if missing."""
         main = Path(db_path)
         badges = Path(badges_path) if badges_path else achievements_path(main)
-        await asyncio.to_thread(_create, main, SQLITE_SCHEMA)
-        await asyncio.to_thread(_create, badges, ACHIEVEMENTS_SCHEMA)
+        await asyncio.to_thread(create, main, SQLITE_SCHEMA)
+        await asyncio.to_thread(create, badges, ACHIEVEMENTS_SCHEMA)
         yield cls(main, badges)
 
     @asynccontextmanager
@@ -104,45 +78,11 @@ class LegacyDatabase(Database):
             await store.close()
 
 
-class LegacyStore(Store):
-    """The Store of one request: connections opened on first use, closed at the end."""
+class LegacyStore(Connections, Store):
+    """The Store of one request, over its own connections (see `Connections`)."""
 
     def __init__(self, database: LegacyDatabase) -> None:
-        self._database = database
-        self._connections: dict[str, sqlite3.Connection] = {}
-
-    async def _run(self, work: Work[T], file: str = "main") -> T:
-        db = self._connections.get(file)
-        if db is None:
-            db = await asyncio.to_thread(_connect, self._database.paths[file])
-            self._connections[file] = db
-            self._database.opened[file] += 1
-        return await asyncio.to_thread(work, db)
-
-    async def close(self) -> None:
-        """Close the connections this request opened."""
-        for file, db in self._connections.items():
-            await asyncio.to_thread(db.close)
-            self._database.closed[file] += 1
-        self._connections.clear()
-
-    async def _write(self, work: Work[T], file: str = "main") -> T:
-        def transaction(db: sqlite3.Connection) -> T:
-            try:
-                result = work(db)
-            except BaseException:
-                db.rollback()
-                raise
-            db.commit()
-            return result
-        return await self._run(transaction, file)
-
-    async def _all(self, sql: str, *args: Any, file: str = "main") -> list[sqlite3.Row]:
-        return await self._run(lambda db: db.execute(sql, args).fetchall(), file)
-
-    async def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
-        rows = await self._all(sql, *args)
-        return rows[0] if rows else None
+        super().__init__(database.paths, database.opened, database.closed)
 
     async def add_user(self, username: str, password_hash: str) -> Record:
         def insert(db: sqlite3.Connection) -> int:
@@ -322,49 +262,6 @@ class LegacyStore(Store):
                FROM moods WHERE created_at >= datetime('now', '-7 days')
                GROUP BY date(created_at) ORDER BY day""")
         return {**dict(totals), "last_7_days": [dict(row) for row in days]}
-
-
-def _sqlite_value(kind: str | None, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "bool":
-        return int(value)
-    if kind == "timestamp":
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if kind == "date":
-        return value.isoformat()
-    if kind == "json":
-        return orjson.dumps(value).decode()
-    return value
-
-
-def _write_seed(main: Path, badges: Path, data: SeedData) -> None:
-    for path, schema, tables in ((main, SQLITE_SCHEMA, TABLES),
-                                 (badges, ACHIEVEMENTS_SCHEMA, ("achievements",))):
-        db = _connect(path)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            for table in tables:
-                db.execute(f"DROP TABLE IF EXISTS {table}")
-            db.executescript(schema)
-            for table, rows in data.rows.items():
-                if table not in tables or (table == "achievements") != (path == badges):
-                    continue
-                columns = COLUMNS[table]
-                kinds = [COLUMN_KINDS[table].get(column) for column in columns]
-                db.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})",
-                    [tuple(_sqlite_value(k, v) for k, v in zip(kinds, row)) for row in rows])
-            db.commit()
-        finally:
-            db.close()
-
-
-async def write_seed(path: str | Path, data: SeedData) -> None:
-    """Drop the demo tables of the SQLite file at `path` and of its achievements file
-    (`achievements_path`), recreate them, insert `data`."""
-    await asyncio.to_thread(_write_seed, Path(path), achievements_path(path), data)
 
 
 def make_legacy_app(db_path: str | Path, *, sessions: SessionCodec | None = None,

@@ -37,8 +37,7 @@ successful reads in `AUDITED_READS`, each in its own transaction after the reply
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
@@ -46,74 +45,13 @@ import aiohttp
 from aiohttp import web
 
 from . import validate as v
-from .auth import COOKIE_NAME, CSRF_HEADER, SessionCodec, hash_password, verify_password
+from .auth import CSRF_HEADER, SessionCodec, hash_password, verify_password
 from .coach import CoachUnavailable, ask_coach
 from .replies import BACKEND, error_middleware, json_reply, tag_backend
-from .store import Record, Store, UsernameTaken
-
-
-class Database(ABC):
-    """A build's databases for the app's lifetime; hands each request a Store."""
-
-    @abstractmethod
-    def session(self) -> AbstractAsyncContextManager[Store]:
-        """The Store one request uses, released when the request ends."""
-
-
-DATABASE = web.AppKey("database", Database)
-SESSIONS = web.AppKey("sessions", SessionCodec)
-COACH = web.AppKey("coach", str)
-AUDITED = web.AppKey("audited", dict)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-STORE = web.RequestKey("store", Store)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-AUDITED_READS: Mapping[str, str] = {
-    "GET /api/journal/{id}": "read_entry",
-    "GET /api/admin/stats": "view_stats",
-    "GET /api/admin/audit": "view_audit",
-}
-"""Route key -> audit action written when a read of that route succeeds."""
-
-
-def _store(request: web.Request) -> Store:
-    return request[STORE]
-
-
-def route_key(request: web.Request) -> str:
-    """"METHOD /template" of the request; "METHOD unmatched" when no route matched (a raw
-    path is never stored)."""
-    resource = request.match_info.route.resource
-    return f"{request.method} {resource.canonical if resource else 'unmatched'}"
-
-
-@web.middleware
-async def store_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request its Store for as long as it runs."""
-    async with request.app[DATABASE].session() as store:
-        request[STORE] = store
-        return await handler(request)
-
-
-@web.middleware
-async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Write the audit row of an error reply, or of a successful audited read."""
-    response = await handler(request)
-    key = route_key(request)
-    action = "error" if response.status >= 400 else request.app[AUDITED].get(key)
-    if action is not None:
-        user_id = request.app[SESSIONS].read(request.cookies.get(COOKIE_NAME))
-        await _store(request).audit(user_id, action, key.split(" ", 1)[1], response.status)
-    return response
-
-
-async def current_user(request: web.Request) -> Record:
-    """The user of the request's session cookie; 401 if there is no valid one."""
-    user_id = request.app[SESSIONS].read(request.cookies.get(COOKIE_NAME))
-    user = await _store(request).user(user_id) if user_id is not None else None
-    if user is None:
-        raise v.ApiError(401, "login required")
-    return user
+from .request_context import (AUDITED, AUDITED_READS, COACH, DATABASE, HTTP, SESSIONS,
+                              Database, Handler, audit_middleware, current_user, store_of,
+                              store_middleware)
+from .store import Record, UsernameTaken
 
 
 def _logged_in(user: Record, status: int, request: web.Request) -> web.Response:
@@ -127,7 +65,7 @@ async def register(request: web.Request) -> web.StreamResponse:
     name, secret = v.username(data), v.password(data)
     password_hash = await asyncio.to_thread(hash_password, secret)
     try:
-        user = await _store(request).add_user(name, password_hash)
+        user = await store_of(request).add_user(name, password_hash)
     except UsernameTaken:
         raise v.ApiError(409, "username already taken") from None
     return _logged_in(user, 201, request)
@@ -143,7 +81,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await v.json_object(request)
     name = v.text(data, "username", max_len=32)
     secret = v.text(data, "password", max_len=128)
-    found = await _store(request).credentials(name or "")
+    found = await store_of(request).credentials(name or "")
     if found is None or not await asyncio.to_thread(verify_password, secret or "", found[1]):
         raise v.ApiError(401, "wrong username or password")
     return _logged_in(found[0], 200, request)
@@ -167,19 +105,19 @@ async def add_mood(request: web.Request) -> web.StreamResponse:
     tags = v.tags(data)
     sleep_hours = v.number(data, "sleep_hours", low=0, high=24)
     today = datetime.fromtimestamp(request.app[SESSIONS].clock(), UTC).date()
-    result = await _store(request).add_mood(user["id"], score, note, tags, sleep_hours, today)
+    result = await store_of(request).add_mood(user["id"], score, note, tags, sleep_hours, today)
     return json_reply(result, 201)
 
 
 async def list_moods(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
     limit = v.query_limit(request, default=20, maximum=100)
-    return json_reply({"moods": await _store(request).moods(user["id"], limit)})
+    return json_reply({"moods": await store_of(request).moods(user["id"], limit)})
 
 
 async def get_mood(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
-    mood = await _store(request).mood(user["id"], v.path_id(request))
+    mood = await store_of(request).mood(user["id"], v.path_id(request))
     if mood is None:
         raise v.ApiError(404, "mood not found")
     return json_reply(mood)
@@ -191,7 +129,7 @@ async def add_entry(request: web.Request) -> web.StreamResponse:
     title = v.text(data, "title", max_len=120)
     body = v.text(data, "body", max_len=10_000, required=False, allow_empty=True)
     private = v.flag(data, "private")
-    entry = await _store(request).add_entry(user["id"], title or "", body or "", bool(private))
+    entry = await store_of(request).add_entry(user["id"], title or "", body or "", bool(private))
     return json_reply(entry, 201)
 
 
@@ -199,13 +137,13 @@ async def list_entries(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
     search = v.query_search(request)
     limit = v.query_limit(request, default=50, maximum=200)
-    entries = await _store(request).entries(user["id"], search, limit)
+    entries = await store_of(request).entries(user["id"], search, limit)
     return json_reply({"entries": entries, "count": len(entries)})
 
 
 async def get_entry(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
-    entry = await _store(request).entry(user["id"], v.path_id(request))
+    entry = await store_of(request).entry(user["id"], v.path_id(request))
     if entry is None:
         raise v.ApiError(404, "entry not found")
     return json_reply(entry)
@@ -226,7 +164,7 @@ async def update_entry(request: web.Request) -> web.StreamResponse:
         changes["is_private"] = v.flag(data, "private")
     if not changes:
         raise v.bad("give at least one of title, body, private")
-    entry = await _store(request).update_entry(user["id"], entry_id, changes)
+    entry = await store_of(request).update_entry(user["id"], entry_id, changes)
     if entry is None:
         raise v.ApiError(404, "entry not found")
     return json_reply(entry)
@@ -234,7 +172,7 @@ async def update_entry(request: web.Request) -> web.StreamResponse:
 
 async def delete_entry(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
-    if not await _store(request).delete_entry(user["id"], v.path_id(request)):
+    if not await store_of(request).delete_entry(user["id"], v.path_id(request)):
         raise v.ApiError(404, "entry not found")
     return web.Response(status=204)
 
@@ -246,22 +184,22 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     body = v.text(data, "body", max_len=2_000)
     if to == user["username"]:
         raise v.bad("cannot send a message to yourself")
-    recipient_id = await _store(request).user_id(to or "")
+    recipient_id = await store_of(request).user_id(to or "")
     if recipient_id is None:
         raise v.ApiError(404, "no such user")
-    message = await _store(request).send_message(user["id"], recipient_id, body or "")
+    message = await store_of(request).send_message(user["id"], recipient_id, body or "")
     return json_reply(message, 201)
 
 
 async def inbox(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
-    return json_reply({"conversations": await _store(request).inbox(user["id"])})
+    return json_reply({"conversations": await store_of(request).inbox(user["id"])})
 
 
 async def _partner(request: web.Request) -> tuple[Record, str, int]:
     user = await current_user(request)
     name = request.match_info["username"]
-    partner_id = await _store(request).user_id(name)
+    partner_id = await store_of(request).user_id(name)
     if partner_id is None:
         raise v.ApiError(404, "no such user")
     return user, name, partner_id
@@ -269,31 +207,31 @@ async def _partner(request: web.Request) -> tuple[Record, str, int]:
 
 async def conversation(request: web.Request) -> web.StreamResponse:
     user, name, partner_id = await _partner(request)
-    messages = await _store(request).conversation(user["id"], partner_id, 50)
+    messages = await store_of(request).conversation(user["id"], partner_id, 50)
     return json_reply({"partner": name, "messages": messages})
 
 
 async def mark_read(request: web.Request) -> web.StreamResponse:
     user, _, partner_id = await _partner(request)
-    return json_reply({"marked": await _store(request).mark_read(user["id"], partner_id)})
+    return json_reply({"marked": await store_of(request).mark_read(user["id"], partner_id)})
 
 
 async def points(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
-    return json_reply(await _store(request).points(user["id"]))
+    return json_reply(await store_of(request).points(user["id"]))
 
 
 async def achievements(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
     now = datetime.fromtimestamp(request.app[SESSIONS].clock(), UTC)
-    return json_reply({"achievements": await _store(request).achievements(user["id"], now)})
+    return json_reply({"achievements": await store_of(request).achievements(user["id"], now)})
 
 
 async def add_reflection(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
     data = await v.json_object(request)
     entry_id = v.integer(data, "entry_id", low=1, high=v.MAX_ID)
-    entry = await _store(request).entry(user["id"], entry_id)
+    entry = await store_of(request).entry(user["id"], entry_id)
     if entry is None:
         raise v.ApiError(404, "entry not found")
     if COACH not in request.app:
@@ -303,14 +241,14 @@ async def add_reflection(request: web.Request) -> web.StreamResponse:
                                             f"{entry['title']}\n{entry['body']}")
     except CoachUnavailable:
         raise v.ApiError(503, "the coach is not available") from None
-    reflection = await _store(request).add_reflection(user["id"], entry_id, reply, confidence)
+    reflection = await store_of(request).add_reflection(user["id"], entry_id, reply, confidence)
     return json_reply(reflection, 201)
 
 
 async def list_reflections(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
     limit = v.query_limit(request, default=20, maximum=100)
-    return json_reply({"reflections": await _store(request).reflections(user["id"], limit)})
+    return json_reply({"reflections": await store_of(request).reflections(user["id"], limit)})
 
 
 async def _admin(request: web.Request) -> Record:
@@ -322,7 +260,7 @@ async def _admin(request: web.Request) -> Record:
 
 async def admin_stats(request: web.Request) -> web.StreamResponse:
     await _admin(request)
-    return json_reply(await _store(request).stats())
+    return json_reply(await store_of(request).stats())
 
 
 async def admin_audit(request: web.Request) -> web.StreamResponse:
@@ -330,7 +268,7 @@ async def admin_audit(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("min", "1")
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1_000_000):
         raise v.bad("min must be an integer from 1 to 1000000")
-    return json_reply({"actions": await _store(request).audit_summary(int(raw))})
+    return json_reply({"actions": await store_of(request).audit_summary(int(raw))})
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (

@@ -33,7 +33,7 @@ from shadow.config import Config, parse_config
 from shadow.demo.apps import make_candidate_app, make_legacy_app
 from shadow.demo.bugs import parse_bugs
 from shadow.demo.coach import make_coach_app
-from shadow.demo.legacy import achievements_path
+from shadow.demo.legacy_files import achievements_path
 from shadow.demo.roles import app_role
 from shadow.demo.routes import ROUTES
 from shadow.demo.seed import seed

@@ -126,12 +126,12 @@ async def seed(db_path: str | Path | None = None, dsn: str | None = None, *,
                now: datetime | None = None) -> SeedData:
     """Replace the demo tables of the SQLite file and/or the PostgreSQL database with
     the same starting data; returns the data written."""
-    from . import candidate, legacy
+    from . import candidate_database, legacy_files
 
     data = seed_data(now)
     if db_path is not None:
-        await legacy.write_seed(db_path, data)
+        await legacy_files.write_seed(db_path, data)
     if dsn is not None:
-        await candidate.write_seed(dsn, data)
+        await candidate_database.write_seed(dsn, data)
     return data
 

@@ -14,9 +14,10 @@ import pytest
 from shadow.demo.auth import CSRF_HEADER
 from shadow.demo.candidate import make_candidate_app
 from shadow.demo.coach import CALLS, make_coach_app
-from shadow.demo.legacy import achievements_path, make_legacy_app
+from shadow.demo.legacy import make_legacy_app
+from shadow.demo.legacy_files import achievements_path
+from shadow.demo.request_context import DATABASE
 from shadow.demo.roles import app_role
-from shadow.demo.routes import DATABASE
 from shadow.rows.model import RowRules
 from shadow.rows.postgres import PostgresCapture
 

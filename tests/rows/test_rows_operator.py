@@ -10,7 +10,7 @@ import asyncpg
 from click.testing import CliRunner
 
 from shadow.cli import main
-from shadow.demo.legacy import achievements_path
+from shadow.demo.legacy_files import achievements_path
 from shadow.demo.runner import demo_stack
 from shadow.demo.seed import seed
 from tests.support import VIEWER
