@@ -40,6 +40,14 @@ EXPLAINED = {
     "like_case": lambda d: d["path"].startswith("$.entries[")
     and d["detail"].startswith("missing in shadow") and isinstance(d["primary"], dict)
     and isinstance(d["primary"].get("id"), int),
+    "order_tie": lambda d: d["path"].startswith("$.achievements[") and d["detail"] == "changed"
+    and d.get("note") == NOT_STORED,
+    "numeric_string": lambda d: d["types"] == ["float", "str"] and "number" in d["shadow"],
+    "naive_aware": _status,
+    "having_alias": _status,
+    # an audit row of a profile read ("view_profile": the only 12-letter action)
+    "audit_on_get": lambda d: d["kind"] == "row_extra" and d["path"].startswith("audit_log[")
+    and d["shadow"]["action"].startswith("«str 12 #") and d["shadow"]["status"] == 200,
 }
 
 
