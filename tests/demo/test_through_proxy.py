@@ -13,6 +13,7 @@ import pytest
 from shadow.demo.bugs import BUGS
 from shadow.demo.runner import DemoResult, collect, demo_stack
 from shadow.demo.traffic import run_traffic
+from shadow.verdict import Comparison
 from tests.demo.unlearnt import RANDOM_PATHS
 
 REQUESTS = 320
@@ -22,8 +23,12 @@ timestamps are compared by meaning (relative to when each side served), which is
 these tests prove holds."""
 
 
-async def _run(pg_dsn, tmp_path, bugs: str) -> DemoResult:
+async def _run(pg_dsn, tmp_path, bugs: str,
+               seen: list[Comparison] | None = None) -> DemoResult:
+    """The traffic through the demo stack; every comparison also goes to `seen`."""
     async with demo_stack(bugs=bugs, dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
+        if seen is not None:
+            runtime.verifier.listeners.append(seen.append)
         url = f"http://127.0.0.1:{runtime.proxy_port}"
         report = await run_traffic(url, users=4, requests=REQUESTS, seed=11)
         assert report.errors == 0
@@ -120,6 +125,11 @@ async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path)
 
 
 async def test_a_faithful_port_writes_the_same_rows(pg_dsn, tmp_path):
-    """The same rows in every table but audit_log, whose rows reads write (`_late`)."""
-    result = await _run(pg_dsn, tmp_path, "none")
+    """The same rows in every table but audit_log, whose rows reads write (`_late`), in
+    both legacy files: the badges of the achievements file were written and compared."""
+    seen: list[Comparison] = []
+    result = await _run(pg_dsn, tmp_path, "none", seen)
     assert {table: kinds for table, kinds in result.rows.items() if table != "audit_log"} == {}
+    for side in ("primary", "shadow"):
+        written = {change.table for c in seen for change in getattr(c, side).rows}
+        assert {"achievements", "moods", "points"} <= written, (side, written)

@@ -1,41 +1,18 @@
 """The legacy build's two SQLite files, verified row by row against the candidate's one
 PostgreSQL database (`databases = {main, achievements}` in the demo config).
 
-A faithful pair writes the same rows in both files as the candidate in its one database;
-a candidate that loses a write loses it in both: the mood, points and badges of one
-request, missing from the main file's tables and from the achievements file's."""
+A faithful pair writes the same rows in both files as the candidate in its one database
+(`test_through_proxy.test_a_faithful_port_writes_the_same_rows`); a candidate that loses
+a write loses it in both: the mood, points and badges of one request, missing from the
+main file's tables and from the achievements file's."""
 
 from __future__ import annotations
 
 import aiohttp
 import asyncpg
 
-from shadow.demo.runner import DemoResult, collect, demo_stack, settle
-from shadow.demo.traffic import run_traffic
+from shadow.demo.runner import demo_stack, settle
 from shadow.verdict import Comparison
-
-REQUESTS = 240
-
-
-def tables_written(seen: list[Comparison], role: str) -> set[str]:
-    """Tables with changes on `role`'s side ("primary" or "shadow") in the comparisons."""
-    return {change.table for c in seen for change in getattr(c, role).rows}
-
-
-async def test_a_faithful_port_matches_the_rows_of_both_files(pg_dsn, tmp_path):
-    async with demo_stack(bugs="none", dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
-        assert set(runtime.config.backends["legacy"].database_map) == {"main", "achievements"}
-        seen: list[Comparison] = []
-        runtime.verifier.listeners.append(seen.append)
-        report = await run_traffic(f"http://127.0.0.1:{runtime.proxy_port}", users=4,
-                                   requests=REQUESTS, seed=5)
-        assert report.errors == 0
-        result = await collect(runtime, DemoResult(requests=report.requests))
-    # both files were written and compared: the test is not vacuous
-    assert {"achievements", "moods", "points"} <= tables_written(seen, "primary")
-    assert {"achievements", "moods", "points"} <= tables_written(seen, "shadow")
-    # audit rows written by reads are left aside (see test_through_proxy._late)
-    assert {t: kinds for t, kinds in result.rows.items() if t != "audit_log"} == {}
 
 
 async def test_a_lost_write_is_row_missing_in_both_files(pg_dsn, tmp_path):
