@@ -92,9 +92,9 @@ async def test_the_running_proxy_follows_each_migration_and_verifies_new_columns
 
     async def both(sql: str) -> None:
         """The same migration on both builds, then a drain that saw it."""
-        await asyncio.to_thread(migrate, sql)
+        seen = runtime.rows.captures["legacy"].schema_changes  # before: a drain may see it
+        await asyncio.to_thread(migrate, sql)                  # while PostgreSQL migrates
         await pg.execute(sql)
-        seen = runtime.rows.captures["legacy"].schema_changes
         async with asyncio.timeout(30):
             while runtime.rows.captures["legacy"].schema_changes == seen:
                 await asyncio.sleep(0.02)
