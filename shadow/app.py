@@ -255,6 +255,7 @@ class Runtime:
         self.metrics.keymap_size.set(len(rows.keymap))
         self.metrics.diverged.set(1 if rows.diverged else 0)
         self.metrics.capture_counts(rows.capture_counts())
+        await rows.refresh_status()
         if self.cutover is not None:
             self.cutover.stats.set_diverged(bool(rows.diverged))
         await self.store.set_meta(ROWS_META, rows.saved())

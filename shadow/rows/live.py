@@ -104,6 +104,7 @@ class RowState:
         self.diverged: str | None = None
         self.listeners: list[Callable[[str | None], None]] = []
         self.status: dict[str, CaptureStatus] = {}
+        self._status_seen: dict[str, int] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
 
     @classmethod
@@ -152,6 +153,15 @@ class RowState:
         log's cap, or to a table dropped before the drain), since open."""
         return {backend: (getattr(capture, "schema_changes", 0), getattr(capture, "lost", 0))
                 for backend, capture in self.captures.items()}
+
+    async def refresh_status(self) -> None:
+        """Read the status of each capture again when it followed a schema change since
+        the last look, so that status reports what is installed now."""
+        counts = {backend: changes for backend, (changes, _lost) in self.capture_counts().items()}
+        for backend, changes in counts.items():
+            if changes != self._status_seen.get(backend, 0):
+                self.status[backend] = await self.captures[backend].status()
+                self._status_seen[backend] = changes
 
     def schema_seen(self, backend: str) -> dict[str, Any]:
         """The last schema change `backend`'s capture followed while running, if any."""

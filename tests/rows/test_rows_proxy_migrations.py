@@ -149,6 +149,8 @@ async def test_the_running_proxy_follows_each_migration_and_verifies_new_columns
             legacy_capture = status["rows"]["capture"]["legacy"]
             assert legacy_capture["schema_changes"] == 6
             assert legacy_capture["last_schema_change"]["dropped"] == ["tags"]
+            assert legacy_capture["healthy"] and legacy_capture["problems"] == []
+            assert runtime.rows.status["legacy"].captured == ("goods",)
             assert sample_value(runtime, "shadow_capture_schema_changes_total",
                                 backend="legacy") == 6
     finally:
