@@ -26,6 +26,7 @@ from shadow.rows.capture import CaptureError
 from shadow.rows.databases import DatabasesCapture
 from shadow.rows.live import backend_capture, open_capture
 from shadow.rows.model import RowRules
+from tests.rows.apps import POOL, with_pool
 from tests.support import VIEWER, admin_url, config_data, running, settle
 
 LEGACY_MAIN = ("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
@@ -75,17 +76,9 @@ def legacy_app(paths: dict[str, str]) -> web.Application:
     return app
 
 
-POOL = web.AppKey("pool", asyncpg.Pool)
-
-
 def candidate_app(dsn: str, loses: str = "") -> web.Application:
     """The PostgreSQL build; it answers like the legacy one but drops a write whose name
     is `loses` (a lost write)."""
-
-    async def connect(app):
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        yield
-        await app[POOL].close()
 
     async def create(request):
         kind = request.match_info["kind"]
@@ -103,9 +96,8 @@ def candidate_app(dsn: str, loses: str = "") -> web.Application:
         return web.json_response({"id": new_id, "name": data["name"]}, status=201)
 
     app = web.Application()
-    app.cleanup_ctx.append(connect)
     app.router.add_post("/{kind}", create)
-    return app
+    return with_pool(app, dsn)
 
 
 def two_database_config(tmp_path, paths, pg_dsn, legacy_url="http://127.0.0.1:5101",

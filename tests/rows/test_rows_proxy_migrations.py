@@ -22,9 +22,9 @@ from aiohttp import web
 
 from shadow.config import parse_config
 from shadow.demo.runner import install_capture
+from tests.rows.apps import POOL, with_pool
 from tests.support import admin_url, config_data, reader, running, sample_value, settle
 
-POOL = web.AppKey("pool", asyncpg.Pool)
 
 
 def legacy_app(path: str, where: dict) -> web.Application:
@@ -45,11 +45,6 @@ def legacy_app(path: str, where: dict) -> web.Application:
 def candidate_app(dsn: str, where: dict) -> web.Application:
     """Stores "wrong" as "WRONG" (a bug the rows show and the reply does not)."""
 
-    async def connect(app):
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        yield
-        await app[POOL].close()
-
     async def create(request):
         data = await request.json()
         values = ["WRONG" if v == "wrong" else v for v in data.values()]
@@ -59,9 +54,8 @@ def candidate_app(dsn: str, where: dict) -> web.Application:
         return web.json_response({"id": new_id}, status=201)
 
     app = web.Application()
-    app.cleanup_ctx.append(connect)
     app.router.add_post("/{kind}", create)
-    return app
+    return with_pool(app, dsn)
 
 
 async def test_the_running_proxy_follows_each_migration_and_verifies_new_columns(
