@@ -31,7 +31,9 @@ paired table is translated through the key map first. Key columns are not compar
 values: the pairing stands for them. A timestamp that differs
 is compared once more by meaning (shadow.compare.moments): relative to the moment each
 database made the change, so each side stamping rows with its own "now" is not a
-difference.
+difference. A salted password hash is compared by its scheme and parameters
+(shadow.compare.salted): a fresh salt on each side is not a difference, a weaker cost or
+a password stored in the clear is.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
 from shadow.compare.moments import same_moment
+from shadow.compare.salted import same_scheme
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import RowRules, TableInfo, fold
 from shadow.rows.netchange import (NetChange, key_text, net_changes, parents_first, truncates,
@@ -244,7 +247,8 @@ class _Differ:
         equal, normalised = values_equal(expected, sv, kind, tolerance=rule.tolerance,
                                          empty_is_null=rule.empty_is_null)
         if not equal and kind in (ValueKind.TIMESTAMP, ValueKind.ANY, ValueKind.TEXT):
-            equal = normalised = same_moment(expected, sv, p.at, s.at, self.rules.now_tolerance)
+            equal = normalised = (same_moment(expected, sv, p.at, s.at, self.rules.now_tolerance)
+                                  or same_scheme(expected, sv))
         if equal:
             self.normalised += int(normalised)
         else:

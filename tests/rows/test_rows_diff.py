@@ -285,6 +285,17 @@ def test_now_stamps_compare_relative_to_when_each_database_made_the_change():
     assert len(off.differences) == 1
 
 
+def test_salted_password_hashes_are_compared_by_scheme_without_a_rule():
+    fresh = "scrypt$16384$8$1$c2FsdC1vbmUtMTIzNDU2$ZGlnZXN0LW9uZS0xMjM0NTY3ODkwMTIzNDU2Nzg5MA=="
+    other = "scrypt$16384$8$1$c2FsdC10d28tNjU0MzIx$ZGlnZXN0LXR3by0xMjM0NTY3ODkwMTIzNDU2Nzg5MA=="
+    same = one_column(fresh, other, "note")
+    assert same.differences == () and same.normalised == 1
+    weaker = one_column(fresh, other.replace("16384", "1024"), "note")
+    assert [d.path for d in weaker.differences] == ["entries[1].note"]
+    clear = one_column(fresh, "hunter2", "note")
+    assert len(clear.differences) == 1
+
+
 def test_an_update_is_compared_on_the_columns_it_changed_on_either_side():
     from shadow.rows.model import Column, TableInfo
 
