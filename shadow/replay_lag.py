@@ -3,8 +3,10 @@
 For each compared exchange, the lag is the time from the primary receiving the client's
 request to the shadow receiving its copy: queueing on the mirror lane, waiting for the
 writes it must see, a slow or busy shadow. `current` is the latest lag (the dashboard's
-"seconds behind"); `allowance` is the largest lag of the last `window` seconds, which the
-comparison grants to "now" timestamps in replies (shadow.compare.moments).
+"seconds behind"). A "now" the shadow stamps into its reply may come as late as the end
+of its reply, so the comparison grants reply timestamps the exchange's *span* (request
+received on the primary -> the shadow's last byte): `allowance` is the largest span of
+the last `window` seconds (shadow.compare.moments).
 """
 
 from __future__ import annotations
@@ -22,25 +24,27 @@ class ReplayLag:
         self.window = window
         self.current = 0.0
         self._clock = clock
-        self._seconds: deque[tuple[int, float]] = deque()  # (second, largest lag in it)
+        self._seconds: deque[tuple[int, float]] = deque()  # (second, largest span in it)
         self._allowance = 0.0
 
-    def observe(self, lag: float) -> None:
-        """One exchange reached the shadow `lag` seconds after it reached the primary."""
+    def observe(self, lag: float, span: float | None = None) -> None:
+        """One exchange reached the shadow `lag` seconds after it reached the primary, and
+        the shadow's reply ended `span` seconds after that (default: `lag`)."""
         lag = max(lag, 0.0)
         self.current = lag
+        span = max(lag, span or 0.0)
         second = int(self._clock())
         if self._seconds and self._seconds[-1][0] == second:
-            if lag > self._seconds[-1][1]:
-                self._seconds[-1] = (second, lag)
+            if span > self._seconds[-1][1]:
+                self._seconds[-1] = (second, span)
         else:
-            self._seconds.append((second, lag))
-        self._allowance = max(self._allowance, lag)
+            self._seconds.append((second, span))
+        self._allowance = max(self._allowance, span)
         self._expire(second)
 
     @property
     def allowance(self) -> float:
-        """The largest lag seen in the window, rounded up to a whole second (so that the
+        """The largest span seen in the window, rounded up to a whole second (so that the
         rules built from it change rarely)."""
         self._expire(int(self._clock()))
         return float(math.ceil(self._allowance))

@@ -88,7 +88,8 @@ class Pair:
             now = time.time()
             self.shadow_window = (now - reply.elapsed, now)
             if reply.ok:
-                self._verifier.lag.observe(self.shadow_window[0] - self.exchange.received_at)
+                received = self.exchange.received_at
+                self._verifier.lag.observe(self.shadow_window[0] - received, now - received)
             self.shadow = reply
             self._maybe_conclude()
 

@@ -62,3 +62,11 @@ async def test_every_browser_page_says_when_the_shadow_replays_far_behind(aiohtt
         for path in ("/", "/signatures"):
             text = await page(path)
             assert 'id="banner-replay-lag"' in text and "replays 45 s behind" in text
+
+
+def test_the_allowance_covers_the_shadows_whole_reply_not_only_its_start():
+    # a "now" the shadow stamps at the end of a slow reply is that much later
+    lag = ReplayLag(clock=Clock())
+    lag.observe(0.2, span=3.4)
+    assert lag.current == 0.2
+    assert lag.allowance == 4.0
