@@ -80,10 +80,10 @@ def check_free(address: str) -> None:
 def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str,
                 admin_listen: str, legacy_db: Path | None = None,
                 candidate_dsn: str | None = None) -> Config:
-    """The proxy configuration of the demo: the backends, with both databases given their
-    row verification (salted password hashes differ by design), the app's route templates
-    and the gate's evidence. No timestamp rule: each build stamps rows with its own clock
-    and the shadow serves after the primary, which time compared by meaning absorbs."""
+    """The proxy configuration of the demo: the backends, their databases (row
+    verification, when both are given), the app's route templates and the gate's evidence.
+    No comparison rule: timestamps are compared by meaning, salted password hashes by
+    their scheme, and what varies by itself is learnt (A/A calibration)."""
     legacy: dict = {"url": legacy_url, "label": "sqlite"}
     candidate: dict = {"url": candidate_url, "label": "postgres"}
     if legacy_db is not None and candidate_dsn is not None:
@@ -98,7 +98,6 @@ def demo_config(*, legacy_url: str, candidate_url: str, state: Path, listen: str
     return parse_config({
         "listen": listen, "admin_listen": admin_listen, "mode": "shadow",
         "backends": {"legacy": legacy, "candidate": candidate},
-        "rows": {"columns": {"users.password_hash": {"ignore": True}}},
         "routes": [{"template": t} for t in sorted(templates)],
         "gate": {"min_compared": 50, "max_mismatch_rate": 0.05,
                  "expected_routes": sorted(f"{m} {t}" for t, ms in templates.items() for m in ms)},

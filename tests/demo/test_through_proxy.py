@@ -17,10 +17,10 @@ from shadow.verdict import Comparison
 from tests.demo.unlearnt import RANDOM_PATHS
 
 REQUESTS = 320
-"""The demo's config holds no timestamp rule: the shadow serves each request after the
-primary, by seconds on a loaded machine, and each build stamps rows with its own clock;
-timestamps are compared by meaning (relative to when each side served), which is what
-these tests prove holds."""
+"""The demo's config holds no comparison rule: the shadow serves each request after the
+primary, by seconds on a loaded machine, and each build stamps rows with its own clock
+(timestamps are compared by meaning) and salts its password hashes (compared by scheme),
+which is what these tests prove holds."""
 
 
 async def _run(pg_dsn, tmp_path, bugs: str,
