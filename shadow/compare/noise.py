@@ -52,12 +52,14 @@ def ancestors(path: str) -> list[str]:
 
 @dataclass(slots=True)
 class NoisyPlace:
-    """One place of one route that varied between two replies of the same build."""
+    """One place of one route that varied between two replies of the same build:
+    `varied` in how many A/A pairs, `hidden` how many differences it has hidden since."""
 
     path: str
     kind: str
     varied: int = 0
     state: str = LEARNT
+    hidden: int = 0
 
     @property
     def hides(self) -> bool:
@@ -108,20 +110,33 @@ class NoiseModel:
         noise = self._routes.get(route)
         return noise is None or noise.pairs < self.min_pairs
 
+    def _hiding(self, noise: RouteNoise, place: NoisyPlace) -> bool:
+        """Whether `place` hides differences now: accepted, or learnt, its route past
+        calibration, and varied in at least `MIN_SHARE` of the route's pairs."""
+        return place.state == ACCEPTED or (
+            place.hides and noise.pairs >= self.min_pairs
+            and place.varied >= noise.pairs * MIN_SHARE)
+
     def split(self, route: str,
               differences: tuple[Difference, ...]) -> tuple[tuple[Difference, ...], int]:
         """(differences kept, how many were noise) for one comparison of `route`."""
         noise = self._routes.get(route)
         if noise is None or not differences:
             return differences, 0
-        least = noise.pairs * MIN_SHARE
-        hiding = {p for p, place in noise.places.items()
-                  if place.state == ACCEPTED or (place.hides and place.varied >= least)}
+        hiding = {p: place for p, place in noise.places.items() if self._hiding(noise, place)}
         if not hiding:
             return differences, 0
-        kept = tuple(d for d in differences if d.kind not in _LEARNABLE
-                     or not hiding.intersection(ancestors(signature_path(self.shown(d)))))
-        return kept, len(differences) - len(kept)
+        kept = []
+        for d in differences:
+            place = None
+            if d.kind in _LEARNABLE:
+                place = next((hiding[a] for a in ancestors(signature_path(self.shown(d)))
+                              if a in hiding), None)
+            if place is None:
+                kept.append(d)
+            else:
+                place.hidden += 1
+        return tuple(kept), len(differences) - len(kept)
 
     def decide(self, route: str, path: str, state: str) -> NoisyPlace:
         """Accept or reject one learnt place; raises KeyError when it was never learnt."""
@@ -131,8 +146,15 @@ class NoiseModel:
         place.state = state
         return place
 
+    def pending(self) -> int:
+        """Learnt places that hide differences and wait for the operator's word."""
+        return sum(1 for n in self._routes.values() for p in n.places.values()
+                   if p.state == LEARNT and self._hiding(n, p))
+
     def listing(self) -> list[dict[str, Any]]:
-        """Every route with its calibration state and learnt places, for API and CLI."""
+        """Every route with its calibration state and learnt places, for API, CLI and
+        browser: how often each place varied, whether it hides differences now and how
+        many it has hidden."""
         out = []
         for route, noise in sorted(self._routes.items()):
             out.append({
@@ -140,7 +162,8 @@ class NoiseModel:
                 "calibrating": noise.pairs < self.min_pairs,
                 "unstable_status": noise.unstable_status,
                 "places": [{"path": p.path, "kind": p.kind, "varied": p.varied,
-                            "share": round(p.varied / noise.pairs, 3), "state": p.state}
+                            "share": round(p.varied / noise.pairs, 3), "state": p.state,
+                            "hiding": self._hiding(noise, p), "hidden": p.hidden}
                            for p in sorted(noise.places.values(), key=lambda p: p.path)],
             })
         return out
@@ -148,13 +171,16 @@ class NoiseModel:
     def saved(self) -> dict[str, Any]:
         """What the state store keeps across restarts."""
         return {route: {"pairs": n.pairs, "unstable_status": n.unstable_status,
-                        "places": [[p.path, p.kind, p.varied, p.state]
+                        "places": [[p.path, p.kind, p.varied, p.state, p.hidden]
                                    for p in n.places.values()]}
                 for route, n in self._routes.items()}
 
     def load(self, saved: dict[str, Any] | None) -> None:
         for route, data in (saved or {}).items():
-            places = {path: NoisyPlace(path, kind, varied, state if state in STATES else LEARNT)
-                      for path, kind, varied, state in data.get("places", [])}
+            places = {}
+            for path, kind, varied, state, *hidden in data.get("places", []):
+                places[path] = NoisyPlace(path, kind, varied,
+                                          state if state in STATES else LEARNT,
+                                          int(hidden[0]) if hidden else 0)
             self._routes[route] = RouteNoise(int(data.get("pairs", 0)),
                                              int(data.get("unstable_status", 0)), places)

@@ -82,3 +82,20 @@ def test_a_place_that_varied_in_few_pairs_is_not_hidden_until_accepted():
     assert [d.path for d in kept] == ["$.count"] and hidden == 1
     model.decide(ROUTE, "$.count", ACCEPTED)
     assert model.split(ROUTE, (body("$.count"),)) == ((), 1)
+
+
+def test_nothing_learnt_is_hidden_while_the_route_calibrates_unless_accepted():
+    model = NoiseModel(min_pairs=3)
+    model.observe(ROUTE, [body("$.csrf"), body("$.views")])
+    found = (body("$.csrf"), body("$.views"))
+    assert model.split(ROUTE, found) == (found, 0)
+    assert model.pending() == 0
+    model.decide(ROUTE, "$.views", ACCEPTED)  # the operator's word counts at once
+    kept, hidden = model.split(ROUTE, found)
+    assert [d.path for d in kept] == ["$.csrf"] and hidden == 1
+    model.observe(ROUTE, [body("$.csrf")])
+    model.observe(ROUTE, [body("$.csrf")])
+    assert model.split(ROUTE, found) == ((), 2)
+    assert model.pending() == 1
+    places = {p["path"]: (p["hiding"], p["hidden"]) for p in model.listing()[0]["places"]}
+    assert places == {"$.csrf": (True, 1), "$.views": (True, 2)}
