@@ -8,6 +8,7 @@
     GET /api/routes              configured templates and those learned from traffic
     GET /api/reads               the read log: who read which samples, when
     GET /  /findings/{id}        the findings browser (HTML, shadow.browser_findings)
+    GET /noise  POST /noise      learnt noise to confirm (HTML, shadow.browser_noise)
     GET /signatures  /samples/{id}   signatures and samples (HTML, shadow.browser)
     /api/findings...             findings and their triage (shadow.admin_findings)
 
@@ -23,7 +24,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shadow import admin_cutover, admin_findings, auth, browser, browser_findings
+from shadow import admin_cutover, admin_findings, auth, browser, browser_findings, browser_noise
 from shadow.browser_html import page
 
 if TYPE_CHECKING:
@@ -113,4 +114,5 @@ def build(runtime: Runtime) -> web.Application:
     admin_findings.add_routes(app, runtime)
     browser.add_routes(app, runtime)
     browser_findings.add_routes(app, runtime)
+    browser_noise.add_routes(app, runtime)
     return app

@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from shadow.compare.noise import META as NOISE_META
+from shadow.compare.noise import NoisyPlace
 from shadow.cutover import BadRequest, GateRefused, WritesInFlight
 
 if TYPE_CHECKING:
@@ -59,6 +60,25 @@ def _field(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     if not isinstance(value, kind):
         raise BadRequest(f"{name!r} must be a {kind.__name__}")
     return value
+
+
+async def noise_decision(runtime: Runtime, route: str, path: str, state: str,
+                         reason: str, who: str | None = None) -> NoisyPlace:
+    """Accept or reject one learnt noise place, keep the model and audit-log it (`who`:
+    the session's name; the admin token's by default). Raises BadRequest (no reason, an
+    unknown state) and KeyError (no such learnt place)."""
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest("'reason' is required")
+    try:
+        place = runtime.noise.decide(route, path, state)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    await runtime.store.set_meta(NOISE_META, runtime.noise.saved())
+    await runtime.store.add_audit(action=f"noise_{state}", from_mode=None, to_mode=None,
+                                  forced=False, reason=reason, who=who or runtime.cutover.who,
+                                  gate={"route": route, "path": path})
+    return place
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:
@@ -116,19 +136,11 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
     async def decide_noise(request: web.Request) -> web.Response:
         data = await _object(request)
         route, path = _field(data, "route", str, ""), _field(data, "path", str, "")
-        state, reason = _field(data, "state", str, ""), _field(data, "reason", str, "").strip()
-        if not reason:
-            raise BadRequest("'reason' is required")
+        state, reason = _field(data, "state", str, ""), _field(data, "reason", str, "")
         try:
-            place = runtime.noise.decide(route, path, state)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+            place = await noise_decision(runtime, route, path, state, reason)
         except KeyError:
             return _error(404, "not_found", "no such learnt place on that route")
-        await runtime.store.set_meta(NOISE_META, runtime.noise.saved())
-        await runtime.store.add_audit(action=f"noise_{state}", from_mode=None, to_mode=None,
-                                      forced=False, reason=reason, who=runtime.cutover.who,
-                                      gate={"route": route, "path": path})
         return _json({"route": route, "path": place.path, "state": place.state,
                       "varied": place.varied})
 

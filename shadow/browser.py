@@ -61,6 +61,8 @@ def status_of(runtime: Runtime) -> dict[str, Any]:
                            "shadow": label(roles.shadow) if roles.shadow else None,
                            "routes": list(runtime.routes.templates) if runtime.routes else []}
     out["banners"] = banners(runtime)
+    noise = getattr(runtime, "noise", None)
+    out["noise_pending"] = noise.pending() if noise is not None else 0
     cutover = getattr(runtime, "cutover", None)
     if cutover is not None:
         status = cutover.status()

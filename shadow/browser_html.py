@@ -97,6 +97,9 @@ def page(title: str, status: dict[str, Any], body: str) -> str:
     rollback_html = f'<span class="muted">{e(rollback)}</span>' if rollback else ""
     banners = "".join(f'<p class="banner bad" id="banner-{e(name)}">{e(text)}</p>'
                       for name, text in status.get("banners", ()))
+    waiting = status.get("noise_pending", 0)
+    pending = (f' <span class="badge bad" id="noise-pending" title="learnt noise rules '
+               f'waiting for your word">{e(waiting)} to confirm</span>' if waiting else "")
     if status.get("csrf"):  # a browser session: who, and the way out
         rollback_html += (f'<form class="logout" method="post" action="/logout">'
                           f'<input type="hidden" name="csrf" value="{e(status["csrf"])}">'
@@ -109,7 +112,8 @@ def page(title: str, status: dict[str, Any], body: str) -> str:
         '<a class="brand" href="/">shadow · mismatch browser</a>'
         f'<span>mode <span class="badge mode" id="mode">{e(status["mode"])}</span></span>'
         f"{gate_html}<span>{roles}</span>{rollback_html}"
-        '<span><a href="/api/status">status</a> · <a href="/metrics">metrics</a></span>'
+        f'<span><a href="/noise" id="noise-link">noise</a>{pending} · '
+        '<a href="/api/status">status</a> · <a href="/metrics">metrics</a></span>'
         f"</header><main>{banners}{body}</main></body></html>\n")
 
 

@@ -38,7 +38,9 @@ def list_command(admin: _Admin) -> None:
                       else ""))
         for place in route["places"]:
             click.echo(f"    {place['state']:<9} {place['path']}  ({place['kind']}, varied in "
-                       f"{place['varied']} of {route['pairs']} pairs)")
+                       f"{place['varied']} of {route['pairs']} pairs; "
+                       + (f"hides it, {place['hidden']} hidden)" if place["hiding"]
+                          else "not hidden)"))
 
 
 def _decide(state: str):
