@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from shadow.config import parse_config, row_rules
-from shadow.rows.live import open_capture
+from shadow.config import parse_config
+from shadow.demo.runner import install_capture
 from tests.support import running, sample_value, settle
 
 DB = web.AppKey("db", object)
@@ -122,11 +122,7 @@ async def run(aiohttp_server, pg_dsn, tmp_path, shift: timedelta):
         "store": {"path": str(tmp_path / "state.db")},
         "noise": {"share": 0.0},
     })
-    for name in ("legacy", "candidate"):
-        capture = open_capture(config.backends[name].database, row_rules(config))
-        await capture.open()
-        await capture.install()
-        await capture.close()
+    await install_capture(config)
     async with running(config) as runtime, aiohttp.ClientSession() as http:
         comparisons = []
         runtime.verifier.listeners.append(comparisons.append)
