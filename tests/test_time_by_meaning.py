@@ -3,8 +3,10 @@
 Two builds of a notes service stamp each note with their own "now" (in the row and in
 the reply) and answer with the time they served the request. The candidate (the shadow)
 takes several seconds over every request, so each of its stamps is that much later than
-the primary's, and its writes reach it later and later (each waits for the one before).
-With no rule in the config: zero mismatches, and the replay lag shows the delay. A
+the primary's, and its writes reach it later and later (each waits for the one before);
+edits made once it caught up carry, in their row images, the `created_at` those late
+inserts stamped. With no rule in the config: zero mismatches, and the replay lag shows
+the delay. A
 candidate that stores its stamp an hour off (a time-zone bug) or a day off is still
 caught, in the row and in the reply.
 """
@@ -31,7 +33,7 @@ DELAY = 3.0
 NOTES = 3
 
 
-def _routes(app: web.Application, insert, fetch, delay: float) -> web.Application:
+def _routes(app: web.Application, insert, fetch, update, delay: float) -> web.Application:
     async def create(request):
         await asyncio.sleep(delay)
         data = await request.json()
@@ -44,8 +46,14 @@ def _routes(app: web.Application, insert, fetch, delay: float) -> web.Applicatio
         row = await fetch(app[DB], int(request.match_info["id"]))
         return web.json_response({**row, "served_at": datetime.now(UTC).isoformat()})
 
+    async def edit(request):  # no delay: the shadow replays edits at once
+        data = await request.json()
+        row = await update(app[DB], int(request.match_info["id"]), str(data["title"]))
+        return web.json_response(row)
+
     app.router.add_post("/notes", create)
     app.router.add_get("/notes/{id}", read)
+    app.router.add_put("/notes/{id}", edit)
     return app
 
 
@@ -70,8 +78,13 @@ def legacy_app(path: str) -> web.Application:
             row = await cur.fetchone()
         return {"id": row[0], "title": row[1], "created_at": row[2]}
 
+    async def update(db, note_id, title):
+        await db.execute("UPDATE notes SET title = ? WHERE id = ?", (title, note_id))
+        await db.commit()
+        return await fetch(db, note_id)
+
     app.cleanup_ctx.append(connect)
-    return _routes(app, insert, fetch, 0.0)
+    return _routes(app, insert, fetch, update, 0.0)
 
 
 def candidate_app(dsn: str, shift: timedelta) -> web.Application:
@@ -97,8 +110,13 @@ def candidate_app(dsn: str, shift: timedelta) -> web.Application:
         return shown(await pool.fetchrow(
             "SELECT id, title, created_at FROM notes WHERE id = $1", note_id))
 
+    async def update(pool, note_id, title):
+        return shown(await pool.fetchrow(
+            "UPDATE notes SET title = $1 WHERE id = $2 RETURNING id, title, created_at",
+            title, note_id))
+
     app.cleanup_ctx.append(connect)
-    return _routes(app, insert, fetch, DELAY)
+    return _routes(app, insert, fetch, update, DELAY)
 
 
 async def run(aiohttp_server, pg_dsn, tmp_path, shift: timedelta):
@@ -134,17 +152,23 @@ async def run(aiohttp_server, pg_dsn, tmp_path, shift: timedelta):
             async with http.get(f"{base}/notes/{i}") as reply:
                 assert reply.status == 200
         await settle(runtime, 2 * NOTES, timeout=8 * NOTES * DELAY)
+        # caught up: each edit reaches the shadow at once, while the `created_at` in its
+        # image was stamped by an insert the shadow replayed seconds late
+        for i in range(1, NOTES + 1):
+            async with http.put(f"{base}/notes/{i}", json={"title": f"edited {i}"}) as reply:
+                assert reply.status == 200
+        await settle(runtime, 3 * NOTES, timeout=8 * NOTES * DELAY)
     return comparisons, runtime
 
 
 async def test_a_shadow_seconds_behind_makes_no_timestamp_mismatch(aiohttp_server, pg_dsn,
                                                                    tmp_path):
     comparisons, runtime = await run(aiohttp_server, pg_dsn, tmp_path, timedelta(0))
-    assert [c.verdict for c in comparisons] == ["match"] * 2 * NOTES, [
+    assert [c.verdict for c in comparisons] == ["match"] * 3 * NOTES, [
         (c.exchange.target, [(d.path, d.primary, d.shadow) for d in c.differences])
         for c in comparisons]
     assert runtime.rows is not None and all(c.shadow.rows for c in comparisons
-                                            if c.exchange.method == "POST")
+                                            if c.exchange.method in ("POST", "PUT"))
     # each shadow write waited for the one before it: the lag grew by about DELAY each
     assert runtime.verifier.lag.allowance >= DELAY
     assert sample_value(runtime, "shadow_replay_lag_seconds") > 0
@@ -159,4 +183,5 @@ async def test_a_stamp_an_hour_or_a_day_off_is_still_caught(aiohttp_server, pg_d
     assert ("POST", "row_changed", "notes.created_at") in places, places
     assert ("POST", "body", "$.created_at") in places, places
     assert ("GET", "body", "$.created_at") in places, places
+    assert ("PUT", "row_changed", "notes.created_at") in places, places
     assert not {p for p in places if "served_at" in p[2] or "title" in p[2]}

@@ -31,7 +31,8 @@ paired table is translated through the key map first. Key columns are not compar
 values: the pairing stands for them. A timestamp that differs
 is compared once more by meaning (shadow.compare.moments): relative to the moment each
 database made the change, so each side stamping rows with its own "now" is not a
-difference. A salted password hash is compared by its scheme and parameters
+difference; a stamp an earlier write of the row made (`created_at` in an update's image)
+is also read against that write's moments (shadow.rows.stamps). A salted password hash is compared by its scheme and parameters
 (shadow.compare.salted): a fresh salt on each side is not a difference, a weaker cost or
 a password stored in the clear is.
 """
@@ -51,6 +52,7 @@ from shadow.rows.netchange import (NetChange, key_text, net_changes, parents_fir
                                    untouched)
 from shadow.rows.pairing import CompareColumn, Content, pair_inserts
 from shadow.rows.sequences import Anchor, as_anchor, follow, is_int, surrogate_key
+from shadow.rows.stamps import Moments, RowStamps
 from shadow.verdict import Difference, Kind, RowChange
 
 
@@ -69,7 +71,8 @@ class _Differ:
 
     def __init__(self, primary_tables: Mapping[str, TableInfo],
                  shadow_tables: Mapping[str, TableInfo], rules: RowRules,
-                 keymap: KeyMap) -> None:
+                 keymap: KeyMap, stamps: RowStamps | None = None) -> None:
+        self.stamps = stamps
         self.p_tables = {fold(n): t for n, t in primary_tables.items()}
         self.s_tables = {fold(n): t for n, t in shadow_tables.items()}
         self.rules = rules
@@ -215,6 +218,10 @@ class _Differ:
                 self.add(Kind.ROW_CHANGED, p, p.after, s.after, f"{gone} deleted the row")
             return
         p_info, s_info = self.p_tables.get(table), self.s_tables.get(table)
+        earlier = ()
+        if self.stamps is not None:
+            earlier = self.stamps.earlier(table, p.key)
+            self.stamps.wrote(table, p.key, p.at, s.at)
         skip = {fold(c) for info in (p_info, s_info) if info for c in info.key}
         skip |= untouched(p, s)
         refs = {fold(c): t for c, t in p_info.references.items()} if p_info else {}
@@ -229,14 +236,14 @@ class _Differ:
                 self.add(Kind.ROW_CHANGED, p, pv, None, "column only on the primary", col)
                 continue
             self.compare_value(p, s, col, pv, s.after[s_cols[name]], p_info, s_info,
-                               refs.get(name))
+                               refs.get(name), earlier)
         for name, col in s_cols.items():
             if name not in seen and name not in skip and not self.rules.rule(p.table, col).ignore:
                 self.add(Kind.ROW_CHANGED, p, None, s.after[col], "column only on the shadow", col)
 
     def compare_value(self, p: NetChange, s: NetChange, col: str, pv: Any, sv: Any,
                       p_info: TableInfo | None, s_info: TableInfo | None,
-                      parent: str | None) -> None:
+                      parent: str | None, earlier: tuple[Moments, ...] = ()) -> None:
         rule = self.rules.rule(p.table, col)
         kind = rule.kind or pair_kind(_kind(p_info, col), _kind(s_info, col))
         expected = pv
@@ -247,13 +254,21 @@ class _Differ:
         equal, normalised = values_equal(expected, sv, kind, tolerance=rule.tolerance,
                                          empty_is_null=rule.empty_is_null)
         if not equal and kind in (ValueKind.TIMESTAMP, ValueKind.ANY, ValueKind.TEXT):
-            equal = normalised = (same_moment(expected, sv, p.at, s.at, self.rules.now_tolerance)
+            equal = normalised = (self.same_stamp(p, s, expected, sv, earlier)
                                   or same_scheme(expected, sv))
         if equal:
             self.normalised += int(normalised)
         else:
             detail = f"translated through the key map to {expected!r}" if expected != pv else ""
             self.add(Kind.ROW_CHANGED, p, pv, sv, detail, col)
+
+    def same_stamp(self, p: NetChange, s: NetChange, pv: Any, sv: Any,
+                   earlier: tuple[Moments, ...]) -> bool:
+        """A "now" stamp of this write, or of one of the row's `earlier` writes, each read
+        against the moments of the write that made it."""
+        tolerance = self.rules.now_tolerance
+        return any(same_moment(pv, sv, p_at, s_at, tolerance)
+                   for p_at, s_at in ((p.at, s.at), *earlier))
 
     def add(self, kind: Kind, row: NetChange, primary: Any, shadow: Any, detail: str,
             column: str | None = None) -> None:
@@ -275,15 +290,15 @@ def pairing_content(primary_tables: Mapping[str, TableInfo],
 
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
               primary_tables: Mapping[str, TableInfo], shadow_tables: Mapping[str, TableInfo],
-              rules: RowRules, keymap: KeyMap) -> RowDiff:
+              rules: RowRules, keymap: KeyMap, stamps: RowStamps | None = None) -> RowDiff:
     """Compare the rows each side changed for one exchange.
 
     `primary_tables` / `shadow_tables` come from each side's `introspect()`. New key
-    pairs are learnt into `keymap` (the one side effect) and also returned, for the
-    state store. Differences come table by table in primary write order: missing,
+    pairs are learnt into `keymap` and also returned, for the state store; the moments
+    of each compared write are remembered in `stamps` (shadow.rows.stamps) when given. Differences come table by table in primary write order: missing,
     extra and key differences first, then the column differences of paired rows.
     """
-    differ = _Differ(primary_tables, shadow_tables, rules, keymap)
+    differ = _Differ(primary_tables, shadow_tables, rules, keymap, stamps)
     p_tables = {fold(n): t for n, t in primary_tables.items()}
     s_tables = {fold(n): t for n, t in shadow_tables.items()}
 

@@ -26,6 +26,7 @@ from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.learn import Slot, learn_pairs
 from shadow.rows.model import RowRules, TableInfo
+from shadow.rows.stamps import RowStamps
 from shadow.verdict import RowChange
 
 log = logging.getLogger("shadow.rows")
@@ -106,6 +107,7 @@ class RowState:
         self.status: dict[str, CaptureStatus] = {}
         self._status_seen: dict[str, int] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
+        self.stamps: dict[str, RowStamps] = {}  # per primary backend: rows' write moments
 
     @classmethod
     async def open(cls, databases: Mapping[str, str | Mapping[str, str]], rules: RowRules, *,
@@ -180,9 +182,11 @@ class RowState:
 
     def diff(self, primary_backend: str, primary: tuple[RowChange, ...],
              shadow_backend: str, shadow: tuple[RowChange, ...]) -> RowDiff:
+        stamps = self.stamps.setdefault(primary_backend, RowStamps(self.keymap.max_pairs))
         result = diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
                            shadow_tables=self.tables[shadow_backend], rules=self.rules,
-                           keymap=self._seen_from(primary_backend))  # type: ignore[arg-type]
+                           keymap=self._seen_from(primary_backend),  # type: ignore[arg-type]
+                           stamps=stamps)
         self.ids.learn(result.new_pairs)
         return result
 

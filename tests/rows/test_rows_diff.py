@@ -342,3 +342,50 @@ def test_an_update_that_changed_nothing_on_one_side_pairs_and_is_never_reported_
     assert diff(primary, shadow).differences == ()
     assert diff(primary, []).differences == ()
     assert diff([], primary).differences == ()
+
+
+def test_a_stamp_an_earlier_write_made_is_read_against_that_writes_moments():
+    from shadow.rows.stamps import RowStamps
+
+    tables = {"notes": TableInfo("notes", ("id",), (
+        Column("id", "INTEGER", ValueKind.INTEGER), Column("body", "TEXT", ValueKind.TEXT),
+        Column("created_at", "TEXT", ValueKind.TEXT)), True, "")}
+
+    def write(op, at, created, body):
+        row = {"id": 1, "body": body, "created_at": created}
+        return RowChange("notes", (1,), op, None, row, at=at)
+
+    def run(stamps, shadow_created):
+        # the insert reached the shadow 6 s late; the edit, much later, at once
+        first = diff_rows([write("insert", 1000.0, "2026-02-04 15:46:40", "a")],
+                          [write("insert", 1006.0, "2026-02-04T15:46:46+00:00", "a")],
+                          primary_tables=tables, shadow_tables=tables, rules=RowRules(),
+                          keymap=KeyMap(), stamps=stamps)
+        assert first.differences == ()
+        return diff_rows([write("update", 1100.0, "2026-02-04 15:46:40", "b")],
+                         [write("update", 1100.2, shadow_created, "b")],
+                         primary_tables=tables, shadow_tables=tables, rules=RowRules(),
+                         keymap=KeyMap(), stamps=stamps)
+
+    assert run(RowStamps(), "2026-02-04T15:46:46+00:00").differences == ()
+    # without the memory, the insert's lag shows in the edit's image
+    assert [d.path for d in run(None, "2026-02-04T15:46:46+00:00").differences] == [
+        "notes[1].created_at"]
+    # an hour off at the insert is still an hour off
+    assert [d.path for d in run(RowStamps(), "2026-02-04T16:46:46+00:00").differences] == [
+        "notes[1].created_at"]
+
+
+def test_row_stamps_are_bounded():
+    from shadow.rows.stamps import PER_ROW, RowStamps
+
+    stamps = RowStamps(max_rows=2)
+    for i in range(6):
+        stamps.wrote("t", (1,), float(i), float(i))
+    assert len(stamps.earlier("T", (1,))) == PER_ROW
+    assert stamps.earlier("t", (1,))[0] == (5.0, 5.0)
+    stamps.wrote("t", (2,), 1.0, 1.0)
+    stamps.wrote("t", (3,), 1.0, 1.0)
+    assert len(stamps) == 2 and stamps.earlier("t", (1,)) == ()
+    stamps.wrote("t", (4,), None, 1.0)
+    assert stamps.earlier("t", (4,)) == ()
