@@ -211,6 +211,7 @@ class Runtime:
             share=cfg.noise.share, methods=cfg.noise.methods,
             marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
             timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
+            exchange_header=cfg.proxy.exchange_header,
             on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc(),
             quiet_since=self._quiet_since, writes_rows=self._writes_rows))
         if compare.offload_workers:

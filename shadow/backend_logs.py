@@ -8,6 +8,9 @@ PostgreSQL server's log), read like `tail -F` without changing the app: from the
 at start-up, again after rotation or truncation. Each line is kept with the moment it was
 read, in a bounded buffer, and a sample takes the lines read while its exchange ran on
 that backend (plus the poll interval), and every line that names the exchange's id.
+The proxy sends that id to both builds in a header (`proxy.exchange_header`,
+`X-Shadow-Exchange`); an app that logs it makes the match exact: a line naming another
+exchange is left out of this one's window.
 
 Log lines are free text and may carry personal values, so only their shape is kept:
 quoted strings, numbers, e-mail addresses, long tokens and the values in `Key (col)=(...)`
@@ -105,14 +108,30 @@ class LogFollower:
                     self.lines.append((now, mask(text), text))
 
     def during(self, start: float, end: float, exchange_id: str = "") -> list[str]:
-        """The masked lines read between `start` and `end` (plus one poll interval, since a
-        line is stamped when it is read), and those naming `exchange_id` anywhere."""
+        """The masked lines naming `exchange_id`, and those read between `start` and `end`
+        (plus one poll interval, since a line is stamped when it is read) that name no
+        other exchange of this proxy (an app that logs the id says whose a line is)."""
         until = end + self.every + 0.05
+        mine, others = _id_patterns(exchange_id)
         found = []
         for at, masked, raw in self.lines:
-            if start <= at <= until or (exchange_id and exchange_id in raw):
+            if mine is not None and mine.search(raw):
+                found.append(masked)
+            elif start <= at <= until and (others is None or not others.search(raw)):
                 found.append(masked)
         return found
+
+
+def _id_patterns(exchange_id: str) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """(this exchange's id, any id of the same proxy) as patterns that do not match inside
+    a longer id: `a1b2c3d4-7` is not `a1b2c3d4-70`. Ids are `<boot>-<n>` (shadow.proxy)."""
+    if not exchange_id:
+        return None, None
+    boot, _, number = exchange_id.rpartition("-")
+    mine = re.compile(rf"(?<![\w-]){re.escape(exchange_id)}(?![\w-])")
+    if not boot or not number.isdigit():
+        return mine, None
+    return mine, re.compile(rf"(?<![\w-]){re.escape(boot)}-\d+(?![\w-])")
 
 
 def followers(log_files: dict[str, list[str]]) -> dict[str, LogFollower]:

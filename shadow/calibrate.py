@@ -48,6 +48,7 @@ class Calibrator:
     def __init__(self, *, model: NoiseModel, upstreams: dict[str, Upstream], lane: MirrorLane,
                  rules: ReplyRules, share: float, methods: Iterable[str],
                  marker: tuple[str, str], timeout: float, max_bytes: int,
+                 exchange_header: str = "",
                  on_pair: Callable[[str, str], None] = lambda route, method: None,
                  quiet_since: Callable[[], float | None] = lambda: float("-inf"),
                  writes_rows: Callable[[str, str], bool] = lambda backend, route: False,
@@ -59,6 +60,7 @@ class Calibrator:
         self.share = share
         self.methods = frozenset(m.upper() for m in methods)
         self.marker = marker
+        self.dropped = _NOT_FORWARDED | ({exchange_header.lower()} if exchange_header else set())
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.on_pair = on_pair
@@ -81,7 +83,7 @@ class Calibrator:
             return
         first = c.primary.reply
         headers = [(k, v) for k, v in end_to_end(ex.headers)
-                   if k.lower() not in _NOT_FORWARDED] + [self.marker]
+                   if k.lower() not in self.dropped] + [self.marker]
 
         async def probe() -> None:
             sent, quiet = time.time(), self.quiet_since()

@@ -77,6 +77,7 @@ class Proxy:
         self.marker = Marker(config.mirror.marker_header, config.mirror.marker_value,
                              os.environ.get(config.mirror.marker_secret_env) or None)
         self._stripped = verifier.metrics.marker_stripped
+        self.exchange_header = config.proxy.exchange_header
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()
         self._random = random.random
@@ -108,6 +109,9 @@ class Proxy:
         policy = self.routes.match(method, request.rel_url.raw_path)
         received = tuple((header_text(k), header_text(v)) for k, v in request.raw_headers)
         headers = self._forward_headers(request, received)
+        if self.exchange_header:  # the proxy's own header: a client cannot choose its value
+            name = self.exchange_header.lower()
+            headers = [(k, v) for k, v in headers if k.lower() != name]
         body, stream = await read_body(request, self.max_body)
         return Flow(next(self._ids), roles, policy, method, target, received, headers, body,
                     stream, policy.may_write(method))
@@ -125,6 +129,8 @@ class Proxy:
         exchange = Exchange(f"{self._boot}-{flow.number}", method, flow.target, route,
                             flow.received, flow.body, time.time())
         flow.pair = self.verifier.pair(exchange, policy, roles.primary, roles.shadow)
+        if self.exchange_header:  # both builds may log it: shadow.backend_logs finds it
+            flow.headers.append((self.exchange_header, exchange.id))
 
     def _send(self, flow: Flow) -> None:
         """The flow leaves for the primary now: open its window and hold token, and hand

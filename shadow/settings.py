@@ -126,6 +126,10 @@ class Backend(_Model):
         return value
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP header name (RFC 9110 token)."""
+
+
 class ProxySettings(_Model):
     """The hot path: limits and timeouts toward the primary."""
 
@@ -139,6 +143,16 @@ class ProxySettings(_Model):
     write_hold: Annotated[float, Field(ge=0, le=0.1)] = 0.002
     mode_change_wait: Positive = 5.0
     drain_timeout: Positive = 10.0
+    exchange_header: str = "X-Shadow-Exchange"
+    """Header naming the exchange id, sent to both builds ("": none); one a client sends
+    is removed."""
+
+    @field_validator("exchange_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if value and not _TOKEN.fullmatch(value):
+            raise ValueError(f"not a header name: {value!r}")
+        return value
 
 
 class ConnectionSettings(_Model):

@@ -62,10 +62,13 @@ async def test_lines_are_followed_through_rotation_and_truncation(tmp_path):
 def test_lines_are_chosen_by_the_exchange_window_or_its_id(tmp_path):
     follower = LogFollower([], every=0.2)
     follower.lines.extend([(10.0, "early", "early"), (20.1, "during", "during"),
+                           (20.5, "another's", "[req a1b2-70] another exchange"),
                            (21.1, "read a poll later", "read a poll later"),
                            (30.0, "late", "late [req a1b2-7]")])
-    assert follower.during(20.0, 21.0) == ["during", "read a poll later"]
+    assert follower.during(20.0, 21.0) == ["during", "another's", "read a poll later"]
+    # a line naming another exchange of this proxy is that exchange's, not this one's
     assert follower.during(20.0, 21.0, "a1b2-7") == ["during", "read a poll later", "late"]
+    assert follower.during(20.0, 21.0, "a1b2-70") == ["during", "another's", "read a poll later"]
 
 
 def apps(dsn: str, log_path):
@@ -128,3 +131,74 @@ async def test_a_sample_carries_the_database_error_and_the_app_log(aiohttp_serve
     assert "ERROR report failed for <email> by «#" in text  # the app's line, its words
     assert "ana@example.com" not in str(row) and "Jane" not in text and "Roe" not in text
     assert os.path.getsize(app_log) > 0
+
+
+def logging_apps(log_path, seen: list[tuple[str, str]]):
+    """Both builds record the exchange header they receive; the candidate also logs it,
+    as apps log a request id, and fails `/api/slow` after a while."""
+    legacy, candidate = web.Application(), web.Application()
+
+    def recorded(name: str, handler):
+        async def wrapped(request):
+            seen.append((name, request.headers.get("X-Shadow-Exchange", "")))
+            return await handler(request)
+        return wrapped
+
+    def log(request, text: str) -> None:
+        with open(log_path, "a") as out:
+            out.write(f"[{request.headers.get('X-Shadow-Exchange', '-')}] {text}\n")
+
+    async def ok(request):
+        return web.json_response({"ok": True})
+
+    async def slow_broken(request):
+        log(request, "slow report started")
+        await asyncio.sleep(0.6)
+        log(request, "slow report failed: division by zero")
+        return web.json_response({"error": "An unexpected error occurred"}, status=500)
+
+    async def fast(request):
+        log(request, "fast page served")
+        return web.json_response({"ok": True})
+
+    legacy.router.add_get("/api/slow", recorded("legacy", ok))
+    legacy.router.add_get("/api/fast", recorded("legacy", ok))
+    candidate.router.add_get("/api/slow", recorded("candidate", slow_broken))
+    candidate.router.add_get("/api/fast", recorded("candidate", fast))
+    return legacy, candidate
+
+
+async def test_the_exchange_header_ties_log_lines_to_their_exchange(aiohttp_server, tmp_path):
+    app_log = tmp_path / "candidate.log"
+    app_log.write_text("")
+    seen: list[tuple[str, str]] = []
+    legacy_app, candidate_app = logging_apps(app_log, seen)
+    legacy, candidate = await aiohttp_server(legacy_app), await aiohttp_server(candidate_app)
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         backends={"legacy": {"url": str(legacy.make_url(""))},
+                                   "candidate": {"url": str(candidate.make_url("")),
+                                                 "log_files": [str(app_log)]}},
+                         routes=[{"template": "/api/slow"}, {"template": "/api/fast"}])
+    async with running(config) as runtime, aiohttp.ClientSession() as http:
+        async def get(path: str, forged: str | None = None) -> None:
+            headers = {"X-Shadow-Exchange": forged} if forged else {}
+            async with http.get(proxy_url(runtime, path), headers=headers) as response:
+                assert response.status == 200
+
+        async def fast_pages() -> None:
+            for _ in range(4):  # read on the candidate while the slow report runs there
+                await asyncio.sleep(0.1)
+                await get("/api/fast")
+
+        await asyncio.gather(get("/api/slow", forged="client-chosen"), fast_pages())
+        await settle(runtime, 5)
+        await asyncio.sleep(0.5)  # the sample is built when the comparison concludes
+        await runtime.store.flush()
+        [row] = await runtime.store.samples(route="/api/slow", limit=5)
+    ids = {backend: [v for b, v in seen if b == backend] for backend in ("legacy", "candidate")}
+    assert sorted(ids["legacy"]) == sorted(ids["candidate"])  # the same id on both builds
+    assert len(set(ids["legacy"])) == 5 and "client-chosen" not in ids["legacy"]
+    assert all(value.startswith(row["exchange_id"].rpartition("-")[0]) for value in ids["legacy"])
+    lines = row["sample"]["logs"]["candidate"]
+    assert [line.partition("] ")[2] for line in lines] == [
+        "slow report started", "slow report failed: division by zero"], lines

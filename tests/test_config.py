@@ -51,6 +51,7 @@ def test_every_problem_is_reported_at_once_with_its_location():
         "mode": "sideways",
         "backends": {"legacy": {"url": "localhost:5101"}, "candidat": {"url": "http://x"}},
         "mirror": {"queue_size": 0, "timout": 3},
+        "proxy": {"exchange_header": "X Exchange: id"},
         "routes": [{"template": "api/x"}, {"template": "/a/{id", "policy": "maybe"}],
         "compare": {"ignore_paths": ["$..[[["], "scrubbers": [{"pattern": "("}]},
     }
@@ -63,6 +64,7 @@ def test_every_problem_is_reported_at_once_with_its_location():
         "backends.legacy.url: not an http(s) URL: 'localhost:5101'",
         "mirror.queue_size:",
         "mirror.timout: unknown key",
+        "proxy.exchange_header: not a header name: 'X Exchange: id'",
         "routes[0].template:",
         "routes[1].template:",
         "routes[1].policy:",
