@@ -155,3 +155,24 @@ def test_the_readme_example_of_check_config_is_what_it_prints(tmp_path):
     assert result.exit_code == 2
     assert sorted(result.output.replace(str(bad), "bad.toml").splitlines()) \
         == sorted(block.splitlines())
+
+
+def test_the_readmes_typical_app_needs_its_backends_and_databases_only(tmp_path, monkeypatch):
+    """The README's example for a typical app parses, and holds no comparison rule: what
+    such rules did is learnt (noise, routes) or derived (time by meaning, password hashes)."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A typical app:", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(block)
+    assert set(data) <= {"listen", "admin_listen", "backends", "store"}
+    for backend in data["backends"].values():
+        assert set(backend) <= {"url", "database", "log_files"}
+    monkeypatch.setenv("SHADOW_PG_PASSWORD", "example")
+    path = tmp_path / "shadow.toml"
+    path.write_text(block)
+    config = load_config(path)
+    assert config.backends["candidate"].database.endswith("@127.0.0.1:5432/app")
+    assert config.routes == [] and config.rows.columns == {}
+    assert not config.compare.ignore_paths and not config.compare.time_tolerance
