@@ -22,7 +22,7 @@ from aiohttp import web
 
 from shadow import admin, events
 from shadow.backend_logs import LogFollower, followers
-from shadow.calibrate import Calibrator
+from shadow.calibrate import Calibrator, probe_filter
 from shadow.compare.noise import META as NOISE_META
 from shadow.compare.noise import NoiseModel
 from shadow.compare.offload import Offload
@@ -213,7 +213,8 @@ class Runtime:
             timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
             exchange_header=cfg.proxy.exchange_header,
             on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc(),
-            quiet_since=self._quiet_since, writes_rows=self._writes_rows))
+            quiet_since=self._quiet_since, writes_rows=self._writes_rows,
+            allowed=probe_filter(self.routes)))
         if compare.offload_workers:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,

@@ -8,7 +8,9 @@ sampled `share` of them afterwards. The probe goes through the mirror lane (so i
 bounded, timed out and never awaited by a client), and the two replies of that one build
 are compared. What differs between them is noise for the route (shadow.compare.noise).
 Routes whose policy keeps them from the shadow are never probed either: they were never
-compared, so they never reach this listener. The probe carries the shadow marker header,
+compared, so they never reach this listener. Nor is a route declared `writes = true`,
+or one whose `calibrate = false` (`allowed`, by the route's policy). The probe carries
+the shadow marker header,
 like every request the proxy makes on its own.
 
 Two replies of one build also differ when a write changed the data between them: such a
@@ -35,8 +37,9 @@ from shadow.compare import compare_replies
 from shadow.compare.noise import NoiseModel
 from shadow.compare.rules import ReplyRules
 from shadow.mirror import MirrorLane
+from shadow.routes import RoutePolicy, RouteTable
 from shadow.upstream import Upstream, end_to_end
-from shadow.verdict import Comparison, Verdict
+from shadow.verdict import Comparison, Exchange, Verdict
 
 _COMPARED = frozenset({Verdict.MATCH, Verdict.MISMATCH})
 _NOT_FORWARDED = frozenset({"host", "content-length"})
@@ -49,6 +52,7 @@ class Calibrator:
                  rules: ReplyRules, share: float, methods: Iterable[str],
                  marker: tuple[str, str], timeout: float, max_bytes: int,
                  exchange_header: str = "",
+                 allowed: Callable[[Exchange, str], bool] = lambda exchange, backend: True,
                  on_pair: Callable[[str, str], None] = lambda route, method: None,
                  quiet_since: Callable[[], float | None] = lambda: float("-inf"),
                  writes_rows: Callable[[str, str], bool] = lambda backend, route: False,
@@ -66,13 +70,15 @@ class Calibrator:
         self.on_pair = on_pair
         self.quiet_since = quiet_since
         self.writes_rows = writes_rows
+        self.allowed = allowed
         self._chance = chance
 
     def __call__(self, c: Comparison) -> None:
         """The verifier listener: maybe probe the exchange of `c` (never waits)."""
         ex = c.exchange
         if (c.verdict not in _COMPARED or ex.method not in self.methods
-                or not c.primary.reply.ok or self.share <= 0):
+                or not c.primary.reply.ok or self.share <= 0
+                or not self.allowed(ex, c.primary.backend)):
             return
         route = f"{ex.method} {ex.route}"
         if not self.model.calibrating(route) and self._chance() >= self.share:
@@ -100,3 +106,18 @@ class Calibrator:
             self.on_pair(ex.route, ex.method)
 
         self.lane.submit(probe)
+
+
+def probe_filter(routes: RouteTable | None) -> Callable[[Exchange, str], bool]:
+    """Whether an exchange may reach the primary's build a second time by its configured
+    route's policy (RoutePolicy.may_calibrate: not `skip`, not `writes = true`, not
+    `calibrate = false`); reads row capture saw writing are refused by the Calibrator."""
+
+    def allowed(exchange: Exchange, backend: str) -> bool:
+        path = exchange.target.partition("?")[0]
+        policy = routes.configured(exchange.method, path) if routes is not None else None
+        if policy is None:
+            policy = RoutePolicy(template=exchange.route)
+        return policy.may_calibrate(exchange.method)
+
+    return allowed

@@ -32,6 +32,7 @@ class RoutePolicy:
     sample: float = 1.0
     writes: bool | None = None
     resend: bool | None = None
+    calibrate: bool | None = None
     ignore_paths: tuple[str, ...] = ()
     unordered_paths: tuple[str, ...] = ()
 
@@ -48,6 +49,17 @@ class RoutePolicy:
         if self.resend is not None:
             return self.resend
         return method in RESENDABLE
+
+    def may_calibrate(self, method: str) -> bool:
+        """True when a request of this route may be sent to the primary's build a second
+        time for A/A calibration: the route's `calibrate` if set, else any request that
+        does not write (a mirrored route only; a `writes = true` read is never sent twice
+        unless the route says so)."""
+        if not self.mirror:
+            return False
+        if self.calibrate is not None:
+            return self.calibrate
+        return not self.may_write(method)
 
 
 DEFAULT_POLICY = RoutePolicy(template=OTHER)
@@ -102,6 +114,7 @@ class RouteTable:
                 sample=route.sample,
                 writes=route.writes,
                 resend=route.resend,
+                calibrate=route.calibrate,
                 ignore_paths=tuple(route.ignore_paths),
                 unordered_paths=tuple(route.unordered_paths),
             )
@@ -120,6 +133,11 @@ class RouteTable:
         if found is not None:
             return found
         return self._fold(path)
+
+    def configured(self, method: str, path: str) -> RoutePolicy | None:
+        """The policy of the configured template matching `path`, if any; unlike `match`,
+        nothing is learnt from the call."""
+        return self._walk(self._root, path.split("/")[1:], 0, method)
 
     def _walk(self, node: _Node, segments: list[str], index: int, method: str) -> RoutePolicy | None:
         if index == len(segments):

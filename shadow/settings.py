@@ -233,6 +233,7 @@ class Route(_Model):
     sample: Annotated[float, Field(ge=0, le=1)] = 1.0
     writes: bool | None = None
     resend: bool | None = None
+    calibrate: bool | None = None
     ignore_paths: list[str] = []
     unordered_paths: list[str] = []
 

@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from shadow.cli import main
 from shadow.demo.runner import install_capture
-from tests.support import admin_url, make_config, proxy_url, running, sample_value, settle
+from tests.support import (
+    HITS, admin_url, counting, make_config, proxy_url, running, sample_value, settle,
+)
 from tests.writes.apps import items_app, prepare, row_config, rows_of
 
 TOKEN = "noise-t0ken-for-tests"
@@ -230,3 +232,53 @@ async def test_a_read_that_writes_rows_is_never_sent_twice(aiohttp_server, tmp_p
     assert outside == 0
     pairs = {r["route"]: r["pairs"] for r in runtime.noise.listing()}
     assert "GET /feed" not in pairs and pairs["GET /items/{id}"] >= 2  # calibration was on
+
+
+async def test_a_read_that_writes_or_opts_out_reaches_the_primary_once(aiohttp_server, tmp_path):
+    """A/A sends a request to the primary's build a second time: never for a route that
+    writes on a safe method (its audit row would be written twice in production), nor for
+    one that opts out; the others are probed."""
+    routes = [{"template": "/api/session"},
+              {"template": "/api/audited", "writes": True},
+              {"template": "/api/private", "calibrate": False}]
+    async def plain(request):
+        return web.json_response({"ok": True})
+
+    apps = []
+    for tag in ("legacy", "candidate"):
+        app = counting(build(tag))
+        for path in ("/api/audited", "/api/private"):
+            app.router.add_get(path, plain)
+        apps.append(await aiohttp_server(app))
+    legacy, candidate = apps
+    config = make_config(tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+                         noise={"share": 1.0, "min_pairs": 2}, routes=routes)
+    async with running(config) as runtime, aiohttp.ClientSession() as http:
+        for path in ("/api/audited", "/api/private", "/api/session"):
+            await send(runtime, http, path, 3)
+        await calibrated(runtime, "GET /api/session")
+        await settle(runtime, 9)
+    hits = legacy.app[HITS]
+    assert hits["/api/audited"] == 3 and hits["/api/private"] == 3
+    assert hits["/api/session"] > 3
+    assert {r["route"] for r in runtime.noise.listing()} == {"GET /api/session"}
+
+
+def test_only_routes_that_neither_write_nor_opt_out_are_probed(tmp_path):
+    from shadow.calibrate import probe_filter
+    from shadow.routes import RouteTable
+    from shadow.verdict import Exchange
+
+    table = RouteTable.from_config(make_config(
+        tmp_path, "http://127.0.0.1:1", "http://127.0.0.1:2",
+        routes=[{"template": "/a"}, {"template": "/w", "writes": True},
+                {"template": "/off", "calibrate": False}, {"template": "/on", "calibrate": True},
+                {"template": "/mail", "policy": "skip"}]))
+    allowed = probe_filter(table)
+
+    def probed(path: str, backend: str = "legacy") -> bool:
+        return allowed(Exchange("x-1", "GET", path + "?q=1", path, (), b"", 0.0), backend)
+
+    assert probed("/a") and probed("/learned/{param}")
+    assert not probed("/w") and not probed("/off") and not probed("/mail")
+    assert probed("/on")
