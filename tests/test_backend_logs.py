@@ -199,6 +199,6 @@ async def test_the_exchange_header_ties_log_lines_to_their_exchange(aiohttp_serv
     assert sorted(ids["legacy"]) == sorted(ids["candidate"])  # the same id on both builds
     assert len(set(ids["legacy"])) == 5 and "client-chosen" not in ids["legacy"]
     assert all(value.startswith(row["exchange_id"].rpartition("-")[0]) for value in ids["legacy"])
-    lines = row["sample"]["logs"]["candidate"]
-    assert [line.partition("] ")[2] for line in lines] == [
-        "slow report started", "slow report failed: division by zero"], lines
+    lines = row["sample"]["logs"]["candidate"]  # as privacy keeps them: words, fingerprints
+    assert len(lines) == 2, lines  # the four fast pages' lines fell in its window too
+    assert lines[0].endswith(" started") and " failed: " in lines[1], lines
