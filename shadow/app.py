@@ -74,6 +74,7 @@ class Runtime:
     modes: ModeState | None = None
     routes: RouteTable | None = None
     upstreams: dict[str, Upstream] = field(default_factory=dict)
+    probes: dict[str, Upstream] = field(default_factory=dict)  # where A/A probes go
     lane: MirrorLane | None = None
     writes: Writes = field(default_factory=Writes)
     rows: RowState | None = None
@@ -107,6 +108,12 @@ class Runtime:
         calibration."""
         barrier = self.writes.barrier if self.writes is not None else None
         return barrier.quiet_since if barrier is not None else float("-inf")
+
+    async def _upstream(self, name: str, url: str) -> Upstream:
+        upstream = Upstream(name=name, url=url, pool_size=self.config.proxy.pool_size,
+                            connect_timeout=self.config.proxy.connect_timeout)
+        await upstream.start()
+        return upstream
 
     def _writes_rows(self, backend: str, route: str) -> bool:
         """Whether exchanges of `route` have been seen writing rows on `backend`."""
@@ -174,11 +181,9 @@ class Runtime:
             self._diverged(self.rows.diverged)
         self._step = "start"
         for name in BACKENDS:
-            upstream = Upstream(name=name, url=cfg.backends[name].url,
-                                pool_size=cfg.proxy.pool_size,
-                                connect_timeout=cfg.proxy.connect_timeout)
-            await upstream.start()
-            self.upstreams[name] = upstream
+            self.upstreams[name] = await self._upstream(name, cfg.backends[name].url)
+            twin = cfg.backends[name].calibration_url
+            self.probes[name] = await self._upstream(name, twin) if twin else self.upstreams[name]
         metrics = self.metrics
         self.lane = MirrorLane(
             name="shadow", queue_size=cfg.mirror.queue_size, workers=cfg.mirror.concurrency,
@@ -207,7 +212,7 @@ class Runtime:
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
             rows=self.rows, noise=self.noise, logs=self.logs)
         self.verifier.listeners.append(Calibrator(
-            model=self.noise, upstreams=self.upstreams, lane=self.lane, rules=rules,
+            model=self.noise, upstreams=self.probes, lane=self.lane, rules=rules,
             share=cfg.noise.share, methods=cfg.noise.methods,
             marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
             timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
@@ -343,7 +348,7 @@ class Runtime:
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()
-        for upstream in self.upstreams.values():
+        for upstream in {*self.upstreams.values(), *self.probes.values()}:
             await upstream.close()
         for task in (self._rows_task, self._probe_task):
             if task is not None:

@@ -2,7 +2,9 @@
 
 A verifier listener. When an exchange with a safe method (GET and HEAD by default) has
 been compared and the primary answered it, it is sent a second time to the build that
-holds the primary role: every one while its route is still calibrating (fewer A/A pairs
+holds the primary role (to its `calibration_url`, a second instance of the build on the
+same database, when one is configured: `upstreams` maps each backend to where its probes
+go): every one while its route is still calibrating (fewer A/A pairs
 than the model's `min_pairs`, so a cold start ends after a few requests of the route), a
 sampled `share` of them afterwards. The probe goes through the mirror lane (so it is
 bounded, timed out and never awaited by a client), and the two replies of that one build

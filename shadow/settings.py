@@ -84,10 +84,15 @@ class Backend(_Model):
     log_files: list[str] = []
     """Files this build (or its database server) logs to, followed like `tail -F`; the
     lines gained while an exchange ran are kept, masked, with its sample."""
+    calibration_url: str | None = None
+    """A second instance of this build on the same database, where A/A calibration
+    sends its second requests instead of the serving instance (as Diffy does)."""
 
-    @field_validator("url")
+    @field_validator("url", "calibration_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = expand_env(value)
         shown = redact_secrets(value)
         url = URL(value)

@@ -282,3 +282,26 @@ def test_only_routes_that_neither_write_nor_opt_out_are_probed(tmp_path):
     assert probed("/a") and probed("/learned/{param}")
     assert not probed("/w") and not probed("/off") and not probed("/mail")
     assert probed("/on")
+
+
+async def test_a_second_instance_takes_the_probes_off_the_serving_one(aiohttp_server, tmp_path):
+    """With `calibration_url`, the A/A requests go to a second instance of the primary's
+    build (on the same data), as Diffy does: the serving instance gets each client
+    request once, and the noise is learnt all the same."""
+    legacy = await aiohttp_server(counting(build("legacy")))
+    twin = await aiohttp_server(counting(build("legacy")))
+    candidate = await aiohttp_server(build("candidate"))
+    config = make_config(
+        tmp_path, str(legacy.make_url("")), str(candidate.make_url("")),
+        backends={"legacy": {"url": str(legacy.make_url("")),
+                             "calibration_url": str(twin.make_url(""))},
+                  "candidate": {"url": str(candidate.make_url(""))}},
+        noise={"share": 1.0, "min_pairs": 3}, routes=ROUTES)
+    async with running(config) as runtime, aiohttp.ClientSession() as http:
+        await send(runtime, http, "/api/session", 4)
+        await calibrated(runtime, "GET /api/session")
+        await settle(runtime, 4)
+    assert legacy.app[HITS]["/api/session"] == 4
+    assert twin.app[HITS]["/api/session"] >= 3
+    learnt = {r["route"]: {p["path"] for p in r["places"]} for r in runtime.noise.listing()}
+    assert "$.csrf_token" in learnt["GET /api/session"]  # each instance counts views itself
