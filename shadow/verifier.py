@@ -291,8 +291,9 @@ class Verifier:
                 m.mismatches.labels(route, method, kind).inc()
             rows = Counter((table, kind) for table, _key, kind in dict.fromkeys(
                 (*_row_parts(d.path)[:2], d.kind) for d in c.differences if d.kind in ROW_KINDS))
-            for (table, kind), n in rows.items():  # rows, not exchanges: one per table row
-                m.row_mismatches.labels(table, kind).inc(n)
+            if pair.rows is None or pair.rows.counts_rows:  # a group's rows: once
+                for (table, kind), n in rows.items():  # rows, not exchanges: one per row
+                    m.row_mismatches.labels(table, kind).inc(n)
         # The gate and the rollback ledger first: nothing after them may hide an exchange.
         for listener in self.listeners:
             try:

@@ -49,7 +49,9 @@ class GroupRows:
     `members` is the group's size (1: attributed exactly); `names` lists the group's
     exchanges (`METHOD route #id`); `skipped` says why rows were not compared; `pairs`
     are the key pairs (table, primary key, shadow key) these rows taught, through which
-    each member's reply ids are read (see shadow.rows.ids)."""
+    each member's reply ids are read (see shadow.rows.ids); `counts_rows` is True for one
+    member only, so a group's row differences, which every member carries, are counted
+    once in the row metrics."""
 
     primary: tuple[RowChange, ...] = ()
     shadow: tuple[RowChange, ...] = ()
@@ -59,6 +61,7 @@ class GroupRows:
     names: tuple[str, ...] = ()
     skipped: str = ""
     pairs: tuple[Pair, ...] = ()
+    counts_rows: bool = True
 
 
 async def measure_clock(now: Callable, tries: int = 5) -> Clock:
@@ -258,8 +261,8 @@ class Attribution:
         rows = GroupRows(p_rows, s_rows, differences, result.normalised, len(members), names,
                          pairs=tuple(result.new_pairs))
         self._count(members)
-        for member in mirrored:
-            self._hand(member, rows)
+        for index, member in enumerate(mirrored):
+            self._hand(member, rows if index == 0 else replace(rows, counts_rows=False))
 
     def _learn(self, group: Group) -> tuple[Pair, ...]:
         """Key pairs from an overflowed group's pool of inserts; the rows paired leave it."""
