@@ -33,7 +33,8 @@ OPEN = frozenset({"/healthz", "/metrics", "/login"})
 COOKIE, LOGIN_COOKIE = "shadow_session", "shadow_login"
 MAX_SESSIONS = 1000
 IDENTITY = web.RequestKey("identity", "Identity")
-SAMPLE_READS = ("/api/samples/", "/samples/", "/api/mismatches", "/signatures")
+SAMPLE_READS = ("/api/samples/", "/samples/", "/api/mismatches", "/signatures", "/findings/")
+"""Reads that show stored samples (a finding's page shows its newest sample's request)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,11 +178,13 @@ async def test_reads_of_samples_are_logged_with_who_and_what(stack):
             assert reply.status == 200
         await settle(runtime, 1)
         await runtime.store.flush()
-        async with client.get(admin_url(runtime, "/api/samples/1"), headers=VIEWER) as reply:
-            assert reply.status == 200
+        for path in ("/api/samples/1", "/findings/1", "/api/status"):
+            async with client.get(admin_url(runtime, path), headers=VIEWER) as reply:
+                assert reply.status == 200, path
         async with client.get(admin_url(runtime, "/api/reads"), headers=ADMIN) as reply:
             reads = (await reply.json())["reads"]
-    assert [(r["who"], r["what"]) for r in reads] == [("viewer (bearer)", "/api/samples/1")]
+    assert [(r["who"], r["what"]) for r in reads] == [("viewer (bearer)", "/findings/1"),
+                                                      ("viewer (bearer)", "/api/samples/1")]
     assert reads[0]["at"] > 0
 
 
