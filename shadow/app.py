@@ -23,8 +23,7 @@ from aiohttp import web
 from shadow import admin, events
 from shadow.backend_logs import LogFollower, followers
 from shadow.calibrate import Calibrator, probe_filter
-from shadow.compare.noise import META as NOISE_META
-from shadow.compare.noise import NoiseModel
+from shadow.compare.noise import META as NOISE_META, NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.rules import BridgeRules, build_rules
 from shadow.config import BACKENDS, Config
@@ -36,15 +35,15 @@ from shadow.findings.recorder import Findings
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
-from shadow.proxy import Proxy, strip_defaults
+from shadow.proxy import Proxy
+from shadow.reply_head import strip_defaults
 from shadow.privacy import SampleBuilder
 from shadow.privacy import build as build_privacy
 from shadow.routes import RouteTable
 from shadow.store import Store
 from shadow.upstream import Upstream
 from shadow.verifier import Verifier
-from shadow.rows.live import META as ROWS_META
-from shadow.rows.live import RowState
+from shadow.rows.live import META as ROWS_META, RowState
 from shadow.writes import Writes
 from shadow.writes.assembly import start_writes
 

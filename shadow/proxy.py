@@ -32,7 +32,8 @@ from shadow.flow import Flow, read_body
 from shadow.marker import Marker
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
-from shadow.reply_head import ExactResponse, ExactStreamResponse, abort, needs_exact
+from shadow.reply_head import (ExactResponse, ExactStreamResponse, abort, mark_absent,
+                                response_for, response_headers)
 from shadow.routes import RouteTable
 from shadow.rows.live import RowState
 from shadow.upstream import Upstream, UpstreamError, end_to_end, header_text
@@ -47,7 +48,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _DROP_REQUEST = frozenset({"host", "content-length"})
 
 
-def error_response(status: int, error: str, message: str) -> web.Response:
+def errorresponse_for(status: int, error: str, message: str) -> web.Response:
     return web.Response(status=status, content_type="application/json",
                         body=orjson.dumps({"error": error, "message": message}))
 
@@ -279,8 +280,8 @@ class Proxy:
             upstream.release()
             reply = Reply(upstream.status, upstream.headers, data, time.perf_counter() - started)
             self._primary_done(pair, primary.name, route, reply)
-            response = _response(web.Response, ExactResponse, upstream)
-            _mark_absent(response, upstream.headers)
+            response = response_for(web.Response, ExactResponse, upstream)
+            mark_absent(response, upstream.headers)
             if no_body:
                 if length is not None and method == "HEAD":
                     response.headers["Content-Length"] = str(length)
@@ -294,8 +295,8 @@ class Proxy:
     async def _stream(self, request: web.Request, upstream, pair: Pair | None, backend: str,
                       route: str, started: float) -> web.StreamResponse:
         """A large or unsized reply: streamed to the client, a copy kept up to the limit."""
-        response = _response(web.StreamResponse, ExactStreamResponse, upstream)
-        _mark_absent(response, upstream.headers)
+        response = response_for(web.StreamResponse, ExactStreamResponse, upstream)
+        mark_absent(response, upstream.headers)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
         kept = bytearray()
@@ -340,23 +341,17 @@ class Proxy:
         self._primary_done(pair, backend, route, reply)
         self.verifier.primary_failed(backend, route, 504 if error == "timeout" else 502, error)
         if error == "timeout":
-            return error_response(504, "primary_timeout",
+            return errorresponse_for(504, "primary_timeout",
                                   f"the {backend} backend did not answer in time")
         if exc.maybe_applied:
-            return error_response(
+            return errorresponse_for(
                 502, "primary_dropped",
                 f"the {backend} backend closed the connection without replying; the request "
                 "was not sent again (it is not a read) and may have been applied")
         if error == "connect":
-            return error_response(502, "primary_connect", f"the {backend} backend could not be reached")
-        return error_response(502, f"primary_{error}",
+            return errorresponse_for(502, "primary_connect", f"the {backend} backend could not be reached")
+        return errorresponse_for(502, f"primary_{error}",
                               f"the {backend} backend sent no valid reply ({exc})")
-
-
-# Headers aiohttp adds to a reply that has none; the primary's reply must not gain them.
-_DEFAULTED = ("Content-Type", "Date", "Server")
-_ABSENT = (web.ResponseKey("absent_headers", list) if hasattr(web, "ResponseKey")
-           else "shadow.absent_headers")
 
 
 def _abandoned(flow: Flow, task: asyncio.Task) -> None:
@@ -368,35 +363,3 @@ def _abandoned(flow: Flow, task: asyncio.Task) -> None:
     flow.finish()
     if flow.pair is not None and flow.pair.primary is None:
         flow.pair.set_primary(Reply(0, (), b"", 0.0, error="cancelled"))
-
-
-def _mark_absent(response: web.StreamResponse, headers) -> None:
-    present = {k.lower() for k, _ in headers}
-    absent = [name for name in _DEFAULTED if name.lower() not in present]
-    if absent:
-        response[_ABSENT] = absent
-
-
-async def strip_defaults(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook: runs after aiohttp has filled in its defaults and
-    before the head is written; removes the ones the primary did not send."""
-    for name in response.get(_ABSENT, ()):
-        response.headers.popall(name, None)
-
-
-def _response(plain: type[web.StreamResponse], exact: type[web.StreamResponse],
-              upstream) -> web.StreamResponse:
-    """The client's reply for the primary's head; byte-exact when aiohttp's writer would
-    change it (see `shadow.reply_head`)."""
-    headers = _response_headers(upstream.headers)
-    if not needs_exact(upstream.status, upstream.reason, upstream.headers):
-        return plain(status=upstream.status, reason=upstream.reason, headers=headers)
-    response = exact(status=upstream.status, reason=upstream.reason, headers=headers)
-    response.keep_length(upstream.headers)
-    return response
-
-
-def _response_headers(headers) -> list[tuple[str, str]]:
-    """The primary's end-to-end headers minus Content-Length, which aiohttp recomputes
-    from the body (and which is set back for HEAD replies)."""
-    return [(k, v) for k, v in headers if k.lower() != "content-length"]

@@ -9,6 +9,10 @@ proxy uses `ExactResponse` / `ExactStreamResponse`, whose head is the status lin
 headers aiohttp prepared, each written as its own bytes. Every other reply keeps aiohttp's
 faster writer.
 
+`response_for` builds the client's reply for the primary's head (byte-exact only when
+needed) and `mark_absent` / `strip_defaults` keep aiohttp from adding the `Content-Type`,
+`Date` or `Server` the primary did not send.
+
 `abort(transport)` ends a connection with a TCP reset: a reply whose body was cut after
 its head had gone out must never end in a clean close, which an HTTP/1.0 client (nginx's
 default towards upstreams) reads as a complete reply.
@@ -91,3 +95,43 @@ def abort(transport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     transport.abort()
+
+
+# Headers aiohttp adds to a reply that has none; the primary's reply must not gain them.
+_DEFAULTED = ("Content-Type", "Date", "Server")
+_ABSENT = (web.ResponseKey("absent_headers", list) if hasattr(web, "ResponseKey")
+           else "shadow.absent_headers")
+
+
+
+
+def mark_absent(response: web.StreamResponse, headers) -> None:
+    present = {k.lower() for k, _ in headers}
+    absent = [name for name in _DEFAULTED if name.lower() not in present]
+    if absent:
+        response[_ABSENT] = absent
+
+
+async def strip_defaults(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: runs after aiohttp has filled in its defaults and
+    before the head is written; removes the ones the primary did not send."""
+    for name in response.get(_ABSENT, ()):
+        response.headers.popall(name, None)
+
+
+def response_for(plain: type[web.StreamResponse], exact: type[web.StreamResponse],
+              upstream) -> web.StreamResponse:
+    """The client's reply for the primary's head; byte-exact when aiohttp's writer would
+    change it (see `shadow.reply_head`)."""
+    headers = response_headers(upstream.headers)
+    if not needs_exact(upstream.status, upstream.reason, upstream.headers):
+        return plain(status=upstream.status, reason=upstream.reason, headers=headers)
+    response = exact(status=upstream.status, reason=upstream.reason, headers=headers)
+    response.keep_length(upstream.headers)
+    return response
+
+
+def response_headers(headers) -> list[tuple[str, str]]:
+    """The primary's end-to-end headers minus Content-Length, which aiohttp recomputes
+    from the body (and which is set back for HEAD replies)."""
+    return [(k, v) for k, v in headers if k.lower() != "content-length"]
