@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from shadow import admin, events
+from shadow.tasks import cancelled
 from shadow.backend_logs import LogFollower, followers
 from shadow.calibrate import Calibrator, probe_filter
 from shadow.compare.noise import META as NOISE_META, NoiseModel
@@ -349,10 +350,7 @@ class Runtime:
         self.sockets.clear()
         for upstream in {*self.upstreams.values(), *self.probes.values()}:
             await upstream.close()
-        for task in (self._rows_task, self._probe_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await cancelled(self._rows_task, self._probe_task)
         if self.rows is not None:
             await self.save_rows()
             await self.rows.close()

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shadow.tasks import cancelled
+
 log = logging.getLogger("shadow.mirror")
 
 Job = Callable[[], Awaitable[None]]
@@ -116,9 +118,7 @@ class MirrorLane:
                 await self._queue.join()
         except TimeoutError:
             finished = False
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await cancelled(*self._workers)
         self._workers.clear()
         while not self._queue.empty():
             item = self._queue.get_nowait()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 
-async def cancelled(task: asyncio.Task | None) -> None:
-    """Cancel `task` (if any) and wait until it has ended; its cancellation is not an
-    error of the caller's."""
-    if task is None:
-        return
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+async def cancelled(*tasks: asyncio.Task | None) -> None:
+    """Cancel each of `tasks` (None is skipped) and wait until all have ended; their
+    cancellation is not an error of the caller's."""
+    owned = [task for task in tasks if task is not None]
+    for task in owned:
+        task.cancel()
+    await asyncio.gather(*owned, return_exceptions=True)

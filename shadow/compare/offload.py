@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 
+from shadow.tasks import cancelled
 from shadow.compare.replies import ReplyDiff, compare_replies
 from shadow.compare.rules import ReplyRules
 from shadow.verdict import Reply
@@ -105,9 +106,7 @@ class Offload:
 
     async def close(self) -> None:
         """Cancel what is waiting, and stop the workers."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancelled(*self._tasks)
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

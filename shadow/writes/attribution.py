@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from shadow.tasks import cancelled
 from shadow.rows.keymap import Pair
 from shadow.rows.learn import slot_of
 from shadow.rows.live import RowState
@@ -125,9 +126,7 @@ class Attribution:
                                                 name=f"shadow-drain-{backend}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancelled(*self._tasks)
         self._tasks.clear()
 
     # --- the proxy's side ----------------------------------------------------------------
