@@ -56,6 +56,25 @@ def same_moment(primary: Any, shadow: Any, primary_at: float | None, shadow_at: 
     return abs((p - primary_at) - (s - shadow_at)) <= tolerance
 
 
+def same_second(primary: Any, shadow: Any) -> bool:
+    """True when both values name instants, one of them is kept to whole seconds and the
+    other falls within that second: a stored stamp that one database keeps to the second
+    (SQLite's CURRENT_TIMESTAMP) and the other to the microsecond. For stored values only:
+    a reply that renders another precision is a difference the client sees."""
+    texts = [v if type(v) is str else v.isoformat() if isinstance(v, datetime) else None
+             for v in (primary, shadow)]
+    if None in texts:
+        return False
+    whole = [_whole_seconds(t) for t in texts]  # type: ignore[arg-type]
+    if whole[0] == whole[1]:
+        return False
+    p, s = instant(primary), instant(shadow)
+    if p is None or s is None:
+        return False
+    second, other = (p, s) if whole[0] else (s, p)
+    return 0 <= other - second < 1
+
+
 def _whole_seconds(text: str) -> bool:
     """True when a timestamp text carries no fraction of a second."""
     clock = text.partition("T")[2] or text.partition(" ")[2]

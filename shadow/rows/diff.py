@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
-from shadow.compare.moments import same_moment
+from shadow.compare.moments import same_moment, same_second
 from shadow.compare.salted import same_scheme
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import RowRules, TableInfo, fold
@@ -255,7 +255,7 @@ class _Differ:
                                          empty_is_null=rule.empty_is_null)
         if not equal and kind in (ValueKind.TIMESTAMP, ValueKind.ANY, ValueKind.TEXT):
             equal = normalised = (self.same_stamp(p, s, expected, sv, earlier)
-                                  or same_scheme(expected, sv))
+                                  or same_second(expected, sv) or same_scheme(expected, sv))
         if equal:
             self.normalised += int(normalised)
         else:
@@ -278,6 +278,13 @@ class _Differ:
 
 def _kind(info: TableInfo | None, column: str) -> ValueKind:
     return info.kind(column) if info is not None else ValueKind.ANY
+
+
+def row_differ(primary_tables: Mapping[str, TableInfo], shadow_tables: Mapping[str, TableInfo],
+               rules: RowRules, keymap: KeyMap, stamps: RowStamps | None = None) -> _Differ:
+    """A differ whose `compare(table, primary, shadow)` adds the differences of one pair
+    of rows to its `differences`: changes compared one by one (shadow.rows.match)."""
+    return _Differ(primary_tables, shadow_tables, rules, keymap, stamps)
 
 
 def pairing_content(primary_tables: Mapping[str, TableInfo],

@@ -24,7 +24,7 @@ from shadow.rows.databases import DatabasesCapture, compared_names, inner_rules
 from shadow.rows.diff import RowDiff, diff_rows
 from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap, Pair
-from shadow.rows.learn import Slot, learn_pairs
+from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import RowRules, TableInfo
 from shadow.rows.stamps import RowStamps
 from shadow.verdict import RowChange
@@ -190,14 +190,12 @@ class RowState:
         self.ids.learn(result.new_pairs)
         return result
 
-    def learn(self, primary_backend: str, primary: list[RowChange], shadow_backend: str,
-              shadow: list[RowChange]) -> tuple[list[Pair], set[Slot], set[Slot]]:
-        """Key pairs from inserts whose rows are not compared (see shadow.rows.learn)."""
-        found = learn_pairs(primary, shadow, primary_tables=self.tables[primary_backend],
-                            shadow_tables=self.tables[shadow_backend], rules=self.rules,
-                            keymap=self._seen_from(primary_backend))  # type: ignore[arg-type]
-        self.ids.learn(found[0])
-        return found
+    def matcher(self, primary_backend: str, shadow_backend: str) -> ChangeMatcher:
+        """How changes of the two backends are compared one by one (shadow.rows.stream)."""
+        stamps = self.stamps.setdefault(primary_backend, RowStamps(self.keymap.max_pairs))
+        return ChangeMatcher(self.tables[primary_backend], self.tables[shadow_backend],
+                             self.rules, self._seen_from(primary_backend),  # type: ignore[arg-type]
+                             stamps, on_pair=self.ids.learn)
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)

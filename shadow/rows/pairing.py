@@ -88,7 +88,7 @@ class Content:
         for column in self.exact:
             value = self.primary_value(row, column) if primary else image.get(column.shadow)
             form, _ = canonical(value, column.kind, empty_is_null=column.rule.empty_is_null)
-            out.append(_token(form))
+            out.append(token(form))
         return tuple(out)
 
     def differing(self, p: Row, s: Row, columns: Sequence[CompareColumn] | None = None) -> int:
@@ -103,7 +103,7 @@ class Content:
         return count
 
 
-def _token(form: object) -> tuple:
+def token(form: object) -> tuple:
     """`form` tagged so that only forms the bridge calls equal share a token."""
     if type(form) is int or type(form) is Decimal:
         return ("nan",) if type(form) is Decimal and form.is_nan() else ("number", form)

@@ -10,7 +10,9 @@ slow tick otherwise (outside writes). Changes are placed among the windows (see
 `shadow.writes.windows`), joining exchanges into groups; a group whose windows are all
 final on every backend is compared as a whole, once, and each member's Pair gets the
 result (`GroupRows`). A Pair whose group is not final after `timeout` seconds gets a
-clear skip reason instead. Changes no window can hold are outside writes.
+clear skip reason instead. Changes no window can hold are outside writes. A group too
+large to compare as a whole has its changes verified one by one as they are drained
+(`shadow.rows.stream`), and each member gets, when it ends, what its end settled.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from dataclasses import dataclass, replace
 
 from shadow.tasks import cancelled
 from shadow.rows.keymap import Pair
-from shadow.rows.learn import slot_of
 from shadow.rows.live import RowState
+from shadow.rows.stream import PRIMARY, SHADOW, Settled, Stream
 from shadow.verdict import Difference, RowChange
 from shadow.writes.causality import Ticket
 from shadow.writes.groups import Group, Groups, Member
@@ -84,7 +86,7 @@ class Attribution:
     """Windows, drains, groups and outside writes of both backends."""
 
     def __init__(self, *, rows: RowState, hold: Hold | None, outside: OutsideWrites,
-                 max_group: int, timeout: float, tick: float,
+                 max_group: int, timeout: float, tick: float, stream_limit: int = 4096,
                  raised: Callable[[str, BaseException], None],
                  primary: Callable[[], str],
                  on_counted: Callable[[str, int], None] | None = None,
@@ -93,12 +95,15 @@ class Attribution:
         self.hold = hold
         self.outside = outside
         self.timeout = timeout
+        self.stream_limit = stream_limit
         self.tick = tick
         self.raised = raised
         self.primary = primary
         self.on_counted = on_counted or (lambda how, n: None)
         self.on_concluded = on_concluded or (lambda: None)
-        self.groups = Groups(max_members=max_group, on_final=self._final)
+        self.groups = Groups(max_members=max_group, on_final=self._final,
+                             on_stream=self._streamed)
+        self.streams: dict[tuple[str, str], Stream] = {}
         self.sides: dict[str, Side] = {b: Side(b) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
         self._tasks: list[asyncio.Task[None]] = []
@@ -230,11 +235,9 @@ class Attribution:
         members = group.members
         names = tuple(f"{m.method} {m.route} #{m.flow}" for m in members)
         if group.overflow:
-            pairs = self._learn(group)
             self._count(members, grouped=True)
             for member, name in zip(members, names, strict=True):
-                self._hand(member, GroupRows(members=0, names=(name,), pairs=pairs,
-                                             skipped="group_too_large"))
+                self._hand(member, self._settled(member, name))
             return
         mirrored = [m for m in members if m.pair is not None]
         roles = {(m.primary, m.shadow) for m in mirrored}
@@ -263,20 +266,52 @@ class Attribution:
         for index, member in enumerate(mirrored):
             self._hand(member, rows if index == 0 else replace(rows, counts_rows=False))
 
-    def _learn(self, group: Group) -> tuple[Pair, ...]:
-        """Key pairs from an overflowed group's pool of inserts; the rows paired leave it."""
-        roles = [(m.primary, m.shadow) for m in group.members if m.pair is not None]
-        if not roles:
-            return ()
-        primary, shadow = roles[0]
-        p_pool, s_pool = group.changes.get(primary, []), group.changes.get(shadow, [])
-        if not p_pool or not s_pool:
-            return ()
-        pairs, used_p, used_s = self.rows.learn(primary, [c for _, c in p_pool],
-                                                shadow, [c for _, c in s_pool])
-        p_pool[:] = [item for item in p_pool if slot_of(item[1]) not in used_p]
-        s_pool[:] = [item for item in s_pool if slot_of(item[1]) not in used_s]
-        return tuple(pairs)
+    # --- groups too large to compare as a whole ----------------------------------------
+
+    def _streamed(self, backend: str, seq: int, change: RowChange, flows: tuple[int, ...]
+                  ) -> None:
+        """A change of an overflowed group: into the stream of its members' roles."""
+        members = [m for m in map(self.groups.member, flows) if m is not None]
+        mirrored = [m for m in members if m.pair is not None and m.shadow is not None]
+        if not mirrored:
+            if members and backend == members[0].primary:
+                self.rows.diverge(f"{members[0].route} wrote rows the shadow never received")
+            return
+        roles = (mirrored[0].primary, mirrored[0].shadow)
+        if backend not in roles:
+            return
+        stream = self.streams.get(roles)  # type: ignore[call-overload]
+        if stream is None:
+            stream = self.streams[roles] = Stream(self.rows.matcher(*roles),  # type: ignore
+                                                  limit=self.stream_limit)
+        side = PRIMARY if backend == roles[0] else SHADOW
+        stream.add(side, seq, change, [m.flow for m in members])
+
+    def _settled(self, member: Member, name: str) -> GroupRows:
+        """What `member`'s end settled in the streams: its leftovers diffed, the key pairs
+        its changes made."""
+        settled = Settled()
+        for stream in self.streams.values():
+            found = stream.release(member.flow)
+            settled.pairs += found.pairs
+            settled.primary += found.primary
+            settled.shadow += found.shadow
+            settled.verified += found.verified
+        if member.pair is None or member.shadow is None:
+            return GroupRows(members=0, names=(name,), pairs=tuple(settled.pairs))
+        differences: tuple[Difference, ...] = ()
+        normalised = 0
+        pairs = list(settled.pairs)
+        if settled.primary or settled.shadow:
+            result = self.rows.diff(member.primary, tuple(settled.primary), member.shadow,
+                                    tuple(settled.shadow))
+            note = ("verified change by change among overlapping writes; charged to "
+                    f"{name}, one of the writes that could have made it")
+            differences = tuple(replace(d, detail=f"{d.detail}; {note}" if d.detail else note)
+                                for d in result.differences)
+            normalised, pairs = result.normalised, pairs + list(result.new_pairs)
+        return GroupRows(tuple(settled.primary), tuple(settled.shadow), differences,
+                         normalised, members=0, names=(name,), pairs=tuple(pairs))
 
     def _count(self, members: list[Member], grouped: bool = False) -> None:
         """Count the writes among `members`: exact when alone, else grouped (`grouped`:
@@ -307,6 +342,8 @@ class Attribution:
         for flow, since in list(self._since.items()):
             if since < limit:
                 member = self.groups.member(flow)
+                for stream in self.streams.values():
+                    stream.release(flow)
                 if member is not None:
                     self._hand(member, GroupRows(skipped="rows_not_attributed_in_time"))
                 else:
@@ -321,5 +358,7 @@ class Attribution:
     def status(self) -> dict:
         return {"writes_exact": self.exact, "writes_grouped": self.grouped,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
-                "changes_discarded": self.groups.discarded,
+                "changes_unpaired": sum(s.unpaired(side) for s in self.streams.values()
+                                        for side in (PRIMARY, SHADOW)),
+                "changes_dropped": sum(s.dropped for s in self.streams.values()),
                 "outside": self.outside.status()}

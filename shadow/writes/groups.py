@@ -7,12 +7,11 @@ after the other on the shadow are one group on both. A group is *final* when eve
 of every member is final on every backend it was sent to; then its changes, per backend,
 are the union of its members' and are compared as a whole (`on_final`).
 
-A group of more than `max_members` exchanges gives up on its rows (`overflow`): its
-members are let go as they finish, with no rows compared, so that a chain of overlapping
-writes under sustained load cannot hold memory or verdicts without bound. It keeps only a
-pool of its latest inserts (at most `POOL` per member allowed, per backend), from which
-key pairs are still learnt as members finish (`shadow.rows.learn`): its rows are not
-verified, but the ids they took on each side keep being translated.
+A group of more than `max_members` exchanges is not compared as a whole (`overflow`): a
+chain of overlapping writes under sustained load could otherwise hold memory and verdicts
+without bound. Its changes go, with the exchanges each may belong to, to `on_stream`
+(shadow.rows.stream verifies them one by one, as they arrive), and its members are let go
+as they finish.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from typing import Any
 
 from shadow.verdict import RowChange
 
-POOL = 4
-"""Inserts an overflowed group keeps per backend, per member it may hold."""
+Placed = tuple[int, RowChange, tuple[int, ...]]
+"""A change of a group: its drain order, the change, the exchanges it may belong to."""
 
 
 @dataclass(slots=True, eq=False)
@@ -45,18 +44,17 @@ class Member:
 @dataclass(slots=True, eq=False)
 class Group:
     """Exchanges compared as a whole, and the changes of each backend, in drain order
-    (once `overflow`: the pool of inserts key pairs are learnt from, shared with each
-    batch of members let go)."""
+    (none once `overflow`: they went to the stream)."""
 
     members: list[Member]
-    changes: dict[str, list[tuple[int, RowChange]]] = field(default_factory=dict)
+    changes: dict[str, list[Placed]] = field(default_factory=dict)
     unfinished: int = 0
     overflow: bool = False
     released: list[int] = field(default_factory=list)
 
     def rows(self, backend: str) -> tuple[RowChange, ...]:
-        return tuple(change for _, change in sorted(self.changes.get(backend, ()),
-                                                    key=lambda item: item[0]))
+        return tuple(item[1] for item in sorted(self.changes.get(backend, ()),
+                                                key=lambda item: item[0]))
 
     @property
     def exact(self) -> bool:
@@ -65,16 +63,19 @@ class Group:
 
 class Groups:
     """Union-find over exchanges; calls `on_final(group)` once a group is final, and
-    `on_final(Group(finished, overflow=True, changes=pool))` for each batch of members of
-    an overflowed one that finished."""
+    `on_final(Group(finished, overflow=True))` for each batch of members of an overflowed
+    one that finished; `on_stream(backend, seq, change, flows)` for each change of an
+    overflowed group."""
 
-    def __init__(self, *, max_members: int, on_final: Callable[[Group], None]) -> None:
+    def __init__(self, *, max_members: int, on_final: Callable[[Group], None],
+                 on_stream: Callable[[str, int, RowChange, tuple[int, ...]], None]
+                 = lambda backend, seq, change, flows: None) -> None:
         self.max_members = max_members
         self.on_final = on_final
+        self.on_stream = on_stream
         self._parent: dict[int, int] = {}
         self._groups: dict[int, Group] = {}
         self._members: dict[int, Member] = {}
-        self.discarded = 0
 
     def __len__(self) -> int:
         return len(self._members)
@@ -108,14 +109,11 @@ class Groups:
         for other in flows[1:]:
             root = self._union(root, self.find(other))
         group = self._groups[root]
+        placed = (seq, change, tuple(flows))
         if group.overflow:
-            self.discarded += 1
-            if change.op == "insert":
-                pool = group.changes.setdefault(backend, [])
-                pool.append((seq, change))
-                del pool[:-POOL * self.max_members]
+            self.on_stream(backend, *placed)
         else:
-            group.changes.setdefault(backend, []).append((seq, change))
+            group.changes.setdefault(backend, []).append(placed)
 
     def _union(self, a: int, b: int) -> int:
         if a == b:
@@ -125,26 +123,20 @@ class Groups:
             a, b, big, small = b, a, small, big
         self._parent[b] = a
         del self._groups[b]
-        uncounted = sum(len(c) for g in (big, small) if not g.overflow
-                        for c in g.changes.values())
         big.members += small.members
         big.unfinished += small.unfinished
-        big.overflow = big.overflow or small.overflow or len(big.members) > self.max_members
-        for backend, changes in small.changes.items():
-            big.changes.setdefault(backend, []).extend(changes)
-        if big.overflow:
-            self.discarded += uncounted
-            self._keep_inserts(big)
+        overflow = big.overflow or small.overflow or len(big.members) > self.max_members
+        if overflow:
+            for backend, changes in (*big.changes.items(), *small.changes.items()):
+                for placed in sorted(changes, key=lambda item: item[0]):
+                    self.on_stream(backend, *placed)
+            big.changes = {}
+            big.overflow = True
             self._release_finished(a, big)
+        else:
+            for backend, changes in small.changes.items():
+                big.changes.setdefault(backend, []).extend(changes)
         return a
-
-    def _keep_inserts(self, group: Group) -> None:
-        """An overflowed group's changes cut to its pool: the latest inserts."""
-        limit = POOL * self.max_members
-        for backend, changes in group.changes.items():
-            inserts = sorted((item for item in changes if item[1].op == "insert"),
-                             key=lambda item: item[0])
-            changes[:] = inserts[-limit:]
 
     def done(self, flow: int, backend: str) -> None:
         """`flow`'s window on `backend` is final (or will never open)."""
@@ -171,7 +163,7 @@ class Groups:
         for member in finished:
             self._members.pop(member.flow, None)
             group.released.append(member.flow)
-        self.on_final(Group(finished, group.changes, overflow=True))
+        self.on_final(Group(finished, overflow=True))
         if not group.members:
             self._forget(root, group)
 

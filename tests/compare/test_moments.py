@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shadow.compare.moments import instant, same_moment
+from shadow.compare.moments import instant, same_moment, same_second
 
 T0 = datetime(2026, 2, 4, 15, 47, 20, tzinfo=UTC).timestamp()
 
@@ -52,3 +52,14 @@ def test_a_reply_stamp_may_trail_by_the_replay_lag_and_no_more():
     assert stamped_later("2026-02-04 15:47:21", "2026-02-04 15:47:20", 0.2)
     assert not stamped_later("2026-02-04 15:47:20", "2026-02-04 16:47:21", 5.0)
     assert not stamped_later("2026-02-04", "tomorrow", 5.0)
+
+
+def test_a_stamp_kept_to_the_second_is_the_same_as_the_microsecond_within_it():
+    assert same_second("2026-12-05 02:24:29", "2026-12-05T02:24:29.263434+00:00")
+    assert same_second(datetime(2026, 12, 5, 2, 24, 29, 999_000, tzinfo=UTC),
+                       "2026-12-05 02:24:29")
+    assert not same_second("2026-12-05 02:24:29", "2026-12-05T02:24:30.1+00:00")
+    assert not same_second("2026-12-05 02:24:29", "2026-12-05T02:24:28.9+00:00")
+    assert not same_second("2026-12-05 02:24:29", "2026-12-05T03:24:29.2+00:00")  # an hour
+    assert not same_second("2026-12-05 02:24:29", "2026-12-05 02:24:29")  # same precision
+    assert not same_second("2026-12-05 02:24:29", 7)

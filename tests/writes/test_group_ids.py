@@ -97,17 +97,30 @@ async def test_a_group_numbered_in_another_order_is_compared_through_its_own_pai
     assert writes["writes_grouped"] == 3
 
 
-async def test_a_group_past_its_bound_still_learns_its_pairs_and_reads_its_ids(
+async def test_a_group_past_its_bound_verifies_its_rows_one_by_one_and_reads_its_ids(
         aiohttp_server, tmp_path, pg_dsn):
     runtime, _, named, writes = await run(aiohttp_server, tmp_path, pg_dsn, ["b", "c", "a"],
                                           rows={"max_group": 2})
-    assert {c.reason for c in named.values()} == {"rows: group_too_large"}
+    assert {c.reason for c in named.values()} == {""}  # rows compared, not skipped
     assert writes["writes_grouped"] == 3 and writes["writes_exact"] == 0  # not counted exact
     assert {n: c.verdict for n, c in named.items()} == dict.fromkeys(NAMES, "match")
     keymap = runtime.rows.keymap
     assert [keymap.shadow_key("items", (k,)) for k in (1, 2, 3)] == [(3,), (1,), (2,)]
     assert {n: [(t.shadow, t.primary) for t in c.translated] for n, c in named.items()} == {
         "a": [(3, 1)], "b": [(1, 2)], "c": [(2, 3)]}
+
+
+async def test_a_lost_commit_in_a_group_past_its_bound_is_one_row_missing(
+        aiohttp_server, tmp_path, pg_dsn):
+    runtime, _, named, writes = await run(aiohttp_server, tmp_path, pg_dsn, ["c", "a", "b"],
+                                          rows={"max_group": 2}, lost=frozenset({"b"}))
+    rows = [(n, d.kind, d.path) for n, c in named.items() for d in c.differences
+            if d.kind.startswith("row_")]
+    assert len(rows) == 1 and rows[0][1:] == ("row_missing", "items[2]")
+    assert {c.reason for c in named.values()} == {""}
+    assert not [d for n, c in named.items() for d in c.differences
+                if d.path == "$.id" and n != "b"]  # b's reply names the id it lost
+    assert runtime.cutover.status()["writes"]["changes_unpaired"] == 0
 
 
 async def test_a_sample_shows_the_ids_read_through_the_group(aiohttp_server, tmp_path, pg_dsn):

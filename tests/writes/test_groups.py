@@ -1,7 +1,7 @@
 """Groups of exchanges whose changes cannot be told apart (pure logic)."""
 
 from shadow.verdict import RowChange
-from shadow.writes.groups import POOL, Group, Groups, Member
+from shadow.writes.groups import Group, Groups, Member
 
 
 def member(flow: int, shadow: str | None = "candidate") -> Member:
@@ -70,51 +70,43 @@ def test_changes_come_out_in_drain_order_whatever_the_merge_order():
     assert [c.key for c in final[0].rows("legacy")] == [(3,), (5,), (7,)]
 
 
-def test_an_overflowing_group_lets_its_members_go_without_rows():
+def test_an_overflowing_group_lets_its_members_go_and_streams_its_changes():
     final: list[Group] = []
-    groups = Groups(max_members=2, on_final=final.append)
+    streamed: list[tuple] = []
+    groups = Groups(max_members=2, on_final=final.append,
+                    on_stream=lambda backend, seq, c, flows: streamed.append(
+                        (backend, seq, c.key, flows)))
     for flow in (1, 2, 3):
         groups.add(member(flow))
     groups.place("legacy", 1, change(1), [1, 2])
     groups.done(1, "legacy")
     groups.done(1, "candidate")
-    assert final == []
+    assert final == [] and streamed == []
     groups.place("legacy", 2, change(2), [2, 3])  # three members: over the limit
+    assert streamed == [("legacy", 1, (1,), (1, 2)), ("legacy", 2, (2,), (2, 3))]
     assert [g.members[0].flow for g in final] == [1] and final[0].overflow
+    assert final[0].changes == {}  # its changes went to the stream, before 1 was let go
+    groups.place("candidate", 3, change(2), [3])
+    assert streamed[-1] == ("candidate", 3, (2,), (3,))
     for flow in (2, 3):
         groups.done(flow, "legacy")
         groups.done(flow, "candidate")
-    assert [g.members[0].flow for g in final] == [1, 2, 3]
-    assert groups.discarded == 2 and len(groups) == 0
+    assert [g.members[0].flow for g in final] == [1, 2, 3] and len(groups) == 0
 
 
-def test_an_overflowing_group_keeps_a_bounded_pool_of_inserts_for_its_key_pairs():
+def test_changes_placed_before_a_group_overflows_are_streamed_in_drain_order():
     final: list[Group] = []
-    groups = Groups(max_members=3, on_final=final.append)
+    streamed: list[tuple] = []
+    groups = Groups(max_members=3, on_final=final.append,
+                    on_stream=lambda backend, seq, c, flows: streamed.append((backend, seq)))
     for flow in (1, 2, 3, 4):
         groups.add(member(flow))
     groups.place("legacy", 1, change(1), [1])
-    groups.place("legacy", 2, RowChange("t", (1,), "update", {"id": 1}, {"id": 1}), [1])
     groups.place("candidate", 3, change(1), [2])
     groups.place("candidate", 5, change(9), [1, 2])  # two groups with changes join
-    groups.place("candidate", 6, change(8), [2, 3])
-    for flow in (1, 2):
-        groups.done(flow, "legacy")
-        groups.done(flow, "candidate")
-    assert final == []  # 3 is still running
-    groups.place("legacy", 7, change(7), [4])
-    groups.place("legacy", 4, change(2), [3, 4])  # four members: over the limit
-    [batch] = final  # the finished members let go at once, with the group's pool
-    assert [m.flow for m in batch.members] == [1, 2] and batch.overflow
-    assert [c.key for c in batch.rows("legacy")] == [(1,), (2,), (7,)]  # inserts only
-    assert [c.key for c in batch.rows("candidate")] == [(1,), (9,), (8,)]
-    for key in range(3, 3 + POOL * 3 + 1):
-        groups.place("legacy", 10 + key, change(key), [3, 4])
-    groups.place("legacy", 99, RowChange("t", (3,), "delete", {"id": 3}, None), [4])
-    legacy = [c.key for c in batch.rows("legacy")]  # the pool is shared, and bounded
-    assert len(legacy) == POOL * 3 and legacy[-1] == (3 + POOL * 3,)
-    assert groups.discarded == 7 + POOL * 3 + 1 + 1  # each change counted once
-    for flow in (3, 4):
-        groups.done(flow, "legacy")
-        groups.done(flow, "candidate")
-    assert [len(g.members) for g in final] == [2, 1, 1] and len(groups) == 0
+    groups.place("legacy", 2, change(2), [3])
+    groups.place("legacy", 4, change(3), [3, 4])
+    assert streamed == []
+    groups.place("legacy", 6, change(4), [2, 3])  # four members: over the limit
+    per_backend = {b: [seq for bb, seq in streamed if bb == b] for b in ("legacy", "candidate")}
+    assert per_backend == {"legacy": [1, 2, 4, 6], "candidate": [3, 5]}
