@@ -82,14 +82,12 @@ class IdTranslator:
         if name in self._names:
             return self._names[name]
         base = fold(name).removesuffix("_id").removesuffix("id").rstrip("_")
-        found = None
-        for candidate in (base, base + "s", base + "es"):
-            if candidate in self.tables:
-                found = candidate
-                break
-        if found is None and base:
+        forms = [base, base + "s", base + "es"] + ([base[:-1] + "ies"] if base[-1:] == "y" else [])
+        found = next((form for form in forms if form in self.tables), None)
+        if found is None and base:  # `entry_id` -> journal_entries, `mood` -> mood_logs
+            ends = sorted({t for t in self.tables for form in forms if t.endswith("_" + form)})
             starts = sorted(t for t in self.tables if t.startswith(base + "_"))
-            found = starts[0] if len(starts) == 1 else None
+            found = ends[0] if len(ends) == 1 else starts[0] if len(starts) == 1 else None
         self._names[name] = found
         return found
 

@@ -115,9 +115,9 @@ class ChangeMatcher:
             self.stamps.wrote(table, p_key, primary.at, shadow.at)
         if primary.op != "insert":
             return None
-        self.keymap.learn(table, p_key, s_key)
+        before = as_anchor(self.keymap.anchor(table))
+        self.keymap.learn(table, p_key, s_key)  # which moves the anchor to this pair
         if surrogate_key(self.p_tables.get(table), [p_key, s_key]) is not None:
-            before = as_anchor(self.keymap.anchor(table))
             top_p, top_s = (p_key[0], s_key[0]) if before is None else (
                 max(p_key[0], before[0]), max(s_key[0], before[1]))
             self.keymap.set_anchor(table, (top_p,), (top_s,))

@@ -104,6 +104,7 @@ class Attribution:
         self.groups = Groups(max_members=max_group, on_final=self._final,
                              on_stream=self._streamed)
         self.streams: dict[tuple[str, str], Stream] = {}
+        self.mode_changed = 0  # changes of overflowed groups whose exchanges changed roles
         self.sides: dict[str, Side] = {b: Side(b) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
         self._tasks: list[asyncio.Task[None]] = []
@@ -278,7 +279,8 @@ class Attribution:
                 self.rows.diverge(f"{members[0].route} wrote rows the shadow never received")
             return
         roles = (mirrored[0].primary, mirrored[0].shadow)
-        if backend not in roles:
+        if backend not in roles or any((m.primary, m.shadow) != roles for m in mirrored):
+            self.mode_changed += 1  # its exchanges ran in two modes: no side to pair it on
             return
         stream = self.streams.get(roles)  # type: ignore[call-overload]
         if stream is None:

@@ -29,6 +29,13 @@ def test_path_ids_follow_their_collection_and_query_strings_are_kept():
     assert ids.target("/api/journal/{id}", "/api/journal/99", True) == "/api/journal/99"
 
 
+def test_names_find_their_table_through_plurals_and_prefixes():
+    keymap = KeyMap()
+    ids = IdTranslator(keymap, {"journal_entries", "mood_logs", "users", "categories"})
+    assert [ids.table_for(n) for n in ("entry_id", "mood", "user_id", "category_id", "x_id")] \
+        == ["journal_entries", "mood_logs", "users", "categories", None]
+
+
 def test_request_bodies_map_star_id_fields_only():
     ids = translator()
     body = orjson.dumps({"user_id": 7, "id": 3, "score": 7, "nested": {"user_id": 7}})

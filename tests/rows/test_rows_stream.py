@@ -130,3 +130,17 @@ def test_an_upsert_is_an_insert_on_one_side_and_an_update_on_the_other():
     s.add(SHADOW, 2, upd("settings", ("theme",), {**row, "value": "light"}, row), [1])
     settled = s.release(1)
     assert (settled.primary, settled.shadow, settled.verified) == ([], [], 1)
+
+
+def test_the_anchor_keeps_the_highest_ids_whatever_order_pairs_come_in():
+    keymap = KeyMap()
+    keymap.set_anchor("notes", (10,), (12,))
+    s, _ = stream(keymap)
+    s.add(PRIMARY, 1, note(13, "x"), [1])
+    s.add(PRIMARY, 2, note(11, "y"), [1])
+    s.add(SHADOW, 3, note(13, "y", legacy=False), [1])
+    s.add(SHADOW, 4, note(14, "x", legacy=False), [1])
+    assert keymap.anchor("notes") == ((13,), (14,))  # the next insert follows the latest
+    s.add(PRIMARY, 5, note(5, "old"), [1])
+    s.add(SHADOW, 6, note(6, "old", legacy=False), [1])
+    assert keymap.anchor("notes") == ((13,), (14,))
