@@ -41,10 +41,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shadow.compare.bridge import ValueKind, pair_kind, values_equal
-from shadow.compare.moments import same_moment, same_second
+from shadow.compare.moments import same_moment, same_second, stamped_later
 from shadow.compare.salted import same_scheme
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import RowRules, TableInfo, fold
@@ -265,15 +266,28 @@ class _Differ:
     def same_stamp(self, p: NetChange, s: NetChange, pv: Any, sv: Any,
                    earlier: tuple[Moments, ...]) -> bool:
         """A "now" stamp of this write, or of one of the row's `earlier` writes, each read
-        against the moments of the write that made it."""
+        against the moments of the write that made it; in an update of a row whose
+        earlier writes are not known, a stamp the shadow made at most this write's lag
+        later (`stamped_later`)."""
         tolerance = self.rules.now_tolerance
-        return any(same_moment(pv, sv, p_at, s_at, tolerance)
-                   for p_at, s_at in ((p.at, s.at), *earlier))
+        if any(same_moment(pv, sv, p_at, s_at, tolerance)
+               for p_at, s_at in ((p.at, s.at), *earlier)):
+            return True
+        if earlier or p.op != "update" or p.at is None or s.at is None:
+            return False
+        # the row's earlier writes were never compared (made before the proxy started, or
+        # their exchange gave up waiting): read the stamp as a reply's, up to this lag late
+        return stamped_later(_text(pv), _text(sv), max(s.at - p.at, 0.0), tolerance)
 
     def add(self, kind: Kind, row: NetChange, primary: Any, shadow: Any, detail: str,
             column: str | None = None) -> None:
         path = f"{row.table}[{key_text(row.key)}]" + (f".{column}" if column else "")
         self.differences.append(Difference(kind, path, primary, shadow, detail))
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value if isinstance(
+        value, str) else ""
 
 
 def _kind(info: TableInfo | None, column: str) -> ValueKind:

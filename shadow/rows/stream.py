@@ -18,7 +18,8 @@ side's changes as they arrive:
 Each change carries the exchanges whose windows could hold it (`origin`). Once every one
 of them has finished on both backends, the change is *settled*: its twin, if it has one,
 was made inside the window of the same exchange, so it has been drained by then. A
-settled change still unpaired is tried once more (a parent's pair may have come since)
+settled change still unpaired is tried once more (a parent's pair may have come since:
+the primary's waiting changes of its table are bucketed again first)
 and is otherwise *left over*: a real difference, diffed with the other leftovers that the
 same exchange's end settled, and charged to that exchange (one of those that could have
 made it). A settled pair of such row changes whose images differ is left over too, unless a
@@ -176,6 +177,18 @@ class Stream:
             if not found:
                 del self._buckets[entry.side][entry.bucket]
 
+    def _rebucket(self, side: int, table: str) -> None:
+        """Bucket `side`'s unpaired changes of `table` again: the key pairs learnt since
+        they arrived may translate their foreign keys otherwise now."""
+        for entry in self._waiting[side]:
+            if entry.twin is None and not entry.gone and entry.row[0] == table:
+                bucket = self.matcher.bucket(entry.change, entry.side == PRIMARY)
+                if bucket != entry.bucket:
+                    self._unbucket(entry)
+                    entry.bucket = bucket
+                    if bucket is not None:
+                        self._buckets[side].setdefault(bucket, deque()).append(entry)
+
     # --- settling ------------------------------------------------------------------------
 
     def _count_pending(self, entry: Entry, step: int) -> None:
@@ -193,6 +206,7 @@ class Stream:
             self._count_pending(entry, -1)
             if entry.twin is None:
                 self._unbucket(entry)
+                self._rebucket(PRIMARY, entry.row[0])
                 if not self._pair(entry):
                     entry.gone = True
                     (out.primary if entry.side == PRIMARY else out.shadow).append(entry.change)

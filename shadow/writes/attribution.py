@@ -111,6 +111,7 @@ class Attribution:
         self._seq = 0
         self._since: dict[int, float] = {}
         self._unconcluded: dict[int, int] = {}
+        self._asked: dict[int, float] = {}  # flow -> when it began waiting for a drain
         self.writes_waiting: set[int] = set()
         self.exact = 0
         self.grouped = 0
@@ -164,21 +165,37 @@ class Attribution:
             self._unconcluded[ticket.index] = ticket.flow
 
     def keys_ready(self, ticket: Ticket) -> bool:
-        """Whether a shadow request may go as far as key pairs are concerned: the writes it
-        follows have had their rows compared, unless it is grouped with them, or their two
-        replies were equal while no key has ever shifted (then no pair it could need
-        differs), or it has waited `KEY_WAIT` seconds already."""
-        if time.monotonic() - ticket.sent_at > KEY_WAIT:
-            return True
+        """Whether a shadow request may go as far as key pairs are concerned.
+
+        It waits for the writes it follows to have their rows compared, unless it is
+        grouped with them in a group compared as a whole (that group cannot be compared
+        before the request has run), or their two replies were equal while no key has ever
+        shifted (then no pair it could need differs), or `KEY_WAIT` seconds have passed
+        since the primary's send. Even then, and for writes of a group compared change by
+        change, the shadow's own rows of those writes must have been drained, since a
+        change is paired as soon as both twins are: a shadow seconds behind would otherwise
+        send a request naming a row its previous request has just made before that row's
+        pair is known. That wait is one drain, and at most `KEY_WAIT`."""
+        now = time.monotonic()
         shifted = self.rows.ids.active
+        waited = now - ticket.sent_at > KEY_WAIT
         for index, flow in self._unconcluded.items():
-            if index > ticket.after_writes or self.groups.same(flow, ticket.flow):
+            if index > ticket.after_writes:
                 continue
             member = self.groups.member(flow)
             pair = member.pair if member is not None else None
-            if pair is None or (not shifted and _same_replies(pair)):
+            if member is None or pair is None or (not shifted and _same_replies(pair)):
                 continue
-            return False
+            streamed = self.groups.overflowed(flow)
+            if self.groups.same(flow, ticket.flow) and not streamed:
+                continue
+            if not waited and not streamed:
+                return False
+            if shifted and member.shadow in member.waiting:
+                since = self._asked.setdefault(ticket.flow, now)
+                if now - since <= KEY_WAIT:
+                    return False
+        self._asked.pop(ticket.flow, None)
         return True
 
     # --- draining ------------------------------------------------------------------------
@@ -341,6 +358,9 @@ class Attribution:
         """Pairs whose group is not final after `timeout`: concluded without rows."""
         self._expired_at = time.monotonic()
         limit = self._expired_at - self.timeout
+        for flow, since in list(self._asked.items()):
+            if since < limit:  # dropped while it waited
+                del self._asked[flow]
         for flow, since in list(self._since.items()):
             if since < limit:
                 member = self.groups.member(flow)

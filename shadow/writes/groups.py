@@ -100,6 +100,10 @@ class Groups:
     def same(self, a: int, b: int) -> bool:
         return a in self._parent and b in self._parent and self.find(a) == self.find(b)
 
+    def overflowed(self, flow: int) -> bool:
+        """Whether `flow`'s group is past its bound (its changes are streamed)."""
+        return flow in self._parent and self._groups[self.find(flow)].overflow
+
     def place(self, backend: str, seq: int, change: RowChange, flows: list[int]) -> None:
         """`change`, drained `seq`-th from `backend`, belongs to one of `flows`."""
         flows = [f for f in flows if f in self._parent]

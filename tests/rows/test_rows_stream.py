@@ -144,3 +144,31 @@ def test_the_anchor_keeps_the_highest_ids_whatever_order_pairs_come_in():
     s.add(PRIMARY, 5, note(5, "old"), [1])
     s.add(SHADOW, 6, note(6, "old", legacy=False), [1])
     assert keymap.anchor("notes") == ((13,), (14,))
+
+
+def test_an_update_of_a_row_whose_insert_was_never_compared_reads_its_stamp_as_lagged():
+    matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), KeyMap(), RowStamps())
+    image = {"id": 1, "title": "b", "done": 0, "at": "2026-02-04 15:47:20"}
+    primary = at(upd("notes", (1,), None, image), 1_770_220_100.0)
+    shadow = at(upd("notes", (1,), None, {**image, "done": False,
+                                          "at": "2026-02-04T15:47:23.5+00:00"}), 1_770_220_104.0)
+    assert matcher.same(primary, shadow)  # stamped 3.5 s later, replayed 4 s later
+    hour = at(upd("notes", (1,), None, {**image, "done": False,
+                                        "at": "2026-02-04T16:47:20+00:00"}), 1_770_220_104.0)
+    assert not matcher.same(primary, hour)
+    stale = at(upd("notes", (1,), None, {**image, "done": False,
+                                         "at": "2026-02-04T15:40:00+00:00"}), 1_770_220_104.0)
+    assert not matcher.same(primary, stale)
+
+
+def test_a_child_whose_twin_settles_first_still_finds_it_once_the_parent_pair_is_known():
+    s, keymap = stream()
+    s.add(PRIMARY, 1, ins("tags", (1,), id=1, note_id=1, tag="t"), [1, 2])
+    s.add(SHADOW, 2, ins("tags", (4,), id=4, note_id=3, tag="t"), [2])  # parent unknown yet
+    s.add(PRIMARY, 3, note(1, "a"), [1])
+    s.add(SHADOW, 4, note(3, "a", legacy=False), [1])
+    first = s.release(2)  # the shadow's child settles before the primary's
+    assert (first.primary, first.shadow) == ([], [])
+    second = s.release(1)
+    assert (second.primary, second.shadow) == ([], [])
+    assert keymap.shadow_key("tags", (1,)) == (4,)
