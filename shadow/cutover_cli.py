@@ -137,6 +137,9 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     pending = writes.get("shadow_pending")
     if pending is not None:
         click.echo(f"writes    {pending} shadow write(s) not yet done on the shadow")
+    if writes.get("waits_expired"):
+        click.echo(f"          {writes['waits_expired']} shadow request(s) let go at the key "
+                   "wait's bound, before the key pairs they may need were learnt")
     show_attribution(writes)
     show_rows(status.get("rows", {}))
 

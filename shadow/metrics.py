@@ -168,6 +168,12 @@ class Metrics:
             "Mirrored writes not yet done on the shadow: parked, queued or running "
             "(unit: requests).",
             registry=r)
+        self.shadow_waits_expired = Counter(
+            "shadow_shadow_waits_expired_total",
+            "Shadow requests let go at the bound of a wait instead of the order they should "
+            "keep, by wait (keys: the key pairs of the writes they follow were not learnt "
+            "within the key wait; unit: requests).",
+            ["wait"], registry=r)
         self.rows_attributed = Counter(
             "shadow_rows_attributed_total",
             "Writes whose rows were compared, by attribution: exact (the write ran alone) or "
@@ -243,6 +249,7 @@ class Metrics:
             self.rows_attributed.labels(how)
         for outcome in ("waited", "expired"):
             self.write_hold.labels(outcome)
+        self.shadow_waits_expired.labels("keys")
         for template, methods in routes:
             self.rollback_unsafe_writes.labels(template)
             for method in methods:

@@ -154,7 +154,9 @@ class Proxy:
             flow.on_finish.append(self.writes.barrier.finished)
         if flow.pair is not None:
             if causality is not None:
-                ticket = flow.ticket = causality.sent(flow.number, flow.writes)
+                ordered = flow.writes if attribution is None else attribution.writes(
+                    flow.route, flow.writes)  # a read seen writing is ordered as a write
+                ticket = flow.ticket = causality.sent(flow.number, ordered)
                 flow.on_finish.append(lambda: causality.primary_done(ticket))
                 if attribution is not None:
                     flow.on_finish.append(lambda: attribution.completed(ticket))

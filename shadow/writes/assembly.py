@@ -52,7 +52,8 @@ async def start_writes(writes: Writes, *, cfg: Config, metrics: Metrics, rows: R
         timeout=cfg.rows.attribution_timeout, tick=cfg.rows.drain_interval,
         raised=raised, primary=primary,
         on_counted=lambda how, n: metrics.rows_attributed.labels(how).inc(n),
-        on_concluded=causality.release if causality is not None else None)
+        on_concluded=causality.release if causality is not None else None,
+        on_expired=lambda wait: metrics.shadow_waits_expired.labels(wait).inc())
     if causality is not None:
         causality.keys_ready = attribution.keys_ready
     await attribution.start()

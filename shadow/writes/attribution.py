@@ -32,11 +32,9 @@ from shadow.writes.causality import Ticket
 from shadow.writes.groups import Group, Groups, Member
 from shadow.writes.hold import Hold
 from shadow.writes.outside import OutsideWrites
-from shadow.writes.windows import SQLITE_CLOCK, Clock, Side, Window
+from shadow.writes.windows import SQLITE_CLOCK, Clock, Learnt, Side, Window
 
 log = logging.getLogger("shadow.writes")
-KEY_WAIT = 1.0
-"""Seconds a shadow request waits at most for the key pairs of the writes it follows."""
 
 
 def _same_replies(pair) -> bool:
@@ -90,7 +88,8 @@ class Attribution:
                  raised: Callable[[str, BaseException], None],
                  primary: Callable[[], str],
                  on_counted: Callable[[str, int], None] | None = None,
-                 on_concluded: Callable[[], None] | None = None) -> None:
+                 on_concluded: Callable[[], None] | None = None,
+                 on_expired: Callable[[str], None] | None = None) -> None:
         self.rows = rows
         self.hold = hold
         self.outside = outside
@@ -101,11 +100,14 @@ class Attribution:
         self.primary = primary
         self.on_counted = on_counted or (lambda how, n: None)
         self.on_concluded = on_concluded or (lambda: None)
+        self.on_expired = on_expired or (lambda wait: None)
+        self.keys_expired = 0
         self.groups = Groups(max_members=max_group, on_final=self._final,
                              on_stream=self._streamed)
         self.streams: dict[tuple[str, str], Stream] = {}
         self.mode_changed = 0  # changes of overflowed groups whose exchanges changed roles
-        self.sides: dict[str, Side] = {b: Side(b) for b in rows.captures}
+        self.learnt = Learnt()
+        self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
@@ -152,6 +154,11 @@ class Attribution:
             self.sides[backend].close(window, time.time())
             self._wake[backend].set()
 
+    def writes(self, route: str, writes: bool) -> bool:
+        """Whether an exchange of `route` is ordered as a write on the shadow: its policy
+        says it may write, or reads of its route usually write rows (`Learnt.usually`)."""
+        return writes or self.learnt.usually(route)
+
     def never_sent(self, flow: int, backend: str) -> None:
         """`flow` will never reach `backend` (dropped shadow work)."""
         self.groups.done(flow, backend)
@@ -175,10 +182,12 @@ class Attribution:
         change, the shadow's own rows of those writes must have been drained, since a
         change is paired as soon as both twins are: a shadow seconds behind would otherwise
         send a request naming a row its previous request has just made before that row's
-        pair is known. That wait is one drain, and at most `KEY_WAIT`."""
+        pair is known. That wait is one drain, and at most `KEY_WAIT`. A request let go
+        at either bound while it would still wait is counted (`keys_expired`)."""
         now = time.monotonic()
         shifted = self.rows.ids.active
         waited = now - ticket.sent_at > KEY_WAIT
+        let_go = False
         for index, flow in self._unconcluded.items():
             if index > ticket.after_writes:
                 continue
@@ -191,11 +200,16 @@ class Attribution:
                 continue
             if not waited and not streamed:
                 return False
+            let_go = let_go or not streamed
             if shifted and member.shadow in member.waiting:
                 since = self._asked.setdefault(ticket.flow, now)
                 if now - since <= KEY_WAIT:
                     return False
+                let_go = True
         self._asked.pop(ticket.flow, None)
+        if let_go:
+            self.keys_expired += 1
+            self.on_expired("keys")
         return True
 
     # --- draining ------------------------------------------------------------------------
@@ -379,6 +393,7 @@ class Attribution:
 
     def status(self) -> dict:
         return {"writes_exact": self.exact, "writes_grouped": self.grouped,
+                "waits_expired": self.keys_expired,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
                 "changes_unpaired": sum(s.unpaired(side) for s in self.streams.values()
                                         for side in (PRIMARY, SHADOW)),

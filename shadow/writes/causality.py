@@ -8,7 +8,14 @@ between them and run concurrently on the shadow, so a slow write holds nothing t
 either. With row capture, a request also waits until the rows of the writes it follows are
 compared (`keys_ready`), so a request naming a row one of them created finds its key pair
 learnt; a request grouped with such a write does not wait for it (their rows are compared
-together, once it has run).
+together, once it has run). That wait is bounded, and a request let go at its bound is
+counted (see `Attribution.keys_ready`).
+
+"Writes" are the exchanges the route policy says may write, and reads of a route whose
+reads usually write rows (`shadow.writes.windows.Learnt.usually`, asked when the exchange is
+sent): a read that writes an audit row is ordered as a write, so a summary of those rows on
+the shadow sees the same reads before it as on the primary. Reads that write only on
+their error path stay reads: ordering them would serialise most of the shadow's reads.
 
 Completions are numbered in the primary's completion order; a watermark per kind says up
 to which number the shadow is done with all of them. A request that cannot run yet is

@@ -20,7 +20,12 @@ That is what the bounded hold on the primary buys (see `shadow.writes.hold`).
 
 Windows of routes not known to write (reads) are candidates only when no write window is;
 a change with only read windows teaches that route to write (`Side.writing`), so reads
-that write own their changes. A change no window can hold is an **outside write**.
+that write own their changes. The backends of one proxy share what they learn (`Learnt`):
+a route learnt writing on either side is a candidate on both from then on, so a read's row
+is not charged to a concurrent write on one side and to the read on the other once either
+has seen it alone. A route whose reads usually write (an audited read, not a read that
+writes only on its error path) is ordered as a write on the shadow
+(`shadow.writes.causality`). A change no window can hold is an **outside write**.
 
 A window is **final** after the first drain that began after it closed: by the batch rule
 no later change can belong to it.
@@ -65,6 +70,32 @@ class Window:
     start: float
     end: float | None = None
     final: bool = False
+    wrote: bool = False
+
+
+class Learnt:
+    """What row capture learnt about reads, shared by the backends of one proxy: the
+    routes seen writing (`routes`), and how often their reads write."""
+
+    MIN_READS = 5
+    """Reads of a route seen before `usually` may say it writes."""
+
+    def __init__(self) -> None:
+        self.routes: set[str] = set()
+        self._reads: dict[str, int] = {}
+        self._wrote: dict[str, int] = {}
+
+    def read(self, route: str) -> None:
+        self._reads[route] = self._reads.get(route, 0) + 1
+
+    def wrote(self, route: str) -> None:
+        self._wrote[route] = self._wrote.get(route, 0) + 1
+
+    def usually(self, route: str) -> bool:
+        """At least half the reads of `route` wrote rows (over both backends)."""
+        reads = self._reads.get(route, 0)
+        return (route in self.routes and reads >= self.MIN_READS
+                and 2 * self._wrote.get(route, 0) >= reads)
 
 
 @dataclass(slots=True)
@@ -78,16 +109,20 @@ class Placed:
 class Side:
     """The windows of one backend that may still receive changes."""
 
-    def __init__(self, backend: str, clock: Clock = SQLITE_CLOCK) -> None:
+    def __init__(self, backend: str, clock: Clock = SQLITE_CLOCK,
+                 learnt: Learnt | None = None) -> None:
         self.backend = backend
         self.clock = clock
         self.live: list[Window] = []
-        self.writing: set[str] = set()
+        self.learnt = learnt if learnt is not None else Learnt()
+        self.writing: set[str] = self.learnt.routes
         self._previous_d0 = float("-inf")
         self.closed_since_drain = 0
 
     def open(self, flow: int, route: str, writes: bool, at: float) -> Window:
         window = Window(flow, route, writes, at)
+        if not writes:
+            self.learnt.read(route)
         self.live.append(window)
         return window
 
@@ -111,6 +146,10 @@ class Side:
             if found and not writes:
                 self.writing.update(w.route for w in found)
                 writes = found
+            for w in writes:
+                if not w.writes and not w.wrote:
+                    w.wrote = True
+                    self.learnt.wrote(w.route)
             placed.append(Placed(change, writes))
         self._previous_d0 = d0
         return placed

@@ -5,12 +5,14 @@
     GET  /items/{id}                                 reads one row
     GET  /feed                                       counts rows; writes an audit row if
                                                      the build was made with `audit=True`
+    GET  /audits                                     counts audit rows (a summary)
     GET  /big                                        a reply of `BIG` bytes (no rows)
     POST /upload                                     reads the whole body, inserts a row
 
 `gates` (name -> asyncio.Event) hold a POST /items whose body names one until the test
 sets it; `lost` names whose insert this build never commits (a lost write); `inserted`
-(name -> asyncio.Event, e.g. a defaultdict) is told when the insert of a name is done.
+(name -> asyncio.Event, e.g. a defaultdict) is told when the insert of a name is done;
+`delay` seconds are spent before each POST /items and GET /feed does its work (a slow port).
 """
 
 from __future__ import annotations
@@ -62,16 +64,17 @@ class Sql:
                 row = await c.fetchone()
         return None if row is None else {"id": row[0], "name": row[1]}
 
-    async def count(self) -> int:
+    async def count(self, table: str = "items") -> int:
         if self.postgres:
-            return await self.db.fetchval("SELECT count(*) FROM items")
-        async with self.db.execute("SELECT count(*) FROM items") as c:
+            return await self.db.fetchval(f"SELECT count(*) FROM {table}")
+        async with self.db.execute(f"SELECT count(*) FROM {table}") as c:
             return (await c.fetchone())[0]
 
 
 def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
               lost: frozenset[str] = frozenset(), audit: bool = False,
-              inserted: dict[str, asyncio.Event] | None = None) -> web.Application:
+              inserted: dict[str, asyncio.Event] | None = None,
+              delay: float = 0.0) -> web.Application:
     gates = gates if gates is not None else {}
     postgres = not database.startswith("sqlite:///")
     app = web.Application(client_max_size=64 << 20)
@@ -90,6 +93,8 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
         gate = gates.get(data.get("hold", ""))
         if gate is not None:
             await gate.wait()
+        if delay:
+            await asyncio.sleep(delay)
         name = data["name"]
         new = await app[DB].insert("items", "name", name, commit=name not in lost)
         if inserted is not None:
@@ -101,9 +106,14 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
         return web.json_response(row) if row else web.json_response({"error": "no"}, status=404)
 
     async def feed(request):
+        if delay:
+            await asyncio.sleep(delay)
         if audit:
             await app[DB].insert("audit", "what", "feed read")
         return web.json_response({"items": await app[DB].count()})
+
+    async def audits(request):
+        return web.json_response({"audits": await app[DB].count("audit")})
 
     async def big(request):
         return web.Response(body=b"x" * BIG, content_type="application/octet-stream")
@@ -117,6 +127,7 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
     app.router.add_post("/items", create)
     app.router.add_get("/items/{id}", read)
     app.router.add_get("/feed", feed)
+    app.router.add_get("/audits", audits)
     app.router.add_get("/big", big)
     app.router.add_post("/upload", upload)
     return app
@@ -143,7 +154,7 @@ def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
         "backends": {"legacy": {"url": legacy_url, "database": legacy_db},
                      "candidate": {"url": candidate_url, "database": candidate_db}},
         "routes": [{"template": "/items"}, {"template": "/items/{id}"}, {"template": "/feed"},
-                   {"template": "/big"}, {"template": "/upload"}],
+                   {"template": "/audits"}, {"template": "/big"}, {"template": "/upload"}],
         "store": {"path": str(tmp_path / "state.db")},
     }
     data.update(extra)

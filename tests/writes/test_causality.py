@@ -90,3 +90,4 @@ def test_keys_not_learnt_keep_a_request_parked_until_released():
     learnt["w1"] = True
     order.release()
     assert ran == ["read"]
+

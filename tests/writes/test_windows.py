@@ -1,7 +1,7 @@
 """Where a drained change may belong, and when a window is final (pure logic)."""
 
 from shadow.verdict import RowChange
-from shadow.writes.windows import Clock, Side
+from shadow.writes.windows import Clock, Learnt, Side
 
 EXACT = Clock(offset=0.0, before=0.0, after=0.0)
 
@@ -100,3 +100,43 @@ def test_a_clock_offset_maps_the_database_time():
     a = side.open(1, "/a", True, 10.0)
     side.close(a, 11.0)
     assert flows(side.place([change(110.5)], 12.0, 12.1)) == [[1]]
+
+
+def test_what_one_backend_learns_about_reads_holds_on_the_other():
+    """A read seen writing on the shadow is a candidate on the primary too, so its row is
+    not charged to a concurrent write on one side and to the read on the other."""
+    learnt = Learnt()
+    primary, shadow = Side("legacy", EXACT, learnt), Side("candidate", EXACT, learnt)
+    audit = shadow.open(1, "/feed", False, 10.0)
+    shadow.close(audit, 11.0)
+    assert flows(shadow.place([change(10.5)], 12.0, 12.1)) == [[1]]
+    read = primary.open(1, "/feed", False, 20.0)
+    write = primary.open(2, "/post", True, 20.0)
+    primary.close(read, 21.0)
+    primary.close(write, 21.0)
+    assert flows(primary.place([change(20.5)], 22.0, 22.1)) == [[1, 2]]
+    assert primary.writing == shadow.writing == {"/feed"}
+
+
+def test_a_route_is_usually_writing_when_half_its_reads_wrote():
+    learnt = Learnt()
+    side = Side("legacy", EXACT, learnt)
+    at = 10.0
+    for n in range(Learnt.MIN_READS * 2):
+        window = side.open(n, "/feed", False, at)
+        side.close(window, at + 1)
+        side.place([change(at + 0.5)] if n % 2 == 0 else [], at + 2, at + 2.1)
+        side.settle(at + 2)
+        at += 10
+        if n == 0:
+            assert "/feed" in side.writing and not learnt.usually("/feed")  # too few reads
+    assert learnt.usually("/feed")
+    for n in range(3):                                  # reads that write only on errors
+        window = side.open(100 + n, "/errors-only", False, at)
+        side.close(window, at + 1)
+        side.place([change(at + 0.5)] if n == 0 else [], at + 2, at + 2.1)
+        side.settle(at + 2)
+        at += 10
+    for n in range(Learnt.MIN_READS):
+        side.open(200 + n, "/errors-only", False, at)
+    assert "/errors-only" in side.writing and not learnt.usually("/errors-only")
