@@ -35,6 +35,8 @@ from shadow.writes.outside import OutsideWrites
 from shadow.writes.windows import SQLITE_CLOCK, Clock, Learnt, Side, Window
 
 log = logging.getLogger("shadow.writes")
+KEY_WAIT = 1.0
+"""Seconds a shadow request waits at most for the key pairs of the writes it follows."""
 
 
 def _same_replies(pair) -> bool:
