@@ -20,13 +20,16 @@ from shadow.demo.bugs import BUG_NAMES, UnknownBug, parse_bugs
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Proxy address.")
 @click.option("--admin-listen", default="127.0.0.1:8081", show_default=True,
               help="Admin address (API, /metrics, mismatch browser).")
+@click.option("--think", type=click.FloatRange(min=0), default=None,
+              help="Seconds each group of users pauses between actions, on average  "
+                   "[default: 0.05; 0: back to back, a load test]")
 @click.option("--keep-running", is_flag=True, help="After the summary, keep everything up until Ctrl-C.")
 def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
-         keep_running: bool) -> None:
+         think: float | None, keep_running: bool) -> None:
     """Run the legacy and candidate demo builds behind the proxy and summarise what differs."""
     from shadow import logs
     from shadow.cli import run_loop
-    from shadow.demo.runner import PortBusy, run_demo
+    from shadow.demo.runner import THINK, PortBusy, run_demo
 
     logs.setup("warning")
     try:
@@ -42,6 +45,7 @@ def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
         # run_demo watches `stop` itself, so its clean-up always runs to the end.
         await run_demo(duration=duration, bugs=bugs, users=users, listen=listen,
                        admin_listen=admin_listen, keep_running=keep_running,
+                       think=THINK if think is None else think,
                        say=lambda line: click.echo(line), until=stop)
 
     try:
@@ -61,8 +65,10 @@ def demo(duration: float, bugs: str, users: int, listen: str, admin_listen: str,
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Groups of users sending at the same time (1: one request at a time, "
                    "the same sequence for the same seed).")
+@click.option("--think", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds each group pauses between actions, on average (0: back to back).")
 def traffic(target: str, users: int, duration: float | None, requests_: int | None,
-            seed: int, concurrency: int) -> None:
+            seed: int, concurrency: int, think: float) -> None:
     """Drive realistic user flows (register, log in with CSRF, write, read back, search,
     message, ask the slow AI coach)."""
     from shadow.demo.traffic import run_traffic
@@ -72,7 +78,7 @@ def traffic(target: str, users: int, duration: float | None, requests_: int | No
     try:
         report = asyncio.run(run_traffic(target, users=users, requests=requests_,
                                          duration=duration, seed=seed,
-                                         concurrency=concurrency))
+                                         concurrency=concurrency, think=think))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(report.format())

@@ -116,6 +116,8 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 COACH_DELAY = (0.5, 1.5)
+THINK = 0.05
+"""Seconds a simulated user pauses between actions, on average (0: back to back)."""
 """The demo's AI coach waits this long (seconds, low and high): slow, yet a minute's run
 sees a few dozen reflections."""
 
@@ -188,6 +190,7 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
 
 
 async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: int = 7,
+                   think: float = THINK,
                    listen: str = "127.0.0.1:8080", admin_listen: str = "127.0.0.1:8081",
                    keep_running: bool = False, say: Callable[[str], None] = print,
                    until: asyncio.Event | None = None) -> DemoResult:
@@ -232,7 +235,7 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
 
         traffic = asyncio.ensure_future(run_traffic(
             proxy, users=users, duration=duration, seed=seed_value, on_progress=progress,
-            concurrency=min(users, 4)))
+            concurrency=min(users, 4), think=think))
         stop = asyncio.ensure_future((until or asyncio.Event()).wait())
         try:
             await asyncio.wait({traffic, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -165,17 +165,23 @@ class _Runner:
 
 
 async def _group(runner: _Runner, members: list[Actor], crowd: list[Actor],
-                 rng: random.Random) -> None:
-    """Turns of `members`, one request at a time, until the budget is spent. First turns
-    (sign-up or log-in) take `runner.first_turns`: see the module docstring."""
+                 rng: random.Random, think: float = 0.0,
+                 pauses: random.Random | None = None) -> None:
+    """Turns of `members`, one request at a time, until the budget is spent, pausing
+    between turns for 0 .. 2 x `think` seconds (drawn from `pauses`, so the requests are
+    the same whatever the pauses). First turns (sign-up or log-in) take
+    `runner.first_turns`: see the module docstring."""
+    pauses = pauses or random.Random(0)
     try:
         while True:
             actor = rng.choice(members)
             if actor.started:
                 await actors.turn(actor, rng, runner.send, crowd)
-                continue
-            async with runner.first_turns:
-                await actors.start(actor, rng, runner.send, crowd)
+            else:
+                async with runner.first_turns:
+                    await actors.start(actor, rng, runner.send, crowd)
+            if think > 0:
+                await asyncio.sleep(pauses.uniform(0.0, 2 * think))
     except _Done:
         pass
 
@@ -183,10 +189,12 @@ async def _group(runner: _Runner, members: list[Actor], crowd: list[Actor],
 async def run_traffic(base_url: str, *, users: int, requests: int | None = None,
                       duration: float | None = None, seed: int = 0,
                       on_progress: OnProgress | None = None,
-                      concurrency: int = 1) -> TrafficReport:
+                      concurrency: int = 1, think: float = 0.0) -> TrafficReport:
     """Send traffic to `base_url` until `requests` were sent or `duration` seconds have
     passed (whichever comes first), from the admin, alice and `users` new users, in
-    `concurrency` groups sending at the same time (see the module docstring).
+    `concurrency` groups sending at the same time (see the module docstring); each group
+    pauses between turns for `think` seconds on average, as people do (0: back to back,
+    a load test).
 
     `on_progress(call)` runs after every request; if it returns an awaitable, the next
     request of that group waits for it. Raises ValueError for a bad URL, no budget, no
@@ -197,6 +205,8 @@ async def run_traffic(base_url: str, *, users: int, requests: int | None = None,
         raise ValueError("give requests, duration or both")
     if users < 1:
         raise ValueError("users must be at least 1")
+    if think < 0:
+        raise ValueError(f"think must be 0 or more seconds, got {think}")
     crowd = actors.cast(users, seed)
     if not 1 <= concurrency <= len(crowd):
         raise ValueError(f"concurrency must be from 1 to {len(crowd)} (the users and "
@@ -215,12 +225,14 @@ async def run_traffic(base_url: str, *, users: int, requests: int | None = None,
         anonymous = await stack.enter_async_context(session(aiohttp.DummyCookieJar()))
         runner = _Runner(sessions, anonymous, requests, deadline, on_progress)
         if concurrency == 1:
-            await _group(runner, crowd, crowd, random.Random(seed))
+            await _group(runner, crowd, crowd, random.Random(seed), think,
+                         random.Random(f"{seed}/pauses"))
         else:
             async with asyncio.TaskGroup() as group:
                 for k in range(concurrency):
                     group.create_task(_group(runner, crowd[k::concurrency], crowd,
-                                             random.Random(f"{seed}/{k}")))
+                                             random.Random(f"{seed}/{k}"), think,
+                                             random.Random(f"{seed}/{k}/pauses")))
     runner.report.elapsed = loop.time() - started
     return runner.report
 

@@ -54,6 +54,17 @@ async def test_the_seed_fixes_the_requests(tmp_path, aiohttp_server):
     assert first != other
 
 
+async def test_pauses_between_turns_change_no_request(tmp_path, aiohttp_server):
+    async def requests_of(think: float, name: str) -> list[tuple]:
+        server = await _legacy(tmp_path, aiohttp_server, name=name)
+        calls = []
+        await run_traffic(str(server.make_url("/")), users=3, requests=30, seed=4,
+                          on_progress=calls.append, think=think)
+        return [(c.method, c.target, c.body) for c in calls]
+
+    assert await requests_of(0.02, "b.sqlite3") == await requests_of(0.0, "a.sqlite3")
+
+
 async def test_a_duration_ends_the_run(tmp_path, aiohttp_server):
     server = await _legacy(tmp_path, aiohttp_server)
     report = await run_traffic(str(server.make_url("/")), users=2, duration=0.3)
@@ -80,6 +91,8 @@ async def test_bad_arguments_are_refused(url, kwargs):
         await run_traffic(url, users=1, **kwargs)
     with pytest.raises(ValueError):
         await run_traffic("http://127.0.0.1:5100", users=0, requests=1)
+    with pytest.raises(ValueError):
+        await run_traffic("http://127.0.0.1:5100", users=1, requests=1, think=-1)
 
 
 async def test_the_command_line_prints_a_report(tmp_path, aiohttp_server, capsys):
