@@ -205,7 +205,9 @@ class Runtime:
         self.logs = followers({name: cfg.backends[name].log_files for name in BACKENDS})
         for follower in self.logs.values():
             follower.start()
-        self.noise = NoiseModel(min_pairs=cfg.noise.min_pairs, shown=self.privacy.path)
+        self.noise = NoiseModel(
+            min_pairs=cfg.noise.min_pairs, shown=self.privacy.path,
+            min_fresh=cfg.noise.min_fresh if cfg.noise.fresh_values else None)
         self.noise.load(await self.store.get_meta(NOISE_META))
         self.verifier = Verifier(
             metrics=metrics, store=self.store, privacy=self.privacy, rules=rules,

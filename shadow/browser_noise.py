@@ -3,7 +3,8 @@
     GET  /noise            every route with its A/A pairs (or "calibrating"), and each
                            learnt place with its evidence: in how many of the route's pairs
                            it varied, whether it hides differences now, how many it hid;
-                           an accept/reject form per place
+                           an accept/reject form per place; then the route `*`: places
+                           learnt from values drawn fresh per reply, with their evidence
     POST /noise            the form: route, path, state, reason, the session's CSRF token;
                            303 back to the page, or the page with the error
 
@@ -41,6 +42,8 @@ def effect(place: dict[str, Any], pairs: int, calibrating: bool = False) -> str:
         return "compared: rejected"
     if place["hiding"]:
         return "hidden" if place["state"] == ACCEPTED else "hidden until you decide"
+    if place.get("how") == "fresh":
+        return "not hidden: " + (place["refused"] or "evidence incomplete")
     if calibrating:
         return "not hidden yet: calibrating"
     return f"not hidden: varied in fewer than {MIN_SHARE:.0%} of {pairs} pairs"
@@ -80,20 +83,18 @@ def noise_page(listing: list[dict[str, Any]], min_pairs: int, share: float,
                 "calibration needs safe requests (GET, HEAD) to arrive.</p>")
     sections = []
     for r in listing:
+        if r.get("how") == "fresh":
+            sections.append(_fresh_section(r, identity))
+            continue
         pairs = r["pairs"]
         state = (f'<span class="badge bad calibrating">calibrating: {e(pairs)} of '
                  f'{e(min_pairs)} pairs</span>' if r["calibrating"]
                  else f'<span class="badge ok">{e(pairs)} A/A pairs</span>')
         unstable = (f' <span class="badge bad unstable">status varied in {e(r["unstable_status"])}'
                     " pairs: never learnt</span>" if r["unstable_status"] else "")
-        rows = [
-            f'<tr class="place" data-path="{e(p["path"])}"><td><code>{e(p["path"])}</code></td>'
-            f'<td class="kind">{e(p["kind"])}</td>'
-            f'<td class="num varied">{e(p["varied"])} of {e(pairs)} ({p["share"]:.0%})</td>'
-            f'<td><span class="badge state {_BADGE.get(p["state"], "")}">{e(p["state"])}'
-            f'</span></td><td class="effect">{e(effect(p, pairs, r["calibrating"]))}</td>'
-            f'<td class="num hidden">{e(p["hidden"])}</td>'
-            f'<td>{_form(r["route"], p, identity)}</td></tr>' for p in r["places"]]
+        rows = [_row(r["route"], p, f'<td class="num varied">{e(p["varied"])} of {e(pairs)} '
+                     f'({p["share"]:.0%})</td>', effect(p, pairs, r["calibrating"]), identity)
+                for p in r["places"]]
         head = ("place", "kind", "varied in", "state", "now", "differences hidden", "decide")
         sections.append(
             f'<section class="route" data-route="{e(r["route"])}"><h2>{e(r["route"])} '
@@ -101,6 +102,32 @@ def noise_page(listing: list[dict[str, Any]], min_pairs: int, share: float,
             + table(head, rows, "Nothing varied between its two replies.") + "</section>")
     return (f"{alert}<h1>Learnt noise</h1>{intro}<div class=\"links\">JSON: "
             '<a href="/api/noise">/api/noise</a></div>' + "".join(sections))
+
+
+def _row(route: str, p: dict[str, Any], evidence: str, now: str,
+         identity: Identity | None) -> str:
+    """One learnt place: path, kind, the `evidence` cell, state, what it does `now`, how
+    many differences it hid, and the form to decide it."""
+    return (f'<tr class="place" data-path="{e(p["path"])}"><td><code>{e(p["path"])}</code></td>'
+            f'<td class="kind">{e(p["kind"])}</td>{evidence}'
+            f'<td><span class="badge state {_BADGE.get(p["state"], "")}">{e(p["state"])}'
+            f'</span></td><td class="effect">{e(now)}</td>'
+            f'<td class="num hidden">{e(p["hidden"])}</td>'
+            f'<td>{_form(route, p, identity)}</td></tr>')
+
+
+def _fresh_section(r: dict[str, Any], identity: Identity | None) -> str:
+    """The places learnt on every route from values the primary draws fresh per reply."""
+    rows = [_row(r["route"], p, f'<td class="evidence">{e(p["evidence"])}</td>', effect(p, 0),
+                 identity) for p in r["places"]]
+    head = ("place", "kind", "evidence", "state", "now", "differences hidden", "decide")
+    return (f'<section class="route fresh" data-route="{e(r["route"])}"><h2>{e(r["route"])} '
+            '<span class="badge mode">every route: values drawn fresh per reply</span></h2>'
+            "<p class=\"muted\">Learnt without a second request: the primary's values at the "
+            "place are tokens of one shape that never repeat, a repeated request got a new "
+            "one, and the shadow's differ in the same shape. Hidden only where both values "
+            "have that shape, in the status classes it was seen in.</p>"
+            + table(head, rows, "") + "</section>")
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:

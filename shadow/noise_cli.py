@@ -1,6 +1,7 @@
 """`shadow noise`: what A/A calibration learnt, and the operator's word on it.
 
     shadow noise list                                  routes, calibration, learnt places
+                                                       (route `*`: values fresh per reply)
     shadow noise accept ROUTE PATH --reason T          keep hiding it (audit-logged)
     shadow noise reject ROUTE PATH --reason T          compare it again (audit-logged)
 
@@ -31,6 +32,13 @@ def list_command(admin: _Admin) -> None:
     if not answer["routes"]:
         click.echo("no A/A pairs yet: calibration needs safe requests (GET, HEAD) to arrive")
     for route in answer["routes"]:
+        if route.get("how") == "fresh":
+            click.echo(f"{route['route']}  every route: values drawn fresh per reply")
+            for place in route["places"]:
+                click.echo(f"    {place['state']:<9} {place['path']}  ({place['evidence']}; "
+                           + (f"hides it, {place['hidden']} hidden)" if place["hiding"]
+                              else "not hidden)"))
+            continue
         state = (f"calibrating ({route['pairs']} of {answer['min_pairs']} pairs)"
                  if route["calibrating"] else f"{route['pairs']} pairs")
         click.echo(f"{route['route']}  {state}"

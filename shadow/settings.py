@@ -185,11 +185,16 @@ class MirrorSettings(_Model):
 class NoiseSettings(_Model):
     """A/A calibration: safe exchanges are sent a second time to the primary's build (all
     of a route's until it has `min_pairs` pairs, then a `share` of them; 0 turns it off),
-    and what differs between the two replies is learnt as noise for the route."""
+    and what differs between the two replies is learnt as noise for the route.
+    `fresh_values` also learns, without any second request, the places where the
+    primary's replies carry a value drawn fresh for each one (a CSRF token, an error id:
+    shadow.compare.fresh), once `min_fresh` of its values are seen."""
 
     share: Annotated[float, Field(ge=0, le=1)] = 0.1
     methods: list[str] = ["GET", "HEAD"]
     min_pairs: Count = 5
+    fresh_values: bool = True
+    min_fresh: Count = 5
 
 
 class Scrubber(_Model):

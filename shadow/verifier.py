@@ -19,6 +19,7 @@ from typing import Any
 
 from shadow.compare import compare_replies
 from shadow.backend_logs import LogFollower
+from shadow.compare.fresh import request_key
 from shadow.compare.noise import NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.replies import ReplyDiff
@@ -241,7 +242,10 @@ class Verifier:
             primary, shadow, self.rules_at_lag(pair.policy))
         replied, noise = result.differences, 0
         if self.noise is not None:
-            replied, noise = self.noise.split(f"{ex.method} {ex.route}", replied)
+            key = f"{ex.method} {ex.route}"
+            self.noise.observe_compared(key, primary.status, replied, lambda: request_key(
+                ex.method, ex.target, ex.body, ex.headers))
+            replied, noise = self.noise.split(key, replied, primary.status)
             if noise:
                 self.metrics.noise.labels(ex.route, ex.method).inc(noise)
         differences = replied + differences

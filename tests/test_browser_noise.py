@@ -50,13 +50,13 @@ def browse(base: str) -> dict[str, str]:
     pages: dict[str, str] = {}
     try:
         log_in(driver, base, VIEWER_TOKEN)
-        assert driver.find_element(By.ID, "noise-pending").text == "4 to confirm"
+        assert driver.find_element(By.ID, "noise-pending").text == "5 to confirm"
         click_and_wait(driver, driver.find_element(By.ID, "noise-link"), "/noise")
         pages["noise"] = driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "browser-noise.png"))
         sections = driver.find_elements(By.CSS_SELECTOR, "section.route")
         assert [s.get_attribute("data-route") for s in sections] == [
-            "GET /api/plan", "GET /api/session"]
+            "GET /api/plan", "GET /api/session", "*"]
         for path in ("$.csrf_token", "$.views"):
             cells = place(path).find_elements(By.TAG_NAME, "td")
             assert re.fullmatch(r"(\d+) of \1 \(100%\)", cells[2].text), cells[2].text
@@ -81,7 +81,7 @@ def browse(base: str) -> dict[str, str]:
         decide("$.views", "accept", "a view counter")
         cells = place("$.views").find_elements(By.TAG_NAME, "td")
         assert (cells[3].text, cells[4].text) == ("accepted", "hidden")
-        assert driver.find_element(By.ID, "noise-pending").text == "2 to confirm"
+        assert driver.find_element(By.ID, "noise-pending").text == "3 to confirm"
         pages["decided"] = driver.page_source
         return pages
     finally:

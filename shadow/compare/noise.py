@@ -11,7 +11,10 @@ A place that varied is *learnt*; once it varied in at least half of the route's 
 (`MIN_SHARE`: a token or a counter varies in all of them, the mark of a write that
 happened between two probes in few) it hides differences at itself and below it,
 counted as noise, not dropped silently. The operator confirms it (*accepted*) or refuses it
-(*rejected*: compared again, whatever the calibration says). Only what the primary's
+(*rejected*: compared again, whatever the calibration says; a place rejected on a route
+is compared there even where values drawn fresh per reply are learnt at it, see
+shadow.compare.fresh, which learns without a second request and is listed under the
+route `*`). Only what the primary's
 build does by itself is ever learnt, so a difference the primary never produces alone is
 never hidden. Status changes are never learnt: a route whose status varies between two
 identical requests is listed as unstable instead.
@@ -28,11 +31,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shadow.compare.fresh import ACCEPTED, ANY_ROUTE, LEARNT, REJECTED, FreshPlace, FreshValues
 from shadow.verdict import Difference, Kind, signature_path
 
 META = "noise"
 """The state store's meta key for what was learnt (kept across restarts)."""
-LEARNT, ACCEPTED, REJECTED = "learnt", "accepted", "rejected"
 STATES = (LEARNT, ACCEPTED, REJECTED)
 _LEARNABLE = frozenset({Kind.BODY, Kind.HEADER})
 MIN_SHARE = 0.5
@@ -74,14 +77,28 @@ class RouteNoise:
 
 
 class NoiseModel:
-    """What varies by itself, per route; `min_pairs` A/A pairs end a route's calibration."""
+    """What varies by itself, per route; `min_pairs` A/A pairs end a route's calibration.
+    `fresh` holds the places learnt without a second request, from values the primary
+    draws fresh for every reply (shadow.compare.fresh), listed under the route `*`;
+    None when that learning is off."""
 
     def __init__(self, *, min_pairs: int = 5, max_places: int = 200,
-                 shown: Callable[[Difference], str] = lambda d: d.path) -> None:
+                 shown: Callable[[Difference], str] = lambda d: d.path,
+                 min_fresh: int | None = 5) -> None:
         self.min_pairs = min_pairs
         self.max_places = max_places
         self.shown = shown
         self._routes: dict[str, RouteNoise] = {}
+        self.fresh = (FreshValues(min_seen=min_fresh, max_places=max_places, shown=shown)
+                      if min_fresh is not None else None)
+
+    def observe_compared(self, route: str, status: int, differences: Iterable[Difference],
+                         request: Callable[[], bytes]) -> None:
+        """One compared pair of `route` (`status`: the primary's) and its reply
+        differences, as evidence of values drawn fresh per reply; `request()` gives the
+        bytes that identify its input (shadow.compare.fresh.request_key)."""
+        if self.fresh is not None:
+            self.fresh.observe(route, status, differences, request)
 
     def observe(self, route: str, differences: Iterable[Difference]) -> None:
         """One A/A pair of `route` and the differences between its two replies."""
@@ -117,15 +134,30 @@ class NoiseModel:
             place.hides and noise.pairs >= self.min_pairs
             and place.varied >= noise.pairs * MIN_SHARE)
 
-    def split(self, route: str,
-              differences: tuple[Difference, ...]) -> tuple[tuple[Difference, ...], int]:
-        """(differences kept, how many were noise) for one comparison of `route`."""
-        noise = self._routes.get(route)
-        if noise is None or not differences:
+    def split(self, route: str, differences: tuple[Difference, ...],
+              status: int = 200) -> tuple[tuple[Difference, ...], int]:
+        """(differences kept, how many were noise) for one comparison of `route` whose
+        primary answered `status`."""
+        if not differences:
             return differences, 0
+        kept = self._split_pairs(route, differences)
+        if self.fresh is not None and self.fresh.places:
+            noise = self._routes.get(route)
+            rejected = {p for p, place in noise.places.items()
+                        if place.state == REJECTED} if noise is not None else set()
+            kept = tuple(d for d in kept if (rejected and rejected.intersection(
+                ancestors(signature_path(self.shown(d))))) or not self.fresh.hides(d, status))
+        return kept, len(differences) - len(kept)
+
+    def _split_pairs(self, route: str,
+                     differences: tuple[Difference, ...]) -> tuple[Difference, ...]:
+        """The differences that no place learnt from the route's A/A pairs hides."""
+        noise = self._routes.get(route)
+        if noise is None:
+            return differences
         hiding = {p: place for p, place in noise.places.items() if self._hiding(noise, place)}
         if not hiding:
-            return differences, 0
+            return differences
         kept = []
         for d in differences:
             place = None
@@ -136,12 +168,17 @@ class NoiseModel:
                 kept.append(d)
             else:
                 place.hidden += 1
-        return tuple(kept), len(differences) - len(kept)
+        return tuple(kept)
 
-    def decide(self, route: str, path: str, state: str) -> NoisyPlace:
-        """Accept or reject one learnt place; raises KeyError when it was never learnt."""
+    def decide(self, route: str, path: str, state: str) -> NoisyPlace | FreshPlace:
+        """Accept or reject one learnt place (route `*`: one learnt from fresh values);
+        raises KeyError when it was never learnt."""
         if state not in (ACCEPTED, REJECTED):
             raise ValueError(f"state must be {ACCEPTED!r} or {REJECTED!r}: {state!r}")
+        if route == ANY_ROUTE:
+            if self.fresh is None:
+                raise KeyError(path)
+            return self.fresh.decide(path, state)
         place = self._routes[route].places[path]
         place.state = state
         return place
@@ -149,34 +186,48 @@ class NoiseModel:
     def pending(self) -> int:
         """Learnt places that hide differences and wait for the operator's word."""
         return sum(1 for n in self._routes.values() for p in n.places.values()
-                   if p.state == LEARNT and self._hiding(n, p))
+                   if p.state == LEARNT and self._hiding(n, p)) + (
+            self.fresh.pending() if self.fresh is not None else 0)
 
     def listing(self) -> list[dict[str, Any]]:
         """Every route with its calibration state and learnt places, for API, CLI and
         browser: how often each place varied, whether it hides differences now and how
-        many it has hidden."""
+        many it has hidden. The route `*`, when present, lists the places learnt from
+        fresh values (`how`: "fresh"; `varied`: primary values seen), with their evidence."""
         out = []
         for route, noise in sorted(self._routes.items()):
             out.append({
-                "route": route, "pairs": noise.pairs,
+                "route": route, "how": "a/a", "pairs": noise.pairs,
                 "calibrating": noise.pairs < self.min_pairs,
                 "unstable_status": noise.unstable_status,
-                "places": [{"path": p.path, "kind": p.kind, "varied": p.varied,
+                "places": [{"path": p.path, "kind": p.kind, "how": "a/a", "varied": p.varied,
                             "share": round(p.varied / noise.pairs, 3), "state": p.state,
                             "hiding": self._hiding(noise, p), "hidden": p.hidden}
                            for p in sorted(noise.places.values(), key=lambda p: p.path)],
             })
+        if self.fresh is not None and self.fresh.places:
+            places = self.fresh.listing()
+            out.append({"route": ANY_ROUTE, "how": "fresh", "pairs": 0,
+                        "calibrating": not any(p["hiding"] for p in places),
+                        "unstable_status": 0, "places": places})
         return out
 
     def saved(self) -> dict[str, Any]:
         """What the state store keeps across restarts."""
-        return {route: {"pairs": n.pairs, "unstable_status": n.unstable_status,
-                        "places": [[p.path, p.kind, p.varied, p.state, p.hidden]
-                                   for p in n.places.values()]}
-                for route, n in self._routes.items()}
+        saved = {route: {"pairs": n.pairs, "unstable_status": n.unstable_status,
+                         "places": [[p.path, p.kind, p.varied, p.state, p.hidden]
+                                    for p in n.places.values()]}
+                 for route, n in self._routes.items()}
+        if self.fresh is not None and self.fresh.places:
+            saved[ANY_ROUTE] = self.fresh.saved()
+        return saved
 
     def load(self, saved: dict[str, Any] | None) -> None:
         for route, data in (saved or {}).items():
+            if route == ANY_ROUTE:
+                if self.fresh is not None:
+                    self.fresh.load(data)
+                continue
             places = {}
             for path, kind, varied, state, *hidden in data.get("places", []):
                 places[path] = NoisyPlace(path, kind, varied,

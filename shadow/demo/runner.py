@@ -59,6 +59,8 @@ class DemoResult:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     requests: int = 0
     urls: dict[str, str] = field(default_factory=dict)
+    fresh: list[dict] = field(default_factory=list)
+    """Places learnt from values the builds draw fresh per reply (shadow.compare.fresh)."""
 
 
 def check_free(address: str) -> None:
@@ -178,6 +180,8 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
                 result.rows.setdefault(sample.labels["table"], {})[sample.labels["kind"]] = \
                     int(sample.value)
     result.signatures = await runtime.store.signatures(limit=top)
+    fresh = runtime.noise.fresh if runtime.noise is not None else None
+    result.fresh = fresh.listing() if fresh is not None else []
     result.findings, found = await queries.listing(runtime.store, queries.Query(limit=top),
                                                    time.time())
     counted = await runtime.store.rows("SELECT count(*) AS n FROM signatures")
@@ -310,6 +314,11 @@ def summary(result: DemoResult) -> str:
         lines.append("\nrow mismatches by table (what each request wrote, compared):")
         for table, kinds in sorted(result.rows.items()):
             lines.append(f"  {table:<18} " + "  ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    learnt = [p for p in result.fresh if p["hiding"]]
+    if learnt:
+        lines.append("\nlearnt as drawn fresh per reply (no rule, no second request; "
+                     "`shadow noise list`): " + ", ".join(
+                         f"{p['path']} ({p['hidden']} hidden)" for p in learnt))
     if not result.signatures:
         lines.append("\nno mismatches: the candidate answered and wrote like the legacy build.")
         return "\n".join(lines)

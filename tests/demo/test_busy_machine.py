@@ -5,9 +5,9 @@ replays each write later than the primary served it (the client waits for the pr
 only) and every "now" each build stamps differs by that lag. The demo's config holds no
 timestamp tolerance and no ignore rule: timestamps are compared by meaning, salted
 password hashes by scheme. What the demo's own faithful-port test leaves out is left out
-here the same way (tests/demo/test_through_proxy.py `_flagged`: the random `$.error_id`
-and `$.csrf_token` A/A calibration cannot learn in a short run, and audit rows that reads
-write). The replay-lag metric, read from /metrics while the traffic runs, shows how far
+here the same way (tests/demo/test_through_proxy.py `_flagged`: audit rows that reads
+write, and the random `$.error_id` and `$.csrf_token` during the cold start of their
+learning as values drawn fresh per reply; were they not learnt, they would be flagged). The replay-lag metric, read from /metrics while the traffic runs, shows how far
 behind the shadow was.
 """
 

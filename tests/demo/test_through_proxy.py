@@ -1,7 +1,9 @@
 """Each classic migration bug, switched on alone, is reported by the proxy on exactly the
-routes it touches; with no bug on, the proxy reports nothing but the random values both
-builds put in replies (error ids, CSRF tokens: `RANDOM_PATHS`). Audit rows written by
-reads are charged to the next write, so their place is not checked (`_late`).
+routes it touches; with no bug on, the proxy reports nothing. The random values both
+builds put in replies (error ids, CSRF tokens) are learnt from the traffic as drawn fresh
+per reply (shadow.compare.fresh): they are mismatches during that learning's cold start
+only (`_fresh`). Audit rows written by reads are charged to the next write, so their place
+is not checked (`_late`).
 
 Row verification is on, as in `shadow demo`: a bug is also caught at the write that
 stored it wrong (`Bug.acts_on`), not only where a later reply shows it."""
@@ -11,12 +13,13 @@ from __future__ import annotations
 import pytest
 
 from shadow.demo.bugs import BUGS
+from shadow.settings import NoiseSettings
 from shadow.demo.runner import DemoResult, collect, demo_stack
 from shadow.demo.traffic import run_traffic
 from shadow.verdict import Comparison
-from tests.demo.unlearnt import RANDOM_PATHS
 
 REQUESTS = 320
+MIN_FRESH = NoiseSettings().min_fresh
 """The demo's config holds no comparison rule: the shadow serves each request after the
 primary, by seconds on a loaded machine, and each build stamps rows with its own clock
 (timestamps are compared by meaning) and salts its password hashes (compared by scheme),
@@ -46,11 +49,18 @@ def _late(signature: dict) -> bool:
         and signature["path"].startswith("$.actions"))
 
 
+def _fresh(result: DemoResult) -> set[str]:
+    """The places learnt as drawn fresh per reply that hide differences now; their
+    mismatches are those of the learning's cold start (`test_the_random_values_...`)."""
+    return {p["path"] for p in result.fresh if p["hiding"]}
+
+
 def _flagged(result: DemoResult) -> set[str]:
-    """Routes with a shadow error or a difference that is neither noise nor late."""
+    """Routes with a shadow error or a difference that is neither learnt noise nor late."""
     errors = {route for route, row in result.verdicts.items() if row.get("shadow_error")}
+    fresh = _fresh(result)
     return errors | {f"{s['method']} {s['route']}" for s in result.signatures
-                     if s["path"] not in RANDOM_PATHS and not _late(s)}
+                     if s["path"] not in fresh and not _late(s)}
 
 
 async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
@@ -59,6 +69,25 @@ async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
                    for row in result.verdicts.values())
     assert compared >= REQUESTS - 10, result.verdicts  # nearly every exchange compared
     assert _flagged(result) == set(), result.signatures[:5]
+    assert _fresh(result) == {"$.csrf_token", "$.error_id"}, result.fresh
+
+
+async def test_the_random_values_of_a_faithful_port_are_learnt_after_a_short_cold_start(
+        pg_dsn, tmp_path):
+    """The fresh CSRF token of every `GET /api/csrf` and the random `error_id` of every
+    error reply (which writes an audit row, so A/A calibration never sends it twice) are
+    learnt from the traffic with no rule: after a few mismatches each, while the evidence
+    gathers (`noise.min_fresh` values and a repeated request or three routes), every later
+    difference there is hidden and counted as noise."""
+    result = await _run(pg_dsn, tmp_path, "none")
+    places = {p["path"]: p for p in result.fresh}
+    cold = 2 * MIN_FRESH
+    for path in ("$.csrf_token", "$.error_id"):
+        place = places[path]
+        assert place["hiding"] and place["how"] == "fresh" and place["hidden"] > 0, place
+        mismatched = sum(s["count"] for s in result.signatures if s["path"] == path)
+        assert mismatched <= cold, (path, mismatched, place)
+    assert len(places["$.error_id"]["routes"]) >= 3
 
 
 # After a burnt users id the legacy and candidate user ids differ by one. The session
@@ -114,14 +143,15 @@ async def test_a_cascading_bug_is_still_caught_where_it_happens(pg_dsn, tmp_path
 async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path):
     result = await _run(pg_dsn, tmp_path, "lost_commit")
     assert result.rows.get("journal_entries", {}).get("row_missing", 0) > 0
+    fresh = _fresh(result)
     [row] = [s for s in result.signatures if s["route"] == "/api/journal"
-             and s["method"] == "POST" and not _late(s) and s["path"] not in RANDOM_PATHS]
+             and s["method"] == "POST" and not _late(s) and s["path"] not in fresh]
     assert row["kind"] == "row_missing" and row["path"] == "journal_entries[*]"
     # the reply itself looked right: no body or status difference on that route but
-    # the random error ids of refused writes
+    # the random error ids of refused writes while they were being learnt
     assert not [s for s in result.signatures if s["route"] == "/api/journal"
                 and s["method"] == "POST" and s["kind"] in ("body", "status")
-                and s["path"] not in RANDOM_PATHS]
+                and s["path"] not in fresh]
 
 
 async def test_a_faithful_port_writes_the_same_rows(pg_dsn, tmp_path):

@@ -147,6 +147,17 @@ async def prepare(database: str) -> None:
             await conn.close()
 
 
+async def sqlite_databases(tmp_path) -> list[str]:
+    """Two empty SQLite databases (legacy, candidate) with the schema, as URLs."""
+    databases = []
+    for name in ("legacy", "candidate"):
+        path = tmp_path / f"{name}.db"
+        path.touch()
+        databases.append(f"sqlite:///{path}")
+        await prepare(databases[-1])
+    return databases
+
+
 def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
                candidate_db: str, **extra):
     data = {
