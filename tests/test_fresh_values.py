@@ -1,11 +1,13 @@
 """Values drawn fresh per reply, learnt through a real proxy from the traffic alone: a
 token in a read's reply and a random error id in the error reply of a write that writes an
 audit row. No comparison rule is configured and nothing is sent twice; after the cold start
-neither place makes a mismatch, while a real change in the same replies is still caught."""
+neither place makes a mismatch, while a real change in the same replies is still caught,
+and so is a value that looks random but is the same for the same input."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 
 import aiohttp
@@ -27,7 +29,9 @@ DB = web.AppKey("db", aiosqlite.Connection)
 def build(database: str, plan: str) -> web.Application:
     """GET /api/token: a fresh token and the plan (`plan` differs on the candidate: a real
     bug). POST /api/notes: an empty text is refused with a random error id, and the
-    refusal is audited (a row written); otherwise the note is stored."""
+    refusal is audited (a row written); otherwise the note is stored. GET /api/share/{id}:
+    a code derived from the id, salted with `plan` (so wrong on the candidate: a value
+    that looks random but is stable for the same input)."""
     app = web.Application()
 
     async def connect(app):
@@ -50,7 +54,12 @@ def build(database: str, plan: str) -> web.Application:
 
     app.cleanup_ctx.append(connect)
     app.router.add_get("/api/token", token)
+    async def share(request):
+        code = hashlib.sha256(f"{plan}:{request.match_info['id']}".encode()).hexdigest()
+        return web.json_response({"code": code[:20]})
+
     app.router.add_post("/api/notes", note)
+    app.router.add_get("/api/share/{id}", share)
     return counting(app)
 
 
@@ -65,7 +74,8 @@ async def test_fresh_values_are_learnt_without_a_rule_or_a_second_request(
         "backends": {"legacy": {"url": str(legacy.make_url("")), "database": databases[0]},
                      "candidate": {"url": str(candidate.make_url("")),
                                    "database": databases[1]}},
-        "routes": [{"template": "/api/token"}, {"template": "/api/notes"}],
+        "routes": [{"template": "/api/token"}, {"template": "/api/notes"},
+                   {"template": "/api/share/{id}"}],
         "store": {"path": str(tmp_path / "state.db")},
         "noise": {"share": 0.0, "min_fresh": 6},  # no A/A probe: nothing is sent twice
     })
@@ -79,7 +89,9 @@ async def test_fresh_values_are_learnt_without_a_rule_or_a_second_request(
                 assert reply.status == 200
             async with http.post(proxy_url(runtime, "/api/notes"), json={"text": ""}) as reply:
                 assert reply.status == 422
-            sent += 2
+            async with http.get(proxy_url(runtime, f"/api/share/{sent // 3 % 3}")) as reply:
+                assert reply.status == 200
+            sent += 3
         await settle(runtime, sent)
 
     async with running(config) as runtime, aiohttp.ClientSession() as http:
@@ -103,6 +115,7 @@ async def test_fresh_values_are_learnt_without_a_rule_or_a_second_request(
 
     # the real change is caught in every reply, the fresh values only in the cold start
     assert after["$.plan"] == before["$.plan"] + 12
+    assert after["$.code"] == before["$.code"] + 12 == 20  # stable per id: never learnt
     assert after["$.token"] == before["$.token"] <= 6
     assert after["$.error_id"] == before["$.error_id"] <= 6
     assert noise >= 12
@@ -112,8 +125,10 @@ async def test_fresh_values_are_learnt_without_a_rule_or_a_second_request(
     assert places["$.error_id"]["classes"] == {"4xx": 22}
     assert places["$.token"]["shape"] == "24 base64url characters"
     assert "$.plan" not in places
+    assert places["$.code"]["refused"] == "a value was seen twice"
     # nothing was sent twice: the refused write was audited once per client request
-    assert legacy.app[HITS] == {"/api/token": 22, "/api/notes": 22}
+    assert legacy.app[HITS] == {"/api/token": 22, "/api/notes": 22,
+                                **{f"/api/share/{i}": n for i, n in enumerate((8, 7, 7))}}
     assert len(await rows_of(databases[0], "audit")) == 22
     assert listed.exit_code == 0, listed.output
     assert "learnt    $.error_id" in listed.output and "none seen twice" in listed.output
