@@ -26,15 +26,18 @@ from dataclasses import dataclass, replace
 from shadow.tasks import cancelled
 from shadow.rows.keymap import Pair
 from shadow.rows.live import RowState
-from shadow.rows.stream import PRIMARY, SHADOW, Settled, Stream
 from shadow.verdict import Difference, RowChange
 from shadow.writes.causality import Ticket
 from shadow.writes.groups import Group, Groups, Member
 from shadow.writes.hold import Hold
 from shadow.writes.outside import OutsideWrites
+from shadow.writes.reconcile import Reconcile
+from shadow.writes.streamed import Streams
 from shadow.writes.windows import SQLITE_CLOCK, Clock, Learnt, Side, Window
 
 log = logging.getLogger("shadow.writes")
+RECONCILE_WAIT = 2.0
+"""Seconds a verdict with one-sided rows waits for their twins in another group."""
 KEY_WAIT = 1.0
 """Seconds a shadow request waits at most for the key pairs of the writes it follows."""
 
@@ -87,6 +90,7 @@ class Attribution:
 
     def __init__(self, *, rows: RowState, hold: Hold | None, outside: OutsideWrites,
                  max_group: int, timeout: float, tick: float, stream_limit: int = 4096,
+                 reconcile_wait: float = RECONCILE_WAIT,
                  raised: Callable[[str, BaseException], None],
                  primary: Callable[[], str],
                  on_counted: Callable[[str, int], None] | None = None,
@@ -96,7 +100,6 @@ class Attribution:
         self.hold = hold
         self.outside = outside
         self.timeout = timeout
-        self.stream_limit = stream_limit
         self.tick = tick
         self.raised = raised
         self.primary = primary
@@ -105,9 +108,10 @@ class Attribution:
         self.on_expired = on_expired or (lambda wait: None)
         self.keys_expired = 0
         self.groups = Groups(max_members=max_group, on_final=self._final,
-                             on_stream=self._streamed)
-        self.streams: dict[tuple[str, str], Stream] = {}
-        self.mode_changed = 0  # changes of overflowed groups whose exchanges changed roles
+                             on_stream=lambda *change: self.streams.add(*change))
+        self.streams = Streams(rows, self.groups, stream_limit)
+        self.reconcile = Reconcile(wait=reconcile_wait, matcher=rows.matcher,
+                                   clock=time.monotonic)
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
@@ -139,6 +143,7 @@ class Attribution:
     async def stop(self) -> None:
         await cancelled(*self._tasks)
         self._tasks.clear()
+        self.reconcile.flush()
 
     # --- the proxy's side ----------------------------------------------------------------
 
@@ -271,7 +276,7 @@ class Attribution:
         if group.overflow:
             self._count(members, grouped=True)
             for member, name in zip(members, names, strict=True):
-                self._hand(member, self._settled(member, name))
+                self._offer([(member, self.streams.rows_of(member, name))])
             return
         mirrored = [m for m in members if m.pair is not None]
         roles = {(m.primary, m.shadow) for m in mirrored}
@@ -297,56 +302,8 @@ class Attribution:
         rows = GroupRows(p_rows, s_rows, differences, result.normalised, len(members), names,
                          pairs=tuple(result.new_pairs))
         self._count(members)
-        for index, member in enumerate(mirrored):
-            self._hand(member, rows if index == 0 else replace(rows, counts_rows=False))
-
-    # --- groups too large to compare as a whole ----------------------------------------
-
-    def _streamed(self, backend: str, seq: int, change: RowChange, flows: tuple[int, ...]
-                  ) -> None:
-        """A change of an overflowed group: into the stream of its members' roles."""
-        members = [m for m in map(self.groups.member, flows) if m is not None]
-        mirrored = [m for m in members if m.pair is not None and m.shadow is not None]
-        if not mirrored:
-            if members and backend == members[0].primary:
-                self.rows.diverge(f"{members[0].route} wrote rows the shadow never received")
-            return
-        roles = (mirrored[0].primary, mirrored[0].shadow)
-        if backend not in roles or any((m.primary, m.shadow) != roles for m in mirrored):
-            self.mode_changed += 1  # its exchanges ran in two modes: no side to pair it on
-            return
-        stream = self.streams.get(roles)  # type: ignore[call-overload]
-        if stream is None:
-            stream = self.streams[roles] = Stream(self.rows.matcher(*roles),  # type: ignore
-                                                  limit=self.stream_limit)
-        side = PRIMARY if backend == roles[0] else SHADOW
-        stream.add(side, seq, change, [m.flow for m in members])
-
-    def _settled(self, member: Member, name: str) -> GroupRows:
-        """What `member`'s end settled in the streams: its leftovers diffed, the key pairs
-        its changes made."""
-        settled = Settled()
-        for stream in self.streams.values():
-            found = stream.release(member.flow)
-            settled.pairs += found.pairs
-            settled.primary += found.primary
-            settled.shadow += found.shadow
-            settled.verified += found.verified
-        if member.pair is None or member.shadow is None:
-            return GroupRows(members=0, names=(name,), pairs=tuple(settled.pairs))
-        differences: tuple[Difference, ...] = ()
-        normalised = 0
-        pairs = list(settled.pairs)
-        if settled.primary or settled.shadow:
-            result = self.rows.diff(member.primary, tuple(settled.primary), member.shadow,
-                                    tuple(settled.shadow))
-            note = ("verified change by change among overlapping writes; charged to "
-                    f"{name}, one of the writes that could have made it")
-            differences = tuple(replace(d, detail=f"{d.detail}; {note}" if d.detail else note)
-                                for d in result.differences)
-            normalised, pairs = result.normalised, pairs + list(result.new_pairs)
-        return GroupRows(tuple(settled.primary), tuple(settled.shadow), differences,
-                         normalised, members=0, names=(name,), pairs=tuple(pairs))
+        self._offer([(member, rows if index == 0 else replace(rows, counts_rows=False))
+                     for index, member in enumerate(mirrored)])
 
     def _count(self, members: list[Member], grouped: bool = False) -> None:
         """Count the writes among `members`: exact when alone, else grouped (`grouped`:
@@ -361,18 +318,31 @@ class Attribution:
             self.grouped += writes
         self.on_counted("exact" if exact else "group", writes)
 
+    def _offer(self, handed: list[tuple[Member, GroupRows]]) -> None:
+        """Hand verdicts with rows through the reconciliation of one-sided rows."""
+        for member, _ in handed:
+            self._done_with(member)
+        mirrored = [(m.pair, rows) for m, rows in handed if m.pair is not None]
+        if mirrored:
+            first = handed[0][0]
+            self.reconcile.offer((first.primary, first.shadow or ""), mirrored)
+
     def _hand(self, member: Member, rows: GroupRows) -> None:
+        self._done_with(member)
+        if member.pair is not None:
+            member.pair.set_rows(rows)
+
+    def _done_with(self, member: Member) -> None:
         self._since.pop(member.flow, None)
         self.writes_waiting.discard(member.flow)
         for index, flow in list(self._unconcluded.items()):
             if flow == member.flow:
                 del self._unconcluded[index]
-        if member.pair is not None:
-            member.pair.set_rows(rows)
 
     def _expire(self) -> None:
         """Pairs whose group is not final after `timeout`: concluded without rows."""
         self._expired_at = time.monotonic()
+        self.reconcile.due()
         limit = self._expired_at - self.timeout
         for flow, since in list(self._asked.items()):
             if since < limit:  # dropped while it waited
@@ -380,8 +350,7 @@ class Attribution:
         for flow, since in list(self._since.items()):
             if since < limit:
                 member = self.groups.member(flow)
-                for stream in self.streams.values():
-                    stream.release(flow)
+                self.streams.release(flow)
                 if member is not None:
                     self._hand(member, GroupRows(skipped="rows_not_attributed_in_time"))
                 else:
@@ -397,7 +366,5 @@ class Attribution:
         return {"writes_exact": self.exact, "writes_grouped": self.grouped,
                 "waits_expired": self.keys_expired,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
-                "changes_unpaired": sum(s.unpaired(side) for s in self.streams.values()
-                                        for side in (PRIMARY, SHADOW)),
-                "changes_dropped": sum(s.dropped for s in self.streams.values()),
+                **self.streams.status(), "rows_reconciled": self.reconcile.reconciled,
                 "outside": self.outside.status()}

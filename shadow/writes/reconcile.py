@@ -1,0 +1,168 @@
+"""One-sided rows whose twin another group holds, reconciled before they are reported.
+
+Attribution places each change among the windows that may hold it, separately on each
+backend. When the two placements disagree (a read that writes an audit row only on its
+error path overlapped a write on one side and nothing on the other, say), the row lands
+in one group on the primary and in another on the shadow: each group alone shows it as
+`row_missing` or `row_extra`, though both databases wrote it. So a verdict whose rows
+differ only by such one-sided rows is held for `wait` seconds; a one-sided row of one
+held verdict that has a twin among the opposite one-sided rows of another (compared as
+the stream compares them: content for inserts, the row for updates and deletes) is no
+difference in either, and its key pair is learnt. A verdict left with no one-sided row
+is delivered at once; the others when their wait is over. Only the verdict waits: the
+writes' own bookkeeping (key waits, mode changes) does not.
+
+A one-sided row also moved its table's sequence anchor (see `shadow.rows.sequences`), so
+the key differences ("key: the shadow was expected to use ...") of that table in the
+verdicts concluded around it are suspect: a verdict with key differences is held too,
+and once a one-sided row of that table is reconciled, the key differences of that table
+held at that moment are dropped as well. A burnt sequence value with no such row nearby
+is still reported, once the wait is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shadow.rows.match import ChangeMatcher
+from shadow.rows.model import fold
+from shadow.rows.netchange import key_text
+from shadow.verdict import Difference, Kind, RowChange
+
+ONE_SIDED = (Kind.ROW_MISSING, Kind.ROW_EXTRA)
+
+
+@dataclass(slots=True, eq=False)
+class Held:
+    """Verdicts sharing one set of row differences, waiting for twins of their
+    one-sided rows: (difference, change, primary side?) each."""
+
+    deliveries: list[tuple[Any, Any]]  # (Pair, GroupRows)
+    roles: tuple[str, str]
+    sided: list[tuple[Difference, RowChange, bool]]
+    deadline: float
+    keys: list[tuple[Difference, str]] = field(default_factory=list)  # (key diff, table)
+    gone: set[int] = field(default_factory=set)  # ids of differences reconciled
+
+
+def key_differences(rows: Any) -> list[tuple[Difference, str]]:
+    """The sequence-key differences of `rows` (a GroupRows), each with its table."""
+    return [(d, fold(d.path.split("[", 1)[0])) for d in rows.differences
+            if d.kind == Kind.ROW_CHANGED and d.detail.startswith("key:")]
+
+
+def one_sided(rows: Any) -> list[tuple[Difference, RowChange, bool]]:
+    """The one-sided row differences of `rows` (a GroupRows) with the change each names."""
+    found = []
+    for diff in rows.differences:
+        if diff.kind not in ONE_SIDED:
+            continue
+        primary = diff.kind == Kind.ROW_MISSING
+        for change in rows.primary if primary else rows.shadow:
+            if f"{change.table}[{key_text(tuple(change.key))}]" == diff.path:
+                found.append((diff, change, primary))
+                break
+    return found
+
+
+class Reconcile:
+    """Held verdicts, delivered when reconciled or when their wait is over."""
+
+    def __init__(self, *, wait: float, matcher: Callable[[str, str], ChangeMatcher],
+                 clock: Callable[[], float]) -> None:
+        self.wait = wait
+        self.matcher = matcher
+        self.clock = clock
+        self.held: list[Held] = []
+        self.reconciled = 0
+
+    def offer(self, roles: tuple[str, str], deliveries: list[tuple[Any, Any]]) -> None:
+        """Deliver `deliveries` (Pair, GroupRows) now, or hold them when their rows have
+        one-sided differences, after pairing those with held ones."""
+        rows = deliveries[0][1]
+        sided, keys = one_sided(rows), key_differences(rows)
+        if not (sided or keys) or self.wait <= 0:
+            _deliver(deliveries)
+            return
+        new = Held(deliveries, roles, sided, self.clock() + self.wait, keys)
+        matcher = self.matcher(*roles)
+        for held in list(self.held):
+            if held.roles == roles:
+                self._pair(matcher, new, held)
+        self.held.append(new)
+        for held in [h for h in self.held if _settled(h)]:
+            self.held.remove(held)
+            _deliver_reduced(held)
+
+    def due(self) -> None:
+        """Deliver the verdicts whose wait is over, with what is left of their rows."""
+        now = self.clock()
+        for held in [h for h in self.held if h.deadline <= now or _settled(h)]:
+            self.held.remove(held)
+            _deliver_reduced(held)
+
+    def flush(self) -> None:
+        for held in self.held:
+            _deliver_reduced(held)
+        self.held.clear()
+
+    def _pair(self, matcher: ChangeMatcher, a: Held, b: Held) -> bool:
+        """Reconcile twins between `a` and `b`; True when any was found."""
+        found = False
+        for diff, change, primary in a.sided:
+            if id(diff) in a.gone:
+                continue
+            for other_diff, other, other_primary in b.sided:
+                if id(other_diff) in b.gone or other_primary == primary:
+                    continue
+                p, s = (change, other) if primary else (other, change)
+                if not _twins(matcher, p, s):
+                    continue
+                matcher.paired(p, s)
+                a.gone.add(id(diff))
+                b.gone.add(id(other_diff))
+                self.reconciled += 1
+                self._clear_keys(fold(p.table), a)
+                found = True
+                break
+        return found
+
+    def _clear_keys(self, table: str, new: Held) -> None:
+        """Key differences of `table` held now are artefacts of a one-sided row."""
+        for held in (*self.held, new):
+            for diff, of in held.keys:
+                if of == table:
+                    held.gone.add(id(diff))
+
+
+def _twins(matcher: ChangeMatcher, p: RowChange, s: RowChange) -> bool:
+    if fold(p.table) != fold(s.table) or p.op != s.op and "delete" in (p.op, s.op):
+        return False
+    bucket = matcher.bucket(p, True)
+    return bucket is not None and bucket == matcher.bucket(s, False) and matcher.same(p, s)
+
+
+def _settled(held: Held) -> bool:
+    """Nothing left to wait for: every one-sided row reconciled, and no key difference
+    kept (a key difference alone waits for its wait to end)."""
+    return (all(id(diff) in held.gone for diff, _, _ in held.sided)
+            and all(id(diff) in held.gone for diff, _ in held.keys))
+
+
+def _deliver_reduced(held: Held) -> None:
+    if not held.gone:
+        _deliver(held.deliveries)
+        return
+    out = []
+    for pair, rows in held.deliveries:
+        kept = tuple(d for d in rows.differences if id(d) not in held.gone)
+        out.append((pair, replace(rows, differences=kept,
+                                  normalised=rows.normalised + len(held.gone))))
+    _deliver(out)
+
+
+def _deliver(deliveries: list[tuple[Any, Any]]) -> None:
+    for pair, rows in deliveries:
+        pair.set_rows(rows)

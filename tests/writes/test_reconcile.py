@@ -1,0 +1,96 @@
+"""One-sided rows whose twin another group holds are reconciled before they are
+reported (shadow.writes.reconcile). Pure: no I/O."""
+
+from shadow.rows.keymap import KeyMap
+from shadow.rows.match import ChangeMatcher
+from shadow.rows.model import RowRules
+from shadow.rows.stamps import RowStamps
+from shadow.verdict import Difference, Kind
+from shadow.writes.attribution import GroupRows
+from shadow.writes.reconcile import Reconcile
+from tests.rows.test_rows_pairing import CANDIDATE, LEGACY, note
+
+ROLES = ("legacy", "candidate")
+
+
+class Verdicts:
+    """Where delivered rows land: what a Pair's `set_rows` would get."""
+
+    def __init__(self, name: str, got: list) -> None:
+        self.name, self.got = name, got
+
+    def set_rows(self, rows) -> None:
+        self.got.append((self.name, [d.kind for d in rows.differences], rows.normalised))
+
+
+def setup(keymap=None):
+    clock = [0.0]
+    keymap = keymap if keymap is not None else KeyMap()
+    matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
+    return Reconcile(wait=2.0, matcher=lambda p, s: matcher, clock=lambda: clock[0]), clock
+
+
+def missing(change):
+    return GroupRows(primary=(change,), differences=(Difference(
+        Kind.ROW_MISSING, f"notes[{change.key[0]}]", change.after, None, "insert"),))
+
+
+def extra(change):
+    return GroupRows(shadow=(change,), differences=(Difference(
+        Kind.ROW_EXTRA, f"notes[{change.key[0]}]", None, change.after, "insert"),))
+
+
+def test_a_row_charged_to_one_group_on_each_side_is_no_difference_in_either():
+    reconcile, _ = setup()
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), missing(note(4, "audit")))])
+    assert got == []  # held: its twin may be in another group
+    reconcile.offer(ROLES, [(Verdicts("get", got), extra(note(9, "audit", legacy=False)))])
+    assert sorted(got) == [("get", [], 1), ("post", [], 1)] and reconcile.reconciled == 1
+
+
+def test_a_one_sided_row_without_twin_is_reported_when_its_wait_is_over():
+    reconcile, clock = setup()
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), missing(note(4, "lost")))])
+    reconcile.offer(ROLES, [(Verdicts("get", got), extra(note(9, "other", legacy=False)))])
+    clock[0] = 1.0
+    reconcile.due()
+    assert got == []
+    clock[0] = 2.5
+    reconcile.due()
+    assert sorted(got) == [("get", ["row_extra"], 0), ("post", ["row_missing"], 0)]
+
+
+def test_rows_without_one_sided_differences_are_delivered_at_once():
+    reconcile, _ = setup()
+    got: list = []
+    changed = GroupRows(differences=(Difference(Kind.ROW_CHANGED, "notes[1].title", "a", "b",
+                                                ""),))
+    reconcile.offer(ROLES, [(Verdicts("a", got), changed), (Verdicts("b", got), GroupRows())])
+    assert got == [("a", ["row_changed"], 0), ("b", [], 0)]
+
+
+def keyed(key: int, expected: int):
+    return GroupRows(differences=(Difference(
+        Kind.ROW_CHANGED, f"notes[{key}].id", key, key,
+        f"key: the shadow was expected to use {expected}"),))
+
+
+def test_key_differences_around_a_reconciled_row_are_its_artefacts():
+    reconcile, clock = setup()
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), missing(note(4, "audit")))])
+    reconcile.offer(ROLES, [(Verdicts("between", got), keyed(5, 4))])  # the anchor moved
+    assert got == []
+    reconcile.offer(ROLES, [(Verdicts("get", got), extra(note(9, "audit", legacy=False)))])
+    assert sorted(got) == [("between", [], 1), ("get", [], 1), ("post", [], 1)]
+
+
+def test_a_burnt_sequence_value_with_no_one_sided_row_nearby_is_still_reported():
+    reconcile, clock = setup()
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), keyed(5, 4))])
+    clock[0] = 2.5
+    reconcile.due()
+    assert got == [("post", ["row_changed"], 0)]
