@@ -15,6 +15,7 @@ SHADOW_UPDATE_SCREENSHOT=1 the sample page is also saved as docs/mismatch-browse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -84,6 +85,20 @@ def need(ok: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def browser():
+    """A headless Chromium with a fresh profile, quit and its profile removed afterwards,
+    even when the test fails; the artifacts directory made for its screenshots."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="shadow-chromium-")
+    driver = chrome(profile)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def chrome(profile: str):
     """A headless Chromium with a fresh profile in `profile`; the caller quits it."""
     from selenium import webdriver
@@ -136,11 +151,8 @@ def browse(base: str) -> dict[str, str]:
     def go(click_on, url_part: str) -> None:
         click_and_wait(driver, click_on, url_part)
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="shadow-chromium-")
-    driver = chrome(profile)
     pages: dict[str, str] = {}
-    try:
+    with browser() as driver:
         log_in(driver, base, VIEWER_TOKEN)
         driver.get(base + "/signatures")
         pages["list"] = driver.page_source
@@ -201,9 +213,6 @@ def browse(base: str) -> dict[str, str]:
         pages["missing"] = driver.page_source
         assert "no such sample" in pages["missing"]
         return pages
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def need_browser() -> None:

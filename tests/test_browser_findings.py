@@ -13,13 +13,11 @@ on every page.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import aiohttp
 
 from tests.support import VIEWER_TOKEN, admin_url, make_config, reader, running, settle
 from tests.test_browser import (
-    ARTIFACTS, BEARER, SECRETS, WRITES, backend, chrome, click_and_wait, log_in,
+    ARTIFACTS, BEARER, SECRETS, WRITES, backend, browser, click_and_wait, log_in,
     need_browser, planted_writes,
 )
 
@@ -37,11 +35,8 @@ def browse(base: str) -> dict[str, str]:
     def rows() -> list:
         return driver.find_elements(By.CSS_SELECTOR, "tr.finding")
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="shadow-chromium-")
-    driver = chrome(profile)
     pages: dict[str, str] = {}
-    try:
+    with browser() as driver:
         log_in(driver, base, VIEWER_TOKEN)
         pages["index"] = driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "browser-findings.png"))
@@ -118,9 +113,6 @@ def browse(base: str) -> dict[str, str]:
         driver.get(base + "/?state=expected")
         assert len(rows()) == 1
         return pages
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def test_findings_pages_search_filter_page_and_triage(tmp_path, aiohttp_server,

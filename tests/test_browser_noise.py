@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import tempfile
 
 import aiohttp
 from shadow.browser_noise import effect
 from tests.support import VIEWER_TOKEN, admin_url, make_config, reader, running, settle
-from tests.test_browser import ARTIFACTS, chrome, click_and_wait, log_in, need_browser
+from tests.test_browser import ARTIFACTS, browser, click_and_wait, log_in, need_browser
 from tests.test_noise import ROUTES, build, calibrated, mismatches, send
 
 TOKEN = "browser-noise-token"
@@ -44,11 +42,8 @@ def browse(base: str) -> dict[str, str]:
                                   row.find_element(By.CSS_SELECTOR, "input[name=csrf]"), csrf)
         click_and_wait(driver, row.find_element(By.CSS_SELECTOR, f"button.{button}"))
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="shadow-chromium-")
-    driver = chrome(profile)
     pages: dict[str, str] = {}
-    try:
+    with browser() as driver:
         log_in(driver, base, VIEWER_TOKEN)
         assert driver.find_element(By.ID, "noise-pending").text == "5 to confirm"
         click_and_wait(driver, driver.find_element(By.ID, "noise-link"), "/noise")
@@ -84,9 +79,6 @@ def browse(base: str) -> dict[str, str]:
         assert driver.find_element(By.ID, "noise-pending").text == "3 to confirm"
         pages["decided"] = driver.page_source
         return pages
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def test_learnt_noise_is_confirmed_or_refused_in_the_browser(aiohttp_server, tmp_path,

@@ -17,8 +17,6 @@ import asyncio
 import gzip
 import logging
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -29,7 +27,7 @@ from shadow.privacy import NOT_STORED
 from tests.support import (
     VIEWER, VIEWER_TOKEN, admin_url, make_config, proxy_url, reader, running, settle,
 )
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, chrome, log_in, need
+from tests.test_browser import CHROMEDRIVER, CHROMIUM, browser, log_in, need
 
 MARKS = [f"Qzmk{i:02d}Vx" for i in range(40)]
 EMAIL = "qzmk-jane.doe@example.com"
@@ -145,10 +143,8 @@ def browse_all(base: str, sample_ids: list[int], signatures: list[str],
     """Every browser page, logged in with the viewer token, as Chromium renders it."""
     from urllib.parse import quote
 
-    profile = tempfile.mkdtemp(prefix="shadow-chromium-")
-    driver = chrome(profile)
     pages = {}
-    try:
+    with browser() as driver:
         log_in(driver, base, VIEWER_TOKEN)
         pages["/"] = driver.page_source
         for sig in signatures:
@@ -161,9 +157,6 @@ def browse_all(base: str, sample_ids: list[int], signatures: list[str],
             driver.get(f"{base}/findings/{finding_id}")
             pages[f"/findings/{finding_id}"] = driver.page_source
         return pages
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def test_no_planted_marker_reaches_the_store_the_api_the_pages_metrics_or_logs(
