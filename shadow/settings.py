@@ -7,34 +7,17 @@ turns validation errors into located problems. Defaults here are the documented 
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
+from shadow.env_values import expand_env, redact_secrets
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-
-
-def expand_env(value: str) -> str:
-    """`value` with every `${NAME}` replaced by the environment variable NAME, so that
-    secrets stay out of the file. Raises ValueError naming each variable not set."""
-    missing = [name for name in _ENV.findall(value) if name not in os.environ]
-    if missing:
-        raise ValueError(f"environment variable(s) not set: {', '.join(dict.fromkeys(missing))}")
-    return _ENV.sub(lambda match: os.environ[match[1]], value)
-
-
-def redact_secrets(text: str) -> str:
-    """`text` with the password of every URL or DSN in it replaced by `***`."""
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 def _host_port(value: str) -> str:

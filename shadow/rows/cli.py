@@ -24,7 +24,7 @@ import orjson
 
 from shadow.config import BACKENDS
 from shadow.cutover_cli import _common as _admin_options
-from shadow.settings import redact_secrets
+from shadow.env_values import redact_secrets
 
 
 def _rows_config(config_path: str):
