@@ -138,7 +138,7 @@ class Reconcile:
 
 
 def _twins(matcher: ChangeMatcher, p: RowChange, s: RowChange) -> bool:
-    if fold(p.table) != fold(s.table) or p.op != s.op and "delete" in (p.op, s.op):
+    if fold(p.table) != fold(s.table) or (p.op != s.op and "delete" in (p.op, s.op)):
         return False
     bucket = matcher.bucket(p, True)
     return bucket is not None and bucket == matcher.bucket(s, False) and matcher.same(p, s)

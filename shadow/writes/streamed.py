@@ -29,6 +29,7 @@ class Streams:
         self.limit = limit
         self.streams: dict[tuple[str, str], Stream] = {}
         self.mode_changed = 0  # changes whose exchanges ran in two modes
+        self.verified = 0  # changes paired with their twin and found the same
 
     def add(self, backend: str, seq: int, change: RowChange, flows: tuple[int, ...]) -> None:
         """A change of an overflowed group: into the stream of its members' roles."""
@@ -58,6 +59,7 @@ class Streams:
             settled.primary += found.primary
             settled.shadow += found.shadow
             settled.verified += found.verified
+        self.verified += settled.verified
         return settled
 
     def rows_of(self, member: Member, name: str) -> GroupRows:
@@ -82,6 +84,10 @@ class Streams:
                          normalised, members=0, names=(name,), pairs=tuple(pairs))
 
     def status(self) -> dict:
-        return {"changes_unpaired": sum(s.unpaired(side) for s in self.streams.values()
+        """Changes verified one by one, waiting for their twins, dropped past the bound,
+        and not streamed because their exchanges ran in two modes."""
+        return {"changes_verified": self.verified,
+                "changes_unpaired": sum(s.unpaired(side) for s in self.streams.values()
                                         for side in (PRIMARY, SHADOW)),
-                "changes_dropped": sum(s.dropped for s in self.streams.values())}
+                "changes_dropped": sum(s.dropped for s in self.streams.values()),
+                "changes_in_two_modes": self.mode_changed}
