@@ -48,7 +48,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _DROP_REQUEST = frozenset({"host", "content-length"})
 
 
-def errorresponse_for(status: int, error: str, message: str) -> web.Response:
+def error_response(status: int, error: str, message: str) -> web.Response:
     return web.Response(status=status, content_type="application/json",
                         body=orjson.dumps({"error": error, "message": message}))
 
@@ -343,16 +343,16 @@ class Proxy:
         self._primary_done(pair, backend, route, reply)
         self.verifier.primary_failed(backend, route, 504 if error == "timeout" else 502, error)
         if error == "timeout":
-            return errorresponse_for(504, "primary_timeout",
+            return error_response(504, "primary_timeout",
                                   f"the {backend} backend did not answer in time")
         if exc.maybe_applied:
-            return errorresponse_for(
+            return error_response(
                 502, "primary_dropped",
                 f"the {backend} backend closed the connection without replying; the request "
                 "was not sent again (it is not a read) and may have been applied")
         if error == "connect":
-            return errorresponse_for(502, "primary_connect", f"the {backend} backend could not be reached")
-        return errorresponse_for(502, f"primary_{error}",
+            return error_response(502, "primary_connect", f"the {backend} backend could not be reached")
+        return error_response(502, f"primary_{error}",
                               f"the {backend} backend sent no valid reply ({exc})")
 
 
