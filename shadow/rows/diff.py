@@ -92,10 +92,10 @@ class _Differ:
         for p in p_rows:
             mapped = self.keymap.shadow_key(table, p.key)
             s = s_by_key.get(mapped) if mapped is not None else None
-            if s is not None and id(s) not in used:
+            if s is not None and id(s) not in used and not p.op == s.op == "insert":
                 used.add(id(s))
                 pairs.append((p, s))
-            else:
+            else:  # two new rows pair by content, whatever was learnt of them early
                 left.append(p)
         s_inserts = [s for s in s_rows if s.op == "insert" and id(s) not in used]
         p_inserts = [p for p in left if p.op == "insert"]

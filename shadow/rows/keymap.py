@@ -53,8 +53,9 @@ class KeyMap:
     def __len__(self) -> int:
         return len(self._forward)
 
-    def learn(self, table: str, primary: Key, shadow: Key) -> None:
-        """Record that `primary` on the primary side is `shadow` on the shadow side."""
+    def learn(self, table: str, primary: Key, shadow: Key, *, anchor: bool = True) -> None:
+        """Record that `primary` on the primary side is `shadow` on the shadow side, and
+        (unless `anchor` is False) that the table's sequences stand at this pair."""
         table, primary, shadow = fold(table), freeze(primary), freeze(shadow)
         old_shadow = self._forward.pop((table, primary), None)
         if old_shadow is not None:
@@ -64,7 +65,8 @@ class KeyMap:
             self._forward.pop((table, old_primary), None)
         self._forward[(table, primary)] = shadow
         self._reverse[(table, shadow)] = primary
-        self._anchors[table] = (primary, shadow)
+        if anchor:
+            self._anchors[table] = (primary, shadow)
         while len(self._forward) > self.max_pairs:
             (old_table, _old_key), old_value = self._forward.popitem(last=False)
             self._reverse.pop((old_table, old_value), None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shadow.rows.capture import Capture, CaptureStatus
@@ -76,8 +76,8 @@ class _Inverted:
     def __init__(self, inner: KeyMap) -> None:
         self._inner = inner
 
-    def learn(self, table, primary, shadow) -> None:
-        self._inner.learn(table, shadow, primary)
+    def learn(self, table, primary, shadow, *, anchor: bool = True) -> None:
+        self._inner.learn(table, shadow, primary, anchor=anchor)
 
     def shadow_key(self, table, primary):
         return self._inner.primary_key(table, primary)
@@ -196,6 +196,18 @@ class RowState:
         return ChangeMatcher(self.tables[primary_backend], self.tables[shadow_backend],
                              self.rules, self._seen_from(primary_backend),  # type: ignore[arg-type]
                              stamps, on_pair=self.ids.learn)
+
+    def learn_early(self, primary_backend: str, pairs: Iterable[Pair]) -> int:
+        """Learn key pairs found before their group is compared (`ChangeMatcher.twins`),
+        so a request naming one of those rows reaches its twin; the sequences' anchors
+        stay where they were, since the group's comparison reads them. Returns how many
+        pairs were new."""
+        keymap = self._seen_from(primary_backend)
+        new = [(table, p, s) for table, p, s in pairs if keymap.shadow_key(table, p) != s]
+        for table, primary, shadow in new:
+            keymap.learn(table, primary, shadow, anchor=False)
+        self.ids.learn(new)
+        return len(new)
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)

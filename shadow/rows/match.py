@@ -3,6 +3,7 @@
     ChangeMatcher.bucket(change, primary)  where a change waits for its twin
     ChangeMatcher.same(primary, shadow)    whether two changes are twins
     ChangeMatcher.paired(primary, shadow)  the key pair two twin inserts teach
+    ChangeMatcher.twins(primary, shadow)   the key pairs inserts drained so far tell
 
 The change-by-change verification of `shadow.rows.stream` needs, for a change that has
 just been drained, a bucket in which its twin would be found: for an insert its content
@@ -18,7 +19,7 @@ twins found in a bucket are then compared value by value through the row diff
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shadow.compare.bridge import canonical, pair_kind
@@ -124,6 +125,23 @@ class ChangeMatcher:
         pair = (primary.table, p_key, s_key)
         self.on_pair([pair])
         return pair
+
+    def twins(self, primary: Iterable[RowChange], shadow: Iterable[RowChange]) -> list[Pair]:
+        """The key pairs (table, primary key, shadow key) of the inserts among these
+        changes that found exactly one twin: their content bucket holds one insert of
+        each side, and the two are the same. Nothing is learnt: this is what a group's
+        rows drained so far already say about its ids, before the group is compared."""
+        buckets: dict[tuple, tuple[list[RowChange], list[RowChange]]] = {}
+        for side, changes in ((0, primary), (1, shadow)):
+            for change in changes:
+                if change.op != "insert":
+                    continue
+                bucket = self.bucket(change, primary=side == 0)
+                if bucket is not None and bucket[0] == "insert":
+                    buckets.setdefault(bucket, ([], []))[side].append(change)
+        return [(p[0].table, freeze(p[0].key), freeze(s[0].key))
+                for p, s in buckets.values()
+                if len(p) == 1 == len(s) and self.same(p[0], s[0])]
 
     def _content(self, table: str, change: RowChange, primary: bool) -> tuple | None:
         columns = self._compared(table)

@@ -107,6 +107,7 @@ class Attribution:
         self.on_concluded = on_concluded or (lambda: None)
         self.on_expired = on_expired or (lambda wait: None)
         self.keys_expired = 0
+        self.pairs_early = 0  # key pairs learnt before their group was compared
         self.groups = Groups(max_members=max_group, on_final=self._final,
                              on_stream=lambda *change: self.streams.add(*change))
         self.streams = Streams(rows, self.groups, stream_limit)
@@ -185,12 +186,14 @@ class Attribution:
         grouped with them in a group compared as a whole (that group cannot be compared
         before the request has run), or their two replies were equal while no key has ever
         shifted (then no pair it could need differs), or `KEY_WAIT` seconds have passed
-        since the primary's send. Even then, and for writes of a group compared change by
-        change, the shadow's own rows of those writes must have been drained, since a
-        change is paired as soon as both twins are: a shadow seconds behind would otherwise
-        send a request naming a row its previous request has just made before that row's
-        pair is known. That wait is one drain, and at most `KEY_WAIT`. A request let go
-        at either bound while it would still wait is counted (`keys_expired`)."""
+        since the primary's send. Even then, the shadow's own rows of those writes must
+        have been drained (one drain, at most `KEY_WAIT`): a change of a group compared
+        change by change is paired as soon as both twins are, and the inserts of a group
+        not yet compared are paired early by content where each has exactly one twin
+        (`_pair_early`). Else a shadow seconds behind, or a write still open beside them,
+        would send a request naming a row its previous request has just made before that
+        row's pair is known. A request let go at either bound while it would still wait
+        is counted (`keys_expired`)."""
         now = time.monotonic()
         shifted = self.rows.ids.active
         waited = now - ticket.sent_at > KEY_WAIT
@@ -203,21 +206,37 @@ class Attribution:
             if member is None or pair is None or (not shifted and _same_replies(pair)):
                 continue
             streamed = self.groups.overflowed(flow)
-            if self.groups.same(flow, ticket.flow) and not streamed:
-                continue
-            if not waited and not streamed:
+            together = self.groups.same(flow, ticket.flow) and not streamed
+            if not (waited or streamed or together):
                 return False
-            let_go = let_go or not streamed
-            if shifted and member.shadow in member.waiting:
+            let_go = let_go or not (streamed or together)
+            if member.shadow in member.waiting:
                 since = self._asked.setdefault(ticket.flow, now)
                 if now - since <= KEY_WAIT:
                     return False
                 let_go = True
+            if not streamed:
+                self._pair_early(member)
         self._asked.pop(ticket.flow, None)
         if let_go:
             self.keys_expired += 1
             self.on_expired("keys")
         return True
+
+    def _pair_early(self, member: Member) -> None:
+        """Learn the key pairs `member`'s group's rows drained so far already tell
+        (`ChangeMatcher.twins`): the group is compared only once all its writes ended, and
+        a request that follows one of them may name a row whose twin has another id."""
+        group = self.groups.group(member.flow)
+        if group is None or member.shadow is None:
+            return
+        sizes = tuple(len(group.changes.get(b, ())) for b in (member.primary, member.shadow))
+        if sizes == group.paired_at or 0 in sizes:
+            return
+        group.paired_at = sizes
+        matcher = self.rows.matcher(member.primary, member.shadow)
+        twins = matcher.twins(group.rows(member.primary), group.rows(member.shadow))
+        self.pairs_early += self.rows.learn_early(member.primary, twins)
 
     # --- draining ------------------------------------------------------------------------
 
@@ -364,7 +383,7 @@ class Attribution:
 
     def status(self) -> dict:
         return {"writes_exact": self.exact, "writes_grouped": self.grouped,
-                "waits_expired": self.keys_expired,
+                "waits_expired": self.keys_expired, "pairs_learnt_early": self.pairs_early,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
                 **self.streams.status(), "rows_reconciled": self.reconcile.reconciled,
                 "outside": self.outside.status()}

@@ -51,6 +51,7 @@ class Group:
     unfinished: int = 0
     overflow: bool = False
     released: list[int] = field(default_factory=list)
+    paired_at: tuple[int, ...] = ()  # how many changes each side had when paired early
 
     def rows(self, backend: str) -> tuple[RowChange, ...]:
         return tuple(item[1] for item in sorted(self.changes.get(backend, ()),
@@ -99,6 +100,10 @@ class Groups:
 
     def same(self, a: int, b: int) -> bool:
         return a in self._parent and b in self._parent and self.find(a) == self.find(b)
+
+    def group(self, flow: int) -> Group | None:
+        """`flow`'s group while it is open."""
+        return self._groups[self.find(flow)] if flow in self._parent else None
 
     def overflowed(self, flow: int) -> bool:
         """Whether `flow`'s group is past its bound (its changes are streamed)."""

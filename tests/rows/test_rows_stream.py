@@ -9,7 +9,8 @@ from shadow.rows.model import RowRules
 from shadow.rows.stamps import RowStamps
 from shadow.rows.stream import PRIMARY, SHADOW, Stream
 from tests.rows.test_rows_diff import dele, ins, upd
-from tests.rows.test_rows_pairing import CANDIDATE, LEGACY, note
+from shadow.verdict import Kind
+from tests.rows.test_rows_pairing import CANDIDATE, LEGACY, note, run
 
 
 def stream(keymap=None, limit=4096):
@@ -172,3 +173,36 @@ def test_a_child_whose_twin_settles_first_still_finds_it_once_the_parent_pair_is
     second = s.release(1)
     assert (second.primary, second.shadow) == ([], [])
     assert keymap.shadow_key("tags", (1,)) == (4,)
+
+
+def test_twins_pairs_the_inserts_drained_so_far_that_have_exactly_one_twin():
+    keymap = KeyMap()
+    matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
+    primary = [note(1, "a"), note(2, "b"), note(3, "same"), note(4, "same"), note(5, "c")]
+    shadow = [note(1, "b", legacy=False), note(2, "a", legacy=False),
+              note(3, "same", legacy=False), note(4, "same", legacy=False),
+              note(6, "C", legacy=False)]  # c's twin differs: no pair
+    assert sorted(matcher.twins(primary, shadow)) == [("notes", (1,), (2,)),
+                                                      ("notes", (2,), (1,))]
+    assert len(keymap) == 0  # nothing learnt: the caller decides
+
+
+def test_a_group_pairs_its_new_rows_by_content_whatever_was_learnt_of_them_early():
+    """Pairs learnt before the group is compared only serve the requests sent meanwhile:
+    the group's comparison pairs its new rows by content as ever, corrects a pair learnt
+    wrongly among rows of the same content, reads the sequences past all of them, and
+    still catches a shadow key off the sequence."""
+    keymap = KeyMap()
+    keymap.learn("notes", (1,), (1,))
+    keymap.learn("notes", (2,), (3,), anchor=False)  # right: b's twin
+    keymap.learn("notes", (3,), (4,), anchor=False)  # wrong: the other "same"
+    primary = [note(2, "b"), note(3, "same"), note(4, "same")]
+    shadow = [note(2, "same", legacy=False), note(3, "b", legacy=False),
+              note(4, "same", legacy=False)]
+    result = run(primary, shadow, keymap=keymap)
+    assert not result.differences
+    assert sorted(result.new_pairs) == [("notes", (2,), (3,)), ("notes", (3,), (2,)),
+                                        ("notes", (4,), (4,))]
+    assert keymap.shadow_key("notes", (3,)) == (2,) and keymap.anchor("notes") == ((4,), (4,))
+    off = run([note(5, "d")], [note(6, "d", legacy=False)], keymap=keymap)
+    assert [d.kind for d in off.differences] == [Kind.ROW_CHANGED]
