@@ -133,7 +133,8 @@ async def test_the_log_is_capped_while_nobody_drains_and_the_gap_is_counted(tmp_
 #: What capture may add per captured table to the text every new connection parses (three
 #: triggers of 100 to 115 characters each, the table's name three times in them), and once
 #: per database. Each of the three objects per table costs a new connection about 2 us to
-#: parse, and each character of its body a little more (see shadow.rows.sqlite_schema).
+#: parse, and each value and column its body names a little more (see
+#: shadow.rows.sqlite_schema and bench.sqlite_capture_breakdown).
 PER_TABLE_BOUND = 360
 ONCE_BOUND = 400
 
