@@ -26,6 +26,7 @@ from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import RowRules, TableInfo
+from shadow.rows.sequences import as_anchor
 from shadow.rows.stamps import RowStamps
 from shadow.verdict import RowChange
 
@@ -208,6 +209,11 @@ class RowState:
             keymap.learn(table, primary, shadow, anchor=False)
         self.ids.learn(new)
         return len(new)
+
+    def anchor(self, roles: tuple[str, str], table: str) -> tuple[int, int] | None:
+        """Where `table`'s two sequences stand, seen from `roles` (primary, shadow): the
+        highest keys compared on each side, or None when its keys are not integers."""
+        return as_anchor(self._seen_from(roles[0]).anchor(table))
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)

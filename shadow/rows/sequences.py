@@ -60,11 +60,14 @@ def as_anchor(pair: tuple[tuple, tuple] | None) -> Anchor | None:
 def follow(anchor: Anchor | None, pairs: Sequence[Anchor], missing: Sequence[int],
            extra: Sequence[int]) -> tuple[list[tuple[int, int]], Anchor | None]:
     """(unexpected, anchor): the shadow keys of `pairs` that break the sequence, each with
-    the key that was expected, and the anchor after this exchange. With no anchor yet the
-    two sequences are taken to be in step."""
+    the key that was expected, and the anchor after this exchange: the highest key each
+    side has reached (a group that took its keys before another group concluded first
+    leaves the anchor where that one put it). With no anchor yet the two sequences are
+    taken to be in step."""
     primaries = sorted(p for p, _ in pairs)
     shadows = sorted(s for _, s in pairs)
     missing, extra = sorted(missing), sorted(extra)
+    start = anchor
     m = e = 0
     unexpected = []
     for p, s in zip(primaries, shadows, strict=True):
@@ -82,6 +85,8 @@ def follow(anchor: Anchor | None, pairs: Sequence[Anchor], missing: Sequence[int
         anchor = _primary_only(anchor, key)
     for key in extra[e:]:
         anchor = _shadow_only(anchor, key)
+    if start is not None and anchor is not None:
+        anchor = (max(start[0], anchor[0]), max(start[1], anchor[1]))
     return unexpected, anchor
 
 

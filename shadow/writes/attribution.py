@@ -112,7 +112,7 @@ class Attribution:
                              on_stream=lambda *change: self.streams.add(*change))
         self.streams = Streams(rows, self.groups, stream_limit)
         self.reconcile = Reconcile(wait=reconcile_wait, matcher=rows.matcher,
-                                   clock=time.monotonic)
+                                   clock=time.monotonic, anchor=rows.anchor)
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
@@ -386,4 +386,5 @@ class Attribution:
                 "waits_expired": self.keys_expired, "pairs_learnt_early": self.pairs_early,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
                 **self.streams.status(), "rows_reconciled": self.reconcile.reconciled,
+                "keys_reordered": self.reconcile.reordered,
                 "outside": self.outside.status()}

@@ -18,10 +18,21 @@ verdicts concluded around it are suspect: a verdict with key differences is held
 and once a one-sided row of that table is reconciled, the key differences of that table
 held at that moment are dropped as well. A burnt sequence value with no such row nearby
 is still reported, once the wait is over.
+
+Two groups that inserted into one table while both were open may take their keys in one
+order on the primary and in the other on the shadow, and conclude in either order: each
+then breaks the sequence as the other left it, though together they took the same keys.
+A burnt value moves every later key of one side by one for good; such a reordering only
+for a moment. So a held key difference remembers the offset between the two sequences
+it expected (the shadow's key less the primary's); once the table's anchor (the highest
+key each side has reached, see `shadow.rows.sequences.follow`) stands at that offset
+again, the sequences are back in step, and that key difference and those of the table
+held after it, judged against the passing offset, are dropped (`reordered`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +43,7 @@ from shadow.rows.netchange import key_text
 from shadow.verdict import Difference, Kind, RowChange
 
 ONE_SIDED = (Kind.ROW_MISSING, Kind.ROW_EXTRA)
+_EXPECTED = re.compile(r"key: the shadow was expected to use (-?\d+)")
 
 
 @dataclass(slots=True, eq=False)
@@ -71,20 +83,28 @@ class Reconcile:
     """Held verdicts, delivered when reconciled or when their wait is over."""
 
     def __init__(self, *, wait: float, matcher: Callable[[str, str], ChangeMatcher],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 anchor: Callable[[tuple[str, str], str], tuple[int, int] | None]
+                 = lambda roles, table: None) -> None:
         self.wait = wait
+        self.anchor = anchor  # a table's sequences as they stand: (primary, shadow)
         self.matcher = matcher
         self.clock = clock
         self.held: list[Held] = []
         self.reconciled = 0
+        self.reordered = 0  # key differences of groups that took their keys in another order
 
     def offer(self, roles: tuple[str, str], deliveries: list[tuple[Any, Any]]) -> None:
         """Deliver `deliveries` (Pair, GroupRows) now, or hold them when their rows have
         one-sided differences, after pairing those with held ones."""
         rows = deliveries[0][1]
         sided, keys = one_sided(rows), key_differences(rows)
-        if not (sided or keys) or self.wait <= 0:
+        if self.wait <= 0:
             _deliver(deliveries)
+            return
+        if not (sided or keys):
+            _deliver(deliveries)
+            self._back_in_step()
             return
         new = Held(deliveries, roles, sided, self.clock() + self.wait, keys)
         matcher = self.matcher(*roles)
@@ -92,6 +112,7 @@ class Reconcile:
             if held.roles == roles:
                 self._pair(matcher, new, held)
         self.held.append(new)
+        self._back_in_step()
         for held in [h for h in self.held if _settled(h)]:
             self.held.remove(held)
             _deliver_reduced(held)
@@ -99,6 +120,7 @@ class Reconcile:
     def due(self) -> None:
         """Deliver the verdicts whose wait is over, with what is left of their rows."""
         now = self.clock()
+        self._back_in_step()
         for held in [h for h in self.held if h.deadline <= now or _settled(h)]:
             self.held.remove(held)
             _deliver_reduced(held)
@@ -128,6 +150,26 @@ class Reconcile:
                 found = True
                 break
         return found
+
+    def _back_in_step(self) -> None:
+        """Drop the key differences of each table whose sequences stand again at the
+        offset one of them expected, from that one on (see the module docstring)."""
+        chains: dict[tuple[tuple[str, str], str], list[tuple[Held, Difference, int]]] = {}
+        for held in self.held:
+            for diff, table in held.keys:
+                expected = _EXPECTED.match(diff.detail)
+                if id(diff) not in held.gone and expected and isinstance(diff.primary, int):
+                    chains.setdefault((held.roles, table), []).append(
+                        (held, diff, int(expected[1]) - diff.primary))
+        for (roles, table), chain in chains.items():
+            anchor = self.anchor(roles, table)
+            if anchor is None:
+                continue
+            step = next((i for i, (_, _, offset) in enumerate(chain)
+                         if offset == anchor[1] - anchor[0]), None)
+            for held, diff, _ in chain[step:] if step is not None else ():
+                held.gone.add(id(diff))
+                self.reordered += 1
 
     def _clear_keys(self, table: str, new: Held) -> None:
         """Key differences of `table` held now are artefacts of a one-sided row."""

@@ -4,6 +4,7 @@ reported (shadow.writes.reconcile). Pure: no I/O."""
 from shadow.rows.keymap import KeyMap
 from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import RowRules
+from shadow.rows.sequences import as_anchor
 from shadow.rows.stamps import RowStamps
 from shadow.verdict import Difference, Kind
 from shadow.writes.attribution import GroupRows
@@ -27,7 +28,8 @@ def setup(keymap=None):
     clock = [0.0]
     keymap = keymap if keymap is not None else KeyMap()
     matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
-    return Reconcile(wait=2.0, matcher=lambda p, s: matcher, clock=lambda: clock[0]), clock
+    return Reconcile(wait=2.0, matcher=lambda p, s: matcher, clock=lambda: clock[0],
+                     anchor=lambda roles, table: as_anchor(keymap.anchor(table))), clock
 
 
 def missing(change):
@@ -94,3 +96,48 @@ def test_a_burnt_sequence_value_with_no_one_sided_row_nearby_is_still_reported()
     clock[0] = 2.5
     reconcile.due()
     assert got == [("post", ["row_changed"], 0)]
+
+
+def _group(primary, shadow, keymap):
+    from tests.rows.test_rows_pairing import run
+
+    result = run(primary, shadow, keymap=keymap)
+    return GroupRows(primary=tuple(primary), shadow=tuple(shadow),
+                     differences=tuple(result.differences), pairs=tuple(result.new_pairs))
+
+
+def test_groups_that_took_their_keys_in_another_order_on_each_side_are_no_difference():
+    """`a` took 201 and 202 on the primary, `b` 203; on the shadow `b` went first (201)
+    and `a` took 202 and 203. `b` concluded first: each group alone breaks the sequence
+    as the other left it; once both are in, the sequences stand in step again."""
+    keymap = KeyMap()
+    keymap.learn("notes", (200,), (200,))
+    reconcile, _ = setup(keymap)
+    got: list = []
+    b = _group([note(203, "b")], [note(201, "b", legacy=False)], keymap)
+    assert [d.kind for d in b.differences] == [Kind.ROW_CHANGED]
+    reconcile.offer(ROLES, [(Verdicts("b", got), b)])
+    assert got == []  # held: another group may have taken the keys it skipped
+    a = _group([note(201, "a1"), note(202, "a2")],
+               [note(202, "a1", legacy=False), note(203, "a2", legacy=False)], keymap)
+    reconcile.offer(ROLES, [(Verdicts("a", got), a)])
+    assert sorted((name, kinds) for name, kinds, _ in got) == [("a", []), ("b", [])]
+    assert reconcile.reordered == len(a.differences) + 1
+    c = _group([note(204, "c")], [note(204, "c", legacy=False)], keymap)
+    assert not c.differences  # the sequences go on from the highest keys
+
+
+def test_a_burnt_value_read_with_the_next_group_is_still_one_difference():
+    keymap = KeyMap()
+    keymap.learn("notes", (200,), (200,))
+    reconcile, clock = setup(keymap)
+    got: list = []
+    burnt = _group([note(201, "a")], [note(202, "a", legacy=False)], keymap)
+    reconcile.offer(ROLES, [(Verdicts("burnt", got), burnt)])
+    after = _group([note(202, "b")], [note(203, "b", legacy=False)], keymap)
+    assert not after.differences
+    reconcile.offer(ROLES, [(Verdicts("after", got), after)])
+    assert got == [("after", [], 0)]
+    clock[0] = 2.5
+    reconcile.due()
+    assert got[1] == ("burnt", [Kind.ROW_CHANGED], 0) and reconcile.reordered == 0
