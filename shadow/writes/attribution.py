@@ -38,6 +38,9 @@ from shadow.writes.windows import SQLITE_CLOCK, Clock, Learnt, Side, Window
 log = logging.getLogger("shadow.writes")
 RECONCILE_WAIT = 2.0
 """Seconds a verdict with one-sided rows waits for their twins in another group."""
+KEY_DIFFERENCE_WAIT = 10.0
+"""Seconds a verdict with a sequence-key difference waits for the sequences to be back in
+step (groups that took their keys in another order on each side)."""
 KEY_WAIT = 1.0
 """Seconds a shadow request waits at most for the key pairs of the writes it follows."""
 
@@ -112,7 +115,9 @@ class Attribution:
                              on_stream=lambda *change: self.streams.add(*change))
         self.streams = Streams(rows, self.groups, stream_limit)
         self.reconcile = Reconcile(wait=reconcile_wait, matcher=rows.matcher,
-                                   clock=time.monotonic, anchor=rows.anchor)
+                                   clock=time.monotonic, anchor=rows.anchor,
+                                   key_wait=KEY_DIFFERENCE_WAIT if reconcile_wait > 0 else 0,
+                                   busy=lambda table: self.groups.inserting(table))
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}

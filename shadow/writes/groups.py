@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shadow.rows.model import fold
 from shadow.verdict import RowChange
 
 Placed = tuple[int, RowChange, tuple[int, ...]]
@@ -104,6 +105,12 @@ class Groups:
     def group(self, flow: int) -> Group | None:
         """`flow`'s group while it is open."""
         return self._groups[self.find(flow)] if flow in self._parent else None
+
+    def inserting(self, table: str) -> bool:
+        """Whether a group still open holds an insert into `table` (as folded)."""
+        return any(change.op == "insert" and fold(change.table) == table
+                   for group in self._groups.values()
+                   for changes in group.changes.values() for _, change, _ in changes)
 
     def overflowed(self, flow: int) -> bool:
         """Whether `flow`'s group is past its bound (its changes are streamed)."""

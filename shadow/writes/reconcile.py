@@ -27,7 +27,10 @@ for a moment. So a held key difference remembers the offset between the two sequ
 it expected (the shadow's key less the primary's); once the table's anchor (the highest
 key each side has reached, see `shadow.rows.sequences.follow`) stands at that offset
 again, the sequences are back in step, and that key difference and those of the table
-held after it, judged against the passing offset, are dropped (`reordered`).
+held after it, judged against the passing offset, are dropped (`reordered`). Groups
+under load conclude seconds apart, so a verdict with a key difference waits while a
+group still open has inserted into its table, at most `key_wait` seconds (more than
+`wait`), before it is reported.
 """
 
 from __future__ import annotations
@@ -83,11 +86,14 @@ class Reconcile:
     """Held verdicts, delivered when reconciled or when their wait is over."""
 
     def __init__(self, *, wait: float, matcher: Callable[[str, str], ChangeMatcher],
-                 clock: Callable[[], float],
+                 clock: Callable[[], float], key_wait: float | None = None,
                  anchor: Callable[[tuple[str, str], str], tuple[int, int] | None]
-                 = lambda roles, table: None) -> None:
+                 = lambda roles, table: None,
+                 busy: Callable[[str], bool] = lambda table: False) -> None:
         self.wait = wait
+        self.key_wait = wait if key_wait is None else max(wait, key_wait)
         self.anchor = anchor  # a table's sequences as they stand: (primary, shadow)
+        self.busy = busy  # whether a group still open has inserted into a table
         self.matcher = matcher
         self.clock = clock
         self.held: list[Held] = []
@@ -106,14 +112,15 @@ class Reconcile:
             _deliver(deliveries)
             self._back_in_step()
             return
-        new = Held(deliveries, roles, sided, self.clock() + self.wait, keys)
+        new = Held(deliveries, roles, sided,
+                   self.clock() + (self.key_wait if keys else self.wait), keys)
         matcher = self.matcher(*roles)
         for held in list(self.held):
             if held.roles == roles:
                 self._pair(matcher, new, held)
         self.held.append(new)
         self._back_in_step()
-        for held in [h for h in self.held if _settled(h)]:
+        for held in [h for h in self.held if _settled(h) or self._quiet(h)]:
             self.held.remove(held)
             _deliver_reduced(held)
 
@@ -121,7 +128,8 @@ class Reconcile:
         """Deliver the verdicts whose wait is over, with what is left of their rows."""
         now = self.clock()
         self._back_in_step()
-        for held in [h for h in self.held if h.deadline <= now or _settled(h)]:
+        for held in [h for h in self.held
+                     if h.deadline <= now or _settled(h) or self._quiet(h)]:
             self.held.remove(held)
             _deliver_reduced(held)
 
@@ -170,6 +178,13 @@ class Reconcile:
             for held, diff, _ in chain[step:] if step is not None else ():
                 held.gone.add(id(diff))
                 self.reordered += 1
+
+    def _quiet(self, held: Held) -> bool:
+        """Whether `held` waits only on key differences of tables no open group inserts
+        into: no other group could bring the sequences back in step."""
+        return (all(id(diff) in held.gone for diff, _, _ in held.sided)
+                and not any(self.busy(table) for diff, table in held.keys
+                            if id(diff) not in held.gone))
 
     def _clear_keys(self, table: str, new: Held) -> None:
         """Key differences of `table` held now are artefacts of a one-sided row."""

@@ -24,11 +24,14 @@ class Verdicts:
         self.got.append((self.name, [d.kind for d in rows.differences], rows.normalised))
 
 
-def setup(keymap=None):
+def setup(keymap=None, key_wait=None, busy=True):
+    """A Reconcile on a clock the test moves; `busy`: whether an open group is taken to
+    have inserted into every table (so key differences wait)."""
     clock = [0.0]
     keymap = keymap if keymap is not None else KeyMap()
     matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
     return Reconcile(wait=2.0, matcher=lambda p, s: matcher, clock=lambda: clock[0],
+                     key_wait=key_wait, busy=lambda table: busy,
                      anchor=lambda roles, table: as_anchor(keymap.anchor(table))), clock
 
 
@@ -127,10 +130,17 @@ def test_groups_that_took_their_keys_in_another_order_on_each_side_are_no_differ
     assert not c.differences  # the sequences go on from the highest keys
 
 
+def test_a_key_difference_is_reported_at_once_when_no_open_group_inserts_into_its_table():
+    reconcile, _ = setup(busy=False, key_wait=10.0)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), keyed(5, 4))])
+    assert got == [("post", ["row_changed"], 0)]
+
+
 def test_a_burnt_value_read_with_the_next_group_is_still_one_difference():
     keymap = KeyMap()
     keymap.learn("notes", (200,), (200,))
-    reconcile, clock = setup(keymap)
+    reconcile, clock = setup(keymap, key_wait=10.0)
     got: list = []
     burnt = _group([note(201, "a")], [note(202, "a", legacy=False)], keymap)
     reconcile.offer(ROLES, [(Verdicts("burnt", got), burnt)])
@@ -139,5 +149,8 @@ def test_a_burnt_value_read_with_the_next_group_is_still_one_difference():
     reconcile.offer(ROLES, [(Verdicts("after", got), after)])
     assert got == [("after", [], 0)]
     clock[0] = 2.5
+    reconcile.due()
+    assert len(got) == 1  # a key difference waits longer than a one-sided row
+    clock[0] = 10.5
     reconcile.due()
     assert got[1] == ("burnt", [Kind.ROW_CHANGED], 0) and reconcile.reordered == 0
