@@ -58,6 +58,8 @@ HOW = "fresh"
 """How such a place was learnt, as listed (A/A places say "a/a")."""
 LEARNT, ACCEPTED, REJECTED = "learnt", "accepted", "rejected"
 """The states of a learnt place (A/A's too): hiding until decided, kept, compared again."""
+HIDE, KEEP = "hide", "keep"
+"""What a difference held for its place's evidence becomes: hidden as noise, or kept."""
 MIN_REFRESHED, MIN_ROUTES = 2, 3
 MIN_LENGTH, MAX_LENGTH = 8, 512
 _KEPT = 4096
@@ -139,6 +141,8 @@ class FreshValues:
         self.shown = shown
         self._key = key if key is not None else os.urandom(16)
         self.places: dict[str, FreshPlace] = {}
+        self.touched: set[str] = set()
+        """Places whose evidence or state changed since the owner last emptied it."""
 
     def _fp(self, data: bytes) -> bytes:
         return hashlib.blake2b(data, key=self._key, digest_size=12).digest()
@@ -161,6 +165,7 @@ class FreshValues:
                 place = self.places[path] = FreshPlace(path, shape)
             if place.refused:
                 continue
+            self.touched.add(path)
             if shape != place.shape:
                 place.refused = f"a value of another shape than {place.shape}"
                 continue
@@ -216,6 +221,39 @@ class FreshValues:
         place.hidden += 1
         return True
 
+    def waits(self, d: Difference, status: int) -> str | None:
+        """The place `d` (of a reply with `status`) waits on, when it is a difference the
+        place does not hide yet only for want of evidence: the place is still gathering
+        (or has not seen this status class twice), nothing refused or rejected it, and
+        both values have its shape. None for any other difference."""
+        if d.kind is not Kind.BODY or not self.places:
+            return None
+        path = signature_path(self.shown(d))
+        place = self.places.get(path)
+        if (place is None or place.refused or place.state == REJECTED
+                or shape_of(d.primary) != place.shape or shape_of(d.shadow) != place.shape):
+            return None
+        if self.hiding(place) and place.classes.get(f"{status // 100}xx", 0) >= 2:
+            return None
+        return path
+
+    def decision(self, path: str, status: int) -> str | None:
+        """What a difference held at `path` (see `waits`) of a reply with `status` is now:
+        HIDE (the place hides it now), KEEP (refused, rejected or forgotten: a mismatch) or
+        None (still gathering). Counts nothing."""
+        place = self.places.get(path)
+        if place is None or place.refused or place.state == REJECTED:
+            return KEEP
+        if self.hiding(place) and place.classes.get(f"{status // 100}xx", 0) >= 2:
+            return HIDE
+        return None
+
+    def count_hidden(self, path: str) -> None:
+        """One held difference at `path` was hidden when its verdict was settled."""
+        place = self.places.get(path)
+        if place is not None:
+            place.hidden += 1
+
     def pending(self) -> int:
         return sum(1 for p in self.places.values() if p.state == LEARNT and self.hiding(p))
 
@@ -253,6 +291,7 @@ class FreshValues:
         """Accept or reject one place; raises KeyError when there is none at `path`."""
         place = self.places[path]
         place.state = state
+        self.touched.add(path)
         return place
 
     def saved(self) -> dict[str, Any]:

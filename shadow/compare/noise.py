@@ -31,7 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadow.compare.fresh import ACCEPTED, ANY_ROUTE, LEARNT, REJECTED, FreshPlace, FreshValues
+from shadow.compare.fresh import (
+    ACCEPTED, ANY_ROUTE, KEEP, LEARNT, REJECTED, FreshPlace, FreshValues,
+)
 from shadow.verdict import Difference, Kind, signature_path
 
 META = "noise"
@@ -149,6 +151,33 @@ class NoiseModel:
                 ancestors(signature_path(self.shown(d))))) or not self.fresh.hides(d, status))
         return kept, len(differences) - len(kept)
 
+    def waiting(self, route: str, differences: tuple[Difference, ...],
+                status: int = 200) -> tuple[str, ...] | None:
+        """The fresh places (one per difference) that the differences of one comparison of
+        `route` wait on, when every one of them waits for its place's evidence
+        (shadow.compare.fresh `waits`); None when any does not, or there are none."""
+        if not differences or self.fresh is None:
+            return None
+        places = []
+        for d in differences:
+            path = self.fresh.waits(d, status)
+            if path is None or self._rejected(route, path):
+                return None
+            places.append(path)
+        return tuple(places)
+
+    def decision(self, route: str, path: str, status: int) -> str | None:
+        """What a held difference at fresh place `path` is now (shadow.compare.fresh
+        `decision`); a place rejected on `route` keeps it."""
+        if self.fresh is None or self._rejected(route, path):
+            return KEEP
+        return self.fresh.decision(path, status)
+
+    def _rejected(self, route: str, path: str) -> bool:
+        noise = self._routes.get(route)
+        return noise is not None and any(
+            noise.places[a].state == REJECTED for a in ancestors(path) if a in noise.places)
+
     def _split_pairs(self, route: str,
                      differences: tuple[Difference, ...]) -> tuple[Difference, ...]:
         """The differences that no place learnt from the route's A/A pairs hides."""
@@ -181,6 +210,8 @@ class NoiseModel:
             return self.fresh.decide(path, state)
         place = self._routes[route].places[path]
         place.state = state
+        if self.fresh is not None:  # held differences below it are decided too
+            self.fresh.touched.update(p for p in self.fresh.places if path in ancestors(p))
         return place
 
     def pending(self) -> int:
