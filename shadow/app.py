@@ -104,8 +104,7 @@ class Runtime:
             operation).inc())
 
     def _quiet_since(self) -> float | None:
-        """Since when no write has run on the primary (None: one runs now), for A/A
-        calibration."""
+        """Since when no write has run on the primary (None: one runs now), for A/A."""
         barrier = self.writes.barrier if self.writes is not None else None
         return barrier.quiet_since if barrier is not None else float("-inf")
 
@@ -122,8 +121,7 @@ class Runtime:
         return side is not None and route in side.writing
 
     def raised(self, operation: str, exc: BaseException) -> None:
-        """The one place the verifier's own failures go: counted and logged (with the
-        traceback once per error class), never raised."""
+        """Where the verifier's own failures go: counted, logged (traceback once), never raised."""
         self._raised(operation, exc)
 
     async def start(self) -> None:
@@ -212,8 +210,9 @@ class Runtime:
         self.verifier = Verifier(
             metrics=metrics, store=self.store, privacy=self.privacy, rules=rules,
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
-            rows=self.rows, noise=self.noise, logs=self.logs)
-        self.verifier.listeners.append(Calibrator(
+            rows=self.rows, noise=self.noise, logs=self.logs,
+            hold_seconds=cfg.noise.hold_seconds, max_held=cfg.noise.max_held)
+        self.verifier.probes.append(Calibrator(
             model=self.noise, upstreams=self.probes, lane=self.lane, rules=rules,
             share=cfg.noise.share, methods=cfg.noise.methods,
             marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
@@ -344,6 +343,8 @@ class Runtime:
                 log.warning("comparisons left undone at shutdown",
                             extra={"pending": self.offload.pending})
             await self.offload.close()
+        if self.verifier is not None and self.verifier.holding is not None:
+            self.verifier.holding.flush()  # after the last comparisons, before the store
         for runner in self.runners[1:]:
             await runner.cleanup()
         self.runners.clear()

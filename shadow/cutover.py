@@ -191,6 +191,7 @@ class Cutover:
                        "lag_seconds": round(rt.verifier.lag.current, 3) if rt.verifier else 0.0,
                        "lag_allowance_seconds": rt.verifier.lag.allowance if rt.verifier else 0.0},
             "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
+                       "held": len(rt.verifier.holding or ()) if rt.verifier else 0,
                        "compared": result.compared, "mismatches": result.mismatches,
                        "shadow_errors": result.shadow_errors},
             "writes": self._writes_status(),

@@ -133,6 +133,10 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
         click.echo(f"          {route}: {n}")
     click.echo(f"mirror    {mirror['depth']} queued, {mirror['busy']} in flight, "
                f"shadow {mirror.get('lag_seconds', 0.0):.3f} s behind the primary")
+    held = status.get("counts", {}).get("held")
+    if held:
+        click.echo(f"held      {held} comparison(s) differing only where values drawn fresh "
+                   "per reply are still being learnt")
     writes = status.get("writes", {})
     pending = writes.get("shadow_pending")
     if pending is not None:

@@ -20,7 +20,7 @@ DROP_REASONS = ("queue_full", "timeout", "cancelled", "shutdown", "closing")
 UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
 INTERNAL_OPERATIONS = ("conclude", "compare", "compare_offload", "store", "listener",
                        "rows_state", "cutover_refresh", "drain_legacy", "drain_candidate",
-                       "lane_shadow", "lane_shadow_drop", "attribute")
+                       "lane_shadow", "lane_shadow_drop", "attribute", "held")
 VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
 LISTENERS = ("proxy", "admin")
 CONNECTION_CLOSES = ("header_timeout", "limit")
@@ -154,6 +154,16 @@ class Metrics:
             "shadow_replay_lag_seconds",
             "Seconds from the primary receiving a request to the shadow receiving its copy, "
             "for the latest compared exchange (unit: seconds).", registry=r)
+        self.verdicts_held = Gauge(
+            "shadow_verdicts_held",
+            "Comparisons whose only differences are at places still being learnt as values "
+            "drawn fresh per reply, held until those places are decided (unit: exchanges).",
+            registry=r)
+        self.held_settled = Counter(
+            "shadow_held_settled_total",
+            "Held comparisons recorded, by why: learnt (a match, its differences noise), "
+            "refused (a mismatch), bound (age or count reached) or stopped (unit: exchanges).",
+            ["why"], registry=r)
         self.keymap_size = Gauge(
             "shadow_keymap_size",
             "Key pairs (legacy key <-> candidate key) remembered (unit: pairs).",
@@ -249,6 +259,8 @@ class Metrics:
             self.rows_attributed.labels(how)
         for outcome in ("waited", "expired"):
             self.write_hold.labels(outcome)
+        for why in ("learnt", "refused", "bound", "stopped"):
+            self.held_settled.labels(why)
         self.shadow_waits_expired.labels("keys")
         for template, methods in routes:
             self.rollback_unsafe_writes.labels(template)

@@ -171,13 +171,18 @@ class NoiseSettings(_Model):
     and what differs between the two replies is learnt as noise for the route.
     `fresh_values` also learns, without any second request, the places where the
     primary's replies carry a value drawn fresh for each one (a CSRF token, an error id:
-    shadow.compare.fresh), once `min_fresh` of its values are seen."""
+    shadow.compare.fresh), once `min_fresh` of its values are seen. Until then, a
+    comparison that differs only at such places is held (at most `max_held` of them, each
+    for at most `hold_seconds`; 0 records them at once) and recorded once they are decided
+    (shadow.compare.held)."""
 
     share: Annotated[float, Field(ge=0, le=1)] = 0.1
     methods: list[str] = ["GET", "HEAD"]
     min_pairs: Count = 5
     fresh_values: bool = True
     min_fresh: Count = 5
+    hold_seconds: Annotated[float, Field(ge=0)] = 60.0
+    max_held: Count = 1000
 
 
 class Scrubber(_Model):

@@ -42,6 +42,9 @@ class Kind(StrEnum):
     ROW_CHANGED = "row_changed"
 
 
+ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
+
+
 class Role(StrEnum):
     PRIMARY = "primary"
     SHADOW = "shadow"
@@ -149,6 +152,28 @@ def signature(method: str, route: str, kind: Kind | str, path: str) -> str:
     return f"{method} {route} {kind} {signature_path(path)}"
 
 
+def row_path(d: Difference) -> str:
+    """A row difference's path with its key folded (`moods[17].score` -> `moods[*].score`),
+    so one cause in many rows is one signature."""
+    if d.kind not in ROW_KINDS:
+        return d.path
+    table, key, rest = row_parts(d.path)
+    return f"{table}[*]{rest}" if key else d.path
+
+
+def row_parts(path: str) -> tuple[str, str, str]:
+    """(table, `[key]`, the rest) of a row difference's path (`moods[17].score`)."""
+    table, bracket, rest = path.partition("[")
+    if not bracket:
+        return path, "", ""
+    depth, index = 1, 0
+    for index, char in enumerate(rest):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0:
+            break
+    return table, f"[{rest[:index + 1]}", rest[index + 1:]
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """The record of one exchange after both observations are in.
@@ -157,7 +182,9 @@ class Comparison:
     timestamp renderings...), so a user can see what the bridge is hiding.
     `reason` says why an exchange was skipped or why a side errored.
     `translated` lists the ids of the shadow's reply that were read as the primary's
-    before the replies were compared (`shadow.rows.ids.Translated`).
+    before the replies were compared (`shadow.rows.ids.Translated`). `held`: the seconds
+    the verdict waited for the places it differed at to be learnt (shadow.holding), 0 when
+    it was recorded at once; a held comparison keeps no body, row or raw value.
     """
 
     exchange: Exchange
@@ -169,3 +196,4 @@ class Comparison:
     reason: str = ""
     signatures: tuple[str, ...] = field(default=())
     translated: tuple[Any, ...] = field(default=())
+    held: float = 0.0

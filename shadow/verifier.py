@@ -3,8 +3,9 @@
 A `Pair` joins the primary's and the shadow's replies of one exchange, whichever arrives
 last. When both are in, the pair is concluded on the next loop turn (never inside the
 client's request handler): the verdict is decided, the replies compared, and the result
-published to metrics, to the state store (a sample built by shadow.privacy) and to listeners such as the
-cutover gate's statistics. Any failure here is the verifier's own: it goes to `raised`.
+published to metrics, to the state store (a sample built by shadow.privacy) and to
+listeners such as the cutover gate's statistics. Any failure here is the verifier's own:
+it goes to `raised`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from shadow.compare.offload import Offload
 from shadow.compare.replies import ReplyDiff
 from shadow.compare.rules import ReplyRules
 from shadow.events import BackendStates
+from shadow.holding import Holding
 from shadow.metrics import Metrics
 from shadow.privacy import SampleBuilder
+from shadow.privacy.sample import light
 from shadow.replay_lag import ReplayLag
 from shadow.routes import RoutePolicy
 from shadow.rows.ids import Translated, collection_of, group_pairs
@@ -34,16 +37,12 @@ from shadow.rows.live import RowState
 from shadow.store import Store
 from shadow.writes.attribution import GroupRows
 from shadow.verdict import (
-    Comparison, Difference, Exchange, Kind, Observation, Reply, Role, RowChange, Verdict,
-    signature, signature_path,
+    ROW_KINDS, Comparison, Difference, Exchange, Observation, Reply, Role, Verdict,
+    row_parts, row_path, signature, signature_path,
 )
-
-ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 
 log = logging.getLogger("shadow.verifier")
 _NO_DIFFERENCE = ReplyDiff(())
-SAMPLE_BODY_BYTES = 65536
-"""Reply bodies larger than this are not kept in samples (a note with their size is)."""
 
 
 class Pair:
@@ -111,13 +110,17 @@ class Pair:
 
 
 class Verifier:
-    """Decides verdicts, compares replies and publishes comparisons."""
+    """Decides verdicts, compares replies and publishes comparisons. `listeners` hear of
+    each exchange's verdict once, when it is recorded (a held one late); `probes` of each
+    compared exchange as it concludes, bodies and all, before it may be held (A/A
+    calibration); `holding` keeps the fresh-value learner's cold start (shadow.holding)."""
 
     def __init__(self, *, metrics: Metrics, store: Store | None, privacy: SampleBuilder,
                  rules: ReplyRules, labels: dict[str, str],
                  raised: Callable[[str, BaseException], None],
                  rows: RowState | None = None, noise: NoiseModel | None = None,
-                 logs: dict[str, LogFollower] | None = None) -> None:
+                 logs: dict[str, LogFollower] | None = None, hold_seconds: float = 0.0,
+                 max_held: int = 1000) -> None:
         self.metrics = metrics
         self.noise = noise
         self.logs = logs or {}
@@ -129,10 +132,17 @@ class Verifier:
         self.labels = labels
         self.raised = raised
         self.listeners: list[Callable[[Comparison], None]] = []
+        self.probes: list[Callable[[Comparison], None]] = []
         self.backends: BackendStates | None = None
         self.offload: Offload | None = None
         self.concluded = 0
         self.lag = ReplayLag()
+        self.holding = Holding(
+            noise=noise, wait=hold_seconds, most=max_held, metrics=metrics, privacy=privacy,
+            publish=self._publish_held, raised=raised,
+            signatures=lambda c: self.signatures(c.exchange, c.differences),
+        ) if noise is not None and noise.fresh is not None and hold_seconds > 0 else None
+        self._held_sample: dict[str, Any] | None = None
 
     def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
              shadow_backend: str) -> Pair:
@@ -180,13 +190,31 @@ class Verifier:
             except Exception as exc:
                 self.raised("compare", exc)
                 comparison = self._uncompared(pair)
-            self.publish(comparison, pair)
+            if not self._held(comparison, pair):
+                self.publish(comparison, pair)
+            if self.holding is not None:
+                self.holding.settle()
             return comparison
         except Exception as exc:
             self.raised("conclude", exc)
             return None
         finally:
             self.concluded += 1
+
+    def _held(self, c: Comparison, pair: Pair) -> bool:
+        """Whether `c` was held for the evidence of the places it differs at (after the
+        probes heard of it); a failure to hold it publishes it at once."""
+        for probe in self.probes:
+            try:
+                probe(c)
+            except Exception as exc:
+                self.raised("listener", exc)
+        try:
+            return self.holding is not None and self.holding.hold(
+                c, lambda: self._sample(c, pair))
+        except Exception as exc:
+            self.raised("held", exc)
+            return False
 
     def _offload_pair(self, pair: Pair) -> bool:
         """Send a heavy pair to the process pool; True when it went."""
@@ -252,11 +280,13 @@ class Verifier:
         normalised += result.normalised + noise
         self.metrics.compare_duration.observe(time.perf_counter() - started)
         verdict = Verdict.MISMATCH if differences else Verdict.MATCH
-        sigs = tuple(dict.fromkeys(
-            signature(ex.method, ex.route, d.kind, self._path(d)) for d in differences))
         return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
                           reason=f"rows: {rows.skipped}" if rows and rows.skipped else "",
-                          signatures=sigs, translated=translated)
+                          signatures=self.signatures(ex, differences), translated=translated)
+
+    def signatures(self, ex: Exchange, differences: tuple[Difference, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(
+            signature(ex.method, ex.route, d.kind, self._path(d)) for d in differences))
 
     def _read_ids(self, pair: Pair, shadow: Reply) -> tuple[Reply, tuple[Translated, ...]]:
         """The shadow's reply with its ids read as the primary's: through the pairs its
@@ -272,7 +302,15 @@ class Verifier:
             local)
         return (shadow if body is shadow.body else replace(shadow, body=body)), translated
 
-    def publish(self, c: Comparison, pair: Pair) -> None:
+    def _publish_held(self, c: Comparison, sample: dict[str, Any]) -> None:
+        """Publish a comparison that was held, with the sample built when it was held."""
+        self._held_sample = sample
+        try:
+            self.publish(c, None)
+        finally:
+            self._held_sample = None
+
+    def publish(self, c: Comparison, pair: Pair | None) -> None:
         ex, m = c.exchange, self.metrics
         route, method = ex.route, ex.method
         if c.shadow is not None and c.shadow.reply.error != "dropped":
@@ -294,8 +332,8 @@ class Verifier:
             for kind in dict.fromkeys(d.kind for d in c.differences):
                 m.mismatches.labels(route, method, kind).inc()
             rows = Counter((table, kind) for table, _key, kind in dict.fromkeys(
-                (*_row_parts(d.path)[:2], d.kind) for d in c.differences if d.kind in ROW_KINDS))
-            if pair.rows is None or pair.rows.counts_rows:  # a group's rows: once
+                (*row_parts(d.path)[:2], d.kind) for d in c.differences if d.kind in ROW_KINDS))
+            if pair is None or pair.rows is None or pair.rows.counts_rows:  # rows: once
                 for (table, kind), n in rows.items():  # rows, not exchanges: one per row
                     m.row_mismatches.labels(table, kind).inc(n)
         # The gate and the rollback ledger first: nothing after them may hide an exchange.
@@ -324,7 +362,7 @@ class Verifier:
                 found[self.labels.get(backend, backend)] = follower.during(start, end, ex.id)
         return found
 
-    def _store(self, c: Comparison, pair: Pair) -> None:
+    def _store(self, c: Comparison, pair: Pair | None) -> None:
         if self.store is None:
             return
         ex = c.exchange
@@ -334,63 +372,29 @@ class Verifier:
             sig = signature(ex.method, ex.route, d.kind, path)
             seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
         sigs = list(seen.values())
-        sample = self.sample(_light(c)) if self.store.wants_sample(sigs[0][0]) else None
-        if sample is not None and self.logs:
-            sample["logs"] = self.privacy.logs(self._logs(c, pair))
+        sample = None
+        if self.store.wants_sample(sigs[0][0]):
+            sample = self._held_sample if c.held else self._sample(c, pair)
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)
 
+    def _sample(self, c: Comparison, pair: Pair | None) -> dict[str, Any]:
+        """The sample of `c` with the lines the followed logs gained during it."""
+        sample = self.sample(light(c))
+        if self.logs and pair is not None:
+            sample["logs"] = self.privacy.logs(self._logs(c, pair))
+        return sample
+
     def _path(self, d: Difference) -> str:
         """Where a difference is, as signatures and the store hold it: value-like keys
         fingerprinted, row keys folded."""
-        return _row_path(replace(d, path=self.privacy.path(d)))
+        return row_path(replace(d, path=self.privacy.path(d)))
 
     def sample(self, c: Comparison) -> dict[str, Any]:
-        """The stored record of one comparison (shadow.privacy decides what it holds)."""
+        """The stored record of one comparison (shadow.privacy decides what it holds);
+        of a held one, the record made when it was held."""
+        if c.held and self._held_sample is not None:
+            return self._held_sample
         return self.privacy.sample(c, self.labels)
 
-
-def _light(c: Comparison) -> Comparison:
-    """`c` with each reply body over SAMPLE_BODY_BYTES replaced by a note of its size:
-    shaping a 2 MB body for the sample (shadow.privacy) would hold the event loop for
-    seconds; the differences still say what differs."""
-    def light(obs: Observation | None) -> Observation | None:
-        if obs is None or len(obs.reply.body) <= SAMPLE_BODY_BYTES:
-            return obs
-        note = f"[{len(obs.reply.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]".encode()
-        headers = tuple((k, v) for k, v in obs.reply.headers
-                        if k.lower() not in ("content-type", "content-encoding"))
-        return replace(obs, reply=replace(obs.reply, body=note,
-                                          headers=headers + (("Content-Type", "text/plain"),)))
-
-    ex = c.exchange
-    if len(ex.body) > SAMPLE_BODY_BYTES:
-        ex = replace(ex, body=f"[{len(ex.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
-                     .encode())
-    if ex is c.exchange and all(
-            len(o.reply.body) <= SAMPLE_BODY_BYTES for o in (c.primary, c.shadow) if o):
-        return c
-    return replace(c, exchange=ex, primary=light(c.primary), shadow=light(c.shadow))
-
-
-def _row_path(d: Difference) -> str:
-    """A row difference's path with its key folded (`moods[17].score` -> `moods[*].score`),
-    so one cause in many rows is one signature."""
-    if d.kind not in ROW_KINDS:
-        return d.path
-    table, key, rest = _row_parts(d.path)
-    return f"{table}[*]{rest}" if key else d.path
-
-
-def _row_parts(path: str) -> tuple[str, str, str]:
-    """(table, `[key]`, the rest) of a row difference's path (`moods[17].score`)."""
-    table, bracket, rest = path.partition("[")
-    if not bracket:
-        return path, "", ""
-    depth, index = 1, 0
-    for index, char in enumerate(rest):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if depth == 0:
-            break
-    return table, f"[{rest[:index + 1]}", rest[index + 1:]

@@ -115,7 +115,8 @@ async def test_a_heavy_mismatch_keeps_its_differences_but_not_its_bodies(tmp_pat
     from shadow.routes import RoutePolicy
     from shadow.store import Store
     from shadow.verdict import Exchange
-    from shadow.verifier import SAMPLE_BODY_BYTES, Verifier
+    from shadow.privacy.sample import SAMPLE_BODY_BYTES
+    from shadow.verifier import Verifier
 
     store = await Store.open(str(tmp_path / "state.db"), flush_interval=3600)
     try:

@@ -170,8 +170,12 @@ async def install_capture(config: Config) -> None:
 
 
 async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoResult:
-    """Fill `result` with the verdicts and top signatures once the shadow lanes are idle."""
+    """Fill `result` with the verdicts and top signatures once the shadow lanes are idle
+    (comparisons still held for the evidence of values drawn fresh per reply are recorded
+    as they stand then: the traffic that could decide them is over)."""
     await settle(runtime)
+    if runtime.verifier.holding is not None:
+        runtime.verifier.holding.flush()
     await runtime.store.flush()
     result.verdicts = _verdicts(runtime)
     for metric in runtime.metrics.row_mismatches.collect():

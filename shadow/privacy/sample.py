@@ -23,6 +23,8 @@ from shadow.privacy.logs import LogShaper
 from shadow.privacy.shapes import Shaper, type_name
 from shadow.verdict import Comparison, Difference, Kind, Observation
 
+SAMPLE_BODY_BYTES = 65536
+"""Reply bodies larger than this are not kept in samples (a note with their size is)."""
 ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
 NOT_STORED = "values differ (not stored)"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
@@ -175,3 +177,26 @@ def _row_parts(path: str) -> tuple[str, str, str]:
             if depth == 0:
                 break
     return table, rest[:index], rest[index + 1:].removeprefix(".")
+
+
+def light(c: Comparison) -> Comparison:
+    """`c` with each reply body over SAMPLE_BODY_BYTES replaced by a note of its size:
+    shaping a 2 MB body for the sample (shadow.privacy) would hold the event loop for
+    seconds; the differences still say what differs."""
+    def noted(obs: Observation | None) -> Observation | None:
+        if obs is None or len(obs.reply.body) <= SAMPLE_BODY_BYTES:
+            return obs
+        note = f"[{len(obs.reply.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]".encode()
+        headers = tuple((k, v) for k, v in obs.reply.headers
+                        if k.lower() not in ("content-type", "content-encoding"))
+        return replace(obs, reply=replace(obs.reply, body=note,
+                                          headers=headers + (("Content-Type", "text/plain"),)))
+
+    ex = c.exchange
+    if len(ex.body) > SAMPLE_BODY_BYTES:
+        ex = replace(ex, body=f"[{len(ex.body)} bytes: not kept, over {SAMPLE_BODY_BYTES}]"
+                     .encode())
+    if ex is c.exchange and all(
+            len(o.reply.body) <= SAMPLE_BODY_BYTES for o in (c.primary, c.shadow) if o):
+        return c
+    return replace(c, exchange=ex, primary=noted(c.primary), shadow=noted(c.shadow))
