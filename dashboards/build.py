@@ -126,6 +126,9 @@ def overview_layout() -> Layout:
                            "the latest compared exchange; reply timestamps may trail by "
                            "the largest lag of the last ten minutes."),
         series("Shadow diverged", ("max(shadow_diverged)", "diverged"), w=8),
+        series("Comparisons held", ("sum(shadow_verdicts_held)", "held"), w=8,
+               description="Comparisons differing only where values drawn fresh per reply "
+                           "are still being learnt, held until those places are decided."),
         series("Internal errors by operation", (
             "sum by (operation) (job_operation:shadow_internal_errors:rate5m)",
             "{{operation}}"), unit="reqps"),
