@@ -30,6 +30,7 @@ import orjson
 from shadow.compare.jsonpath import render_path
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.model import fold
+from shadow.rows.naming import table_named
 
 GroupPairs = dict[str, dict[Any, Any]]
 """Per table, shadow id -> primary id, as one group's rows paired them."""
@@ -79,17 +80,9 @@ class IdTranslator:
 
     def table_for(self, name: str) -> str | None:
         """The shifted table a name refers to (`moods`, `mood_id`, `journal`), or None."""
-        if name in self._names:
-            return self._names[name]
-        base = fold(name).removesuffix("_id").removesuffix("id").rstrip("_")
-        forms = [base, base + "s", base + "es"] + ([base[:-1] + "ies"] if base[-1:] == "y" else [])
-        found = next((form for form in forms if form in self.tables), None)
-        if found is None and base:  # `entry_id` -> journal_entries, `mood` -> mood_logs
-            ends = sorted({t for t in self.tables for form in forms if t.endswith("_" + form)})
-            starts = sorted(t for t in self.tables if t.startswith(base + "_"))
-            found = ends[0] if len(ends) == 1 else starts[0] if len(starts) == 1 else None
-        self._names[name] = found
-        return found
+        if name not in self._names:
+            self._names[name] = table_named(name, self.tables)
+        return self._names[name]
 
     def _map(self, table: str | None, value: Any, to_candidate: bool) -> Any:
         return self._read(table, value, to_candidate, None)[0]

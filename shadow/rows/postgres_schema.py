@@ -26,6 +26,7 @@ from typing import Any
 from shadow.compare.bridge import ValueKind
 from shadow.rows.capture import LOG_TABLE, PREFIX, quote_ident, quote_literal
 from shadow.rows.model import Column, TableInfo
+from shadow.rows.naming import with_named_references
 
 Fetch = Callable[..., Awaitable[Sequence[Any]]]
 
@@ -107,7 +108,7 @@ async def read_tables(fetch: Fetch, schema: str,
         reason = "" if keys[name] else "no primary key"
         tables[name] = TableInfo(name, tuple(keys[name]), tuple(columns[name]),
                                  not reason, reason, refs[name])
-    return tables
+    return with_named_references(tables)
 
 
 def log_ddl(schema: str) -> list[str]:

@@ -38,6 +38,7 @@ from typing import Any
 from shadow.compare.bridge import ValueKind
 from shadow.rows.capture import LOG_TABLE, PREFIX, quote_ident, quote_literal
 from shadow.rows.model import Column, TableInfo
+from shadow.rows.naming import with_named_references
 
 Rows = Callable[[str, Sequence[Any]], list[Any]]
 
@@ -139,7 +140,7 @@ def read_tables(rows: Rows, kind_of: Callable[[str], ValueKind]
             layouts[name] = Layout(alias, alias is not None and (not key or integer_key))
         foreign[name] = _single_column(rows(_FOREIGN, (name,)))
     infos = {name: _with_references(info, foreign[name], tables) for name, info in tables.items()}
-    return infos, layouts
+    return with_named_references(infos), layouts
 
 
 def columns_type(columns: Sequence[Column], name: str) -> str:
