@@ -3,8 +3,9 @@ routes it touches; with no bug on, the proxy reports nothing. The random values 
 builds put in replies (error ids, CSRF tokens) are learnt from the traffic as drawn fresh
 per reply (shadow.compare.fresh); while they are being learnt, a comparison that differs
 only there is held, not recorded (shadow.compare.held), so they are no mismatch even
-during the cold start. Audit rows written by reads are charged to the next write, so their
-place is not checked (`_late`).
+during the cold start. With no bug on, nothing at all is reported, audit rows included.
+With a bug on, its error path writes audit rows on the candidate alone, and the audit
+summary that reads them differs on a route the bug does not touch (`_audited`).
 
 Row verification is on, as in `shadow demo`: a bug is also caught at the write that
 stored it wrong (`Bug.acts_on`), not only where a later reply shows it."""
@@ -37,12 +38,10 @@ async def _run(pg_dsn, tmp_path, bugs: str,
         return await collect(runtime, DemoResult(requests=report.requests), top=200)
 
 
-def _late(signature: dict) -> bool:
-    """What reads that write make uncertain until writes are attributed by overlap:
-    audit rows (written by reads and on error paths) are charged to the next write on
-    each side, so where such a difference is reported says nothing about where it was
-    made; and the audit summary depends on whether the shadow had served the audited
-    reads before it, which the proxy does not order (they are reads)."""
+def _audited(signature: dict) -> bool:
+    """What a bug shows through the audit log: the rows its error path wrote on the
+    candidate alone, and the audit summary's counts, which every later reader of the
+    summary sees (on a route the bug does not touch)."""
     return signature["path"].startswith("audit_log[") or (
         (signature["method"], signature["route"]) == ("GET", "/api/admin/audit")
         and signature["path"].startswith("$.actions"))
@@ -55,10 +54,11 @@ def _fresh(result: DemoResult) -> set[str]:
 
 
 def _flagged(result: DemoResult) -> set[str]:
-    """Routes with a shadow error or a difference that is not late."""
+    """Routes with a shadow error or a difference that is not the audit log's echo of
+    one (`_audited`)."""
     errors = {route for route, row in result.verdicts.items() if row.get("shadow_error")}
     return errors | {f"{s['method']} {s['route']}" for s in result.signatures
-                     if not _late(s)}
+                     if not _audited(s)}
 
 
 async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
@@ -66,7 +66,8 @@ async def test_a_faithful_port_gives_no_mismatch_but_noise(pg_dsn, tmp_path):
     compared = sum(row.get("match", 0) + row.get("mismatch", 0)
                    for row in result.verdicts.values())
     assert compared >= REQUESTS - 10, result.verdicts  # nearly every exchange compared
-    assert _flagged(result) == set(), result.signatures[:5]
+    assert result.signatures == [] and result.rows == {}, result.signatures[:5]
+    assert not [r for r in result.verdicts.values() if r.get("shadow_error")], result.verdicts
     assert _fresh(result) == {"$.csrf_token", "$.error_id"}, result.fresh
 
 
@@ -94,7 +95,7 @@ async def test_the_random_values_of_a_faithful_port_are_no_mismatch_even_in_the_
 CASCADES = {"burnt_sequence": "a signed session cookie carries the primary's user id"}
 
 
-# Caught only in what reads write (see `_late`), so by its own test below.
+# Caught only in what reads write (see `_audited`), so by its own test below.
 ROWS_OF_READS = {"audit_on_get"}
 
 
@@ -112,7 +113,7 @@ async def test_each_bug_is_caught_where_it_shows_and_nowhere_else(pg_dsn, tmp_pa
 
 async def test_an_audit_row_the_legacy_build_never_wrote_is_an_extra_row(pg_dsn, tmp_path):
     """`audit_on_get` changes no reply but the audit summary's, which reads make
-    uncertain (`_late`): the evidence is the candidate's extra audit rows themselves,
+    uncertain (`_audited`): the evidence is the candidate's extra audit rows themselves,
     whose action a sample holds as a keyed fingerprint (no string is kept by default)."""
     async with demo_stack(bugs="audit_on_get", dsn=pg_dsn, tmp=tmp_path) as (runtime, _):
         url = f"http://127.0.0.1:{runtime.proxy_port}"
@@ -142,7 +143,7 @@ async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path)
     assert result.rows.get("journal_entries", {}).get("row_missing", 0) > 0
     fresh = _fresh(result)
     [row] = [s for s in result.signatures if s["route"] == "/api/journal"
-             and s["method"] == "POST" and not _late(s) and s["path"] not in fresh]
+             and s["method"] == "POST" and not _audited(s) and s["path"] not in fresh]
     assert row["kind"] == "row_missing" and row["path"] == "journal_entries[*]"
     # the reply itself looked right: no body or status difference on that route but
     # the random error ids of refused writes while they were being learnt
@@ -152,7 +153,7 @@ async def test_a_201_that_was_never_committed_is_a_missing_row(pg_dsn, tmp_path)
 
 
 async def test_a_faithful_port_writes_the_same_rows(pg_dsn, tmp_path):
-    """The same rows in every table but audit_log, whose rows reads write (`_late`), in
+    """The same rows in every table but audit_log, whose rows reads write (`_audited`), in
     both legacy files: the badges of the achievements file were written and compared."""
     seen: list[Comparison] = []
     result = await _run(pg_dsn, tmp_path, "none", seen)
