@@ -33,7 +33,7 @@ from shadow.marker import Marker
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
 from shadow.reply_head import (ExactResponse, ExactStreamResponse, abort, mark_absent,
-                                response_for, response_headers)
+                                response_for)
 from shadow.routes import RouteTable
 from shadow.rows.live import RowState
 from shadow.upstream import Upstream, UpstreamError, end_to_end, header_text
