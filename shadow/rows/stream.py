@@ -100,6 +100,11 @@ class Stream:
     def unpaired(self, side: int) -> int:
         return sum(1 for e in self._waiting[side] if e.twin is None and not e.gone)
 
+    def inserting(self, table: str) -> bool:
+        """Whether an insert into `table` (folded) still waits for its twin, on either side."""
+        return any(e.twin is None and not e.gone and e.change.op == "insert"
+                   and e.row[0] == table for waiting in self._waiting for e in waiting)
+
     def add(self, side: int, seq: int, change: RowChange, flows: Iterable[int]) -> Settled:
         """A drained change of `side` that one of `flows` (still running) made; what it
         settles at once when none of them is (normally nothing)."""

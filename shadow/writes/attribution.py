@@ -117,7 +117,8 @@ class Attribution:
         self.reconcile = Reconcile(wait=reconcile_wait, matcher=rows.matcher,
                                    clock=time.monotonic, anchor=rows.anchor,
                                    key_wait=KEY_DIFFERENCE_WAIT if reconcile_wait > 0 else 0,
-                                   busy=lambda table: self.groups.inserting(table))
+                                   busy=lambda table: self.groups.inserting(table)
+                                   or self.streams.inserting(table))
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}

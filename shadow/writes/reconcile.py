@@ -29,8 +29,9 @@ key each side has reached, see `shadow.rows.sequences.follow`) stands at that of
 again, the sequences are back in step, and that key difference and those of the table
 held after it, judged against the passing offset, are dropped (`reordered`). Groups
 under load conclude seconds apart, so a verdict with a key difference waits while a
-group still open has inserted into its table, at most `key_wait` seconds (more than
-`wait`), before it is reported.
+group still open has inserted into its table (or an insert into it waits for its twin in
+a group verified change by change), at most `key_wait` seconds (more than `wait`),
+before it is reported.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Reconcile:
         self.wait = wait
         self.key_wait = wait if key_wait is None else max(wait, key_wait)
         self.anchor = anchor  # a table's sequences as they stand: (primary, shadow)
-        self.busy = busy  # whether a group still open has inserted into a table
+        self.busy = busy  # whether an open group or a stream holds an insert into a table
         self.matcher = matcher
         self.clock = clock
         self.held: list[Held] = []

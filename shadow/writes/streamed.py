@@ -83,6 +83,10 @@ class Streams:
         return GroupRows(tuple(settled.primary), tuple(settled.shadow), differences,
                          normalised, members=0, names=(name,), pairs=tuple(pairs))
 
+    def inserting(self, table: str) -> bool:
+        """Whether an insert into `table` (folded) still waits for its twin in a stream."""
+        return any(stream.inserting(table) for stream in self.streams.values())
+
     def status(self) -> dict:
         """Changes verified one by one, waiting for their twins, dropped past the bound,
         and not streamed because their exchanges ran in two modes."""

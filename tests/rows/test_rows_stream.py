@@ -206,3 +206,11 @@ def test_a_group_pairs_its_new_rows_by_content_whatever_was_learnt_of_them_early
     assert keymap.shadow_key("notes", (3,)) == (2,) and keymap.anchor("notes") == ((4,), (4,))
     off = run([note(5, "d")], [note(6, "d", legacy=False)], keymap=keymap)
     assert [d.kind for d in off.differences] == [Kind.ROW_CHANGED]
+
+
+def test_a_stream_says_which_tables_still_wait_for_an_insert_twin():
+    s, _ = stream()
+    s.add(PRIMARY, 1, note(1, "a"), [10])
+    assert s.inserting("notes") and not s.inserting("entries")
+    s.add(SHADOW, 2, note(7, "a", legacy=False), [10])
+    assert not s.inserting("notes")  # paired: nothing left to bring the sequence back
