@@ -52,7 +52,8 @@ from shadow.rows.model import RowRules, TableInfo, fold
 from shadow.rows.netchange import (NetChange, key_text, net_changes, parents_first, truncates,
                                    untouched)
 from shadow.rows.pairing import CompareColumn, Content, pair_inserts
-from shadow.rows.sequences import Anchor, as_anchor, follow, is_int, surrogate_key
+from shadow.rows.sequences import (Anchor, as_anchor, follow, is_int, key_detail,
+                                   surrogate_key)
 from shadow.rows.stamps import Moments, RowStamps
 from shadow.verdict import Difference, Kind, RowChange
 
@@ -176,7 +177,7 @@ class _Differ:
             p = by_shadow[shadow_key]
             self.differences.append(Difference(
                 Kind.ROW_CHANGED, f"{p.table}[{key_text(p.key)}].{name}", p.key[0], shadow_key,
-                f"key: the shadow was expected to use {expected!r}"))
+                key_detail(expected)))
         if moved is not None:
             self.keymap.set_anchor(table, (moved[0],), (moved[1],))
 
@@ -209,7 +210,7 @@ class _Differ:
                 continue
             self.differences.append(Difference(
                 Kind.ROW_CHANGED, f"{p.table}[{key_text(p.key)}].{name}", pv, sv,
-                f"key: the shadow was expected to use {expected!r}"))
+                key_detail(expected)))
 
     def compare(self, table: str, p: NetChange, s: NetChange) -> None:
         """Differences between the final images of one pair of rows."""

@@ -47,6 +47,26 @@ def surrogate_key(info: TableInfo | None, keys: Iterable[tuple]) -> str | None:
     return None
 
 
+KEY_DETAIL = "key: the shadow was expected to use "
+"""How the detail of a sequence-key difference begins; the expected key follows."""
+
+
+def key_detail(expected: Any) -> str:
+    """The detail of a key difference whose shadow key was expected to be `expected`."""
+    return f"{KEY_DETAIL}{expected!r}"
+
+
+def expected_key(detail: str) -> int | None:
+    """The integer key a key difference's detail says was expected (whatever note was
+    appended after a `;`), or None for any other detail."""
+    if not detail.startswith(KEY_DETAIL):
+        return None
+    try:
+        return int(detail[len(KEY_DETAIL):].split(";", 1)[0])
+    except ValueError:
+        return None
+
+
 def as_anchor(pair: tuple[tuple, tuple] | None) -> Anchor | None:
     """A key map anchor as two ints, or None when it is not a pair of single int keys."""
     if pair is None:

@@ -116,7 +116,7 @@ class Attribution:
         self.streams = Streams(rows, self.groups, stream_limit)
         self.reconcile = Reconcile(wait=reconcile_wait, matcher=rows.matcher,
                                    clock=time.monotonic, anchor=rows.anchor,
-                                   key_wait=KEY_DIFFERENCE_WAIT if reconcile_wait > 0 else 0,
+                                   key_wait=KEY_DIFFERENCE_WAIT,
                                    busy=lambda table: self.groups.inserting(table)
                                    or self.streams.inserting(table))
         self.learnt = Learnt()

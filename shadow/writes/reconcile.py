@@ -36,7 +36,6 @@ before it is reported.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,10 +43,10 @@ from typing import Any
 from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import fold
 from shadow.rows.netchange import key_text
+from shadow.rows.sequences import KEY_DETAIL, expected_key
 from shadow.verdict import Difference, Kind, RowChange
 
 ONE_SIDED = (Kind.ROW_MISSING, Kind.ROW_EXTRA)
-_EXPECTED = re.compile(r"key: the shadow was expected to use (-?\d+)")
 
 
 @dataclass(slots=True, eq=False)
@@ -66,7 +65,7 @@ class Held:
 def key_differences(rows: Any) -> list[tuple[Difference, str]]:
     """The sequence-key differences of `rows` (a GroupRows), each with its table."""
     return [(d, fold(d.path.split("[", 1)[0])) for d in rows.differences
-            if d.kind == Kind.ROW_CHANGED and d.detail.startswith("key:")]
+            if d.kind == Kind.ROW_CHANGED and d.detail.startswith(KEY_DETAIL)]
 
 
 def one_sided(rows: Any) -> list[tuple[Difference, RowChange, bool]]:
@@ -166,10 +165,11 @@ class Reconcile:
         chains: dict[tuple[tuple[str, str], str], list[tuple[Held, Difference, int]]] = {}
         for held in self.held:
             for diff, table in held.keys:
-                expected = _EXPECTED.match(diff.detail)
-                if id(diff) not in held.gone and expected and isinstance(diff.primary, int):
+                expected = expected_key(diff.detail)
+                if id(diff) not in held.gone and expected is not None \
+                        and isinstance(diff.primary, int):
                     chains.setdefault((held.roles, table), []).append(
-                        (held, diff, int(expected[1]) - diff.primary))
+                        (held, diff, expected - diff.primary))
         for (roles, table), chain in chains.items():
             anchor = self.anchor(roles, table)
             if anchor is None:

@@ -9,7 +9,7 @@ import orjson
 from shadow.compare.bridge import kind_of_postgres, kind_of_sqlite
 from shadow.rows.keymap import KeyMap
 from shadow.rows.model import ColumnRule, RowRules
-from shadow.rows.sequences import follow
+from shadow.rows.sequences import expected_key, follow, key_detail
 from shadow.verdict import Kind
 from tests.rows.test_rows_diff import diff, ins, table
 
@@ -183,6 +183,14 @@ def test_follow_walks_keys_in_key_order():
     assert follow((2, 2), [(3, 4)], [], [3]) == ([], (3, 4))
     assert follow((2, 2), [(4, 3)], [3], []) == ([], (4, 3))
     assert follow(None, [], [7], [9]) == ([], (7, 9))
+    assert follow((5, 5), [(3, 4)], [], []) == ([(4, 3)], (5, 5))  # the highest keys stay
+
+
+def test_a_key_difference_says_which_key_was_expected():
+    assert expected_key(key_detail(278)) == 278
+    assert expected_key(key_detail(278) + "; group of 2: POST /api/moods #781") == 278
+    assert expected_key(key_detail("a-7")) is None  # not an integer key
+    assert expected_key("changed") is None
 
 
 async def test_row_state_keeps_anchors_that_are_not_pairs_across_a_restart(tmp_path):
