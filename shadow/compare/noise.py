@@ -144,11 +144,8 @@ class NoiseModel:
             return differences, 0
         kept = self._split_pairs(route, differences)
         if self.fresh is not None and self.fresh.places:
-            noise = self._routes.get(route)
-            rejected = {p for p, place in noise.places.items()
-                        if place.state == REJECTED} if noise is not None else set()
-            kept = tuple(d for d in kept if (rejected and rejected.intersection(
-                ancestors(signature_path(self.shown(d))))) or not self.fresh.hides(d, status))
+            kept = tuple(d for d in kept if self._rejected(route, signature_path(self.shown(d)))
+                         or not self.fresh.hides(d, status))
         return kept, len(differences) - len(kept)
 
     def waiting(self, route: str, differences: tuple[Difference, ...],
