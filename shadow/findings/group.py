@@ -28,9 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shadow.verdict import Comparison, Difference, Kind, signature, signature_path
-
-ROW_KINDS = frozenset({Kind.ROW_MISSING, Kind.ROW_EXTRA, Kind.ROW_CHANGED})
+from shadow.verdict import ROW_KINDS, Comparison, Difference, Kind, signature, signature_path
 KINDS = ("status", "type", "format", "missing", "extra", "order", "value", "header",
          "row_missing", "row_extra", "row_changed")
 ARROW = "→"
