@@ -14,6 +14,7 @@ import pytest
 from shadow.writes.attribution import KEY_WAIT
 from tests.support import proxy_url, running, settle
 from tests.writes.apps import build_pair, rows_of
+from tests.writes.test_group_ids import Sides
 
 pytestmark = pytest.mark.postgres
 
@@ -61,8 +62,6 @@ async def test_a_read_of_a_row_whose_group_is_still_open_reaches_its_twin(
     a's insert has exactly one twin by content among the group's rows drained so far, and
     that pair is learnt before the group is compared. The group's own comparison, later,
     finds all three the same."""
-    from tests.writes.test_group_ids import Sides
-
     sides = Sides()
     config, _, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn, sides=sides.config())
     async with running(config) as runtime, aiohttp.ClientSession() as session:
