@@ -42,6 +42,7 @@ class Actor:
     kind: str = "new"
     tries_taken_name: bool = False
     started: bool = False
+    known: bool = False  # its first turn has ended: others may name it
     entries: list[int] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
 
@@ -72,8 +73,15 @@ async def log_in(actor: Actor, send: Send, password: str | None = None) -> Any:
 
 
 async def start(actor: Actor, rng: random.Random, send: Send, actors: list[Actor]) -> None:
-    """The first turn: log in (seeded users) or register (new users)."""
+    """The first turn: log in (seeded users) or register (new users). Only once it has
+    ended do the others name the user (`known`): people write to an account they have
+    seen, not to one whose sign-up is still on its way."""
     actor.started = True
+    await _first_turn(actor, rng, send)
+    actor.known = True
+
+
+async def _first_turn(actor: Actor, rng: random.Random, send: Send) -> None:
     login = {"username": actor.name, "password": actor.password}
     if actor.kind != "new":
         await log_in(actor, send)
@@ -167,7 +175,7 @@ async def delete_entry(actor, rng, send, actors) -> None:
 
 
 def _partner(actor: Actor, rng: random.Random, actors: list[Actor]) -> str:
-    names = [a.name for a in actors if a.started and a is not actor and a.kind != "admin"]
+    names = [a.name for a in actors if a.known and a is not actor and a.kind != "admin"]
     return rng.choice(sorted((set(names) | set(_SEEDED)) - {actor.name}))
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 
 import pytest
 
+from shadow.demo import actors
 from shadow.demo.legacy import make_legacy_app
 from shadow.demo.seed import seed
 from shadow.demo.traffic import main, run_traffic
@@ -102,3 +104,35 @@ async def test_the_command_line_prints_a_report(tmp_path, aiohttp_server, capsys
     assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     assert "30 requests" in out and "POST /api/register" in out
+
+
+async def test_no_one_names_a_user_whose_sign_up_has_not_ended():
+    """With groups sending at once, a message to an account still being created would
+    fail on one build and not the other, depending only on the race."""
+    crowd = actors.cast(3, seed=1)
+    newcomer, writer = crowd[2], crowd[3]
+    writer.started = writer.known = True
+    signing_up = asyncio.Event()
+    release = asyncio.Event()
+    named: list[str] = []
+
+    async def send(actor, method, route, target, json=None, **_):
+        if route == "/api/register" and actor is newcomer:
+            signing_up.set()
+            await release.wait()
+            return {"id": 7}
+        if route == "/api/messages":
+            named.append(json["to"])
+        return None
+
+    rng = random.Random(0)
+    first_turn = asyncio.ensure_future(actors.start(newcomer, rng, send, crowd))
+    await signing_up.wait()
+    for _ in range(50):
+        await actors.send_message(writer, rng, send, crowd)
+    assert named and newcomer.name not in named
+    release.set()
+    await first_turn
+    for _ in range(50):
+        await actors.send_message(writer, rng, send, crowd)
+    assert newcomer.name in named
