@@ -278,7 +278,8 @@ def _demo_viewer_token(stack: contextlib.ExitStack | contextlib.AsyncExitStack) 
 
 
 async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
-    """Wait for the shadow lanes to finish what the traffic queued."""
+    """Wait for the shadow lanes to finish what the traffic queued, and for the verdicts
+    held for their rows' sake (shadow.writes.reconcile) to come out."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -286,7 +287,8 @@ async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
         attribution = runtime.writes.attribution
         if (lane.depth == 0 and lane.busy == 0
                 and (causality is None or causality.parked == 0)
-                and (attribution is None or len(attribution.groups) == 0)):
+                and (attribution is None or (len(attribution.groups) == 0
+                                             and not attribution.reconcile.held))):
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.05)

@@ -153,6 +153,12 @@ class Capture(ABC):
     async def drain(self) -> list[RowChange]:
         """Read and delete every logged change, in write order."""
 
+    async def sequence_position(self, table: str, column: str) -> int | None:
+        """The last value `table`'s integer key `column` has taken from its generator
+        (a burnt one included, where the database burns them), or None when this capture
+        cannot tell. Raises CaptureError when the database refuses."""
+        return None
+
     @property
     def tables(self) -> dict[str, TableInfo]:
         """The catalogue as of the last `introspect()`: one dict for the life of the

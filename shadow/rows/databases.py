@@ -201,6 +201,14 @@ class DatabasesCapture(Capture):
             return streams[0] if streams else []
         return list(heapq.merge(*streams, key=lambda c: c.at if c.at is not None else 0.0))
 
+    async def sequence_position(self, table: str, column: str) -> int | None:
+        """The position of compared table `table`'s key sequence, in its database."""
+        held = self._own.get(table)
+        if held is None:
+            return None
+        db, own = held
+        return await self.parts[db].sequence_position(own, column)
+
     def _change_named(self, change: RowChange) -> RowChange:
         compared = self.compared_name(change.table)
         return change if compared == change.table else dataclasses.replace(change, table=compared)

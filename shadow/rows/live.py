@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shadow.rows.capture import Capture, CaptureStatus
+from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.databases import DatabasesCapture, compared_names, inner_rules
 from shadow.rows.diff import RowDiff, diff_rows
 from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.match import ChangeMatcher
-from shadow.rows.model import RowRules, TableInfo
+from shadow.rows.model import RowRules, TableInfo, fold
 from shadow.rows.sequences import as_anchor
 from shadow.rows.stamps import RowStamps
 from shadow.verdict import RowChange
@@ -214,6 +214,25 @@ class RowState:
         """Where `table`'s two sequences stand, seen from `roles` (primary, shadow): the
         highest keys compared on each side, or None when its keys are not integers."""
         return as_anchor(self._seen_from(roles[0]).anchor(table))
+
+    async def sequence_position(self, backend: str, table: str) -> int | None:
+        """Where the integer key generator of `table` (folded name) stands on `backend`
+        (see `Capture.sequence_position`), or None when it cannot be read."""
+        found = [(name, info) for name, info in self.tables[backend].items()
+                 if fold(name) == table and len(info.key) == 1]
+        if not found:
+            return None
+        name, info = found[0]
+        try:
+            return await self.captures[backend].sequence_position(name, info.key[0])
+        except CaptureError as exc:
+            log.warning("sequence not readable", extra={"table": table, "error": str(exc)})
+            return None
+
+    def place_anchor(self, roles: tuple[str, str], table: str, positions: tuple[int, int]) -> None:
+        """`table`'s sequences stand at `positions` (primary, shadow), as read while no
+        write ran: burnt values included, which no change shows."""
+        self._seen_from(roles[0]).set_anchor(table, (positions[0],), (positions[1],))
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)

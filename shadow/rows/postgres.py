@@ -31,7 +31,8 @@ import asyncpg
 from shadow.compare.bridge import kind_of_postgres
 from shadow.rows import postgres_decoding as decoding
 from shadow.rows import postgres_schema as ddl
-from shadow.rows.capture import LOG_TABLE, Capture, CaptureError, CaptureStatus, load_json
+from shadow.rows.capture import (LOG_TABLE, Capture, CaptureError, CaptureStatus, load_json,
+                                 quote_ident)
 from shadow.rows.model import RowRules, TableInfo
 from shadow.verdict import RowChange
 
@@ -112,6 +113,27 @@ class PostgresCapture(Capture):
             with _mapped("clock"):
                 return float(await self.conn.fetchval(
                     "SELECT extract(epoch FROM clock_timestamp())::float8"))
+
+    async def sequence_position(self, table: str, column: str) -> int | None:
+        """The last value of the key's sequence (serial or identity), burnt ones included
+        (`ON CONFLICT DO NOTHING` and a rolled-back insert take one); a key with no
+        sequence: its highest value."""
+        qualified = f"{quote_ident(self.schema)}.{quote_ident(table)}"
+        async with self._lock:
+            with _mapped("sequence"):
+                sequence = await self.conn.fetchval(
+                    "SELECT pg_get_serial_sequence($1, $2)", qualified, column)
+                if sequence is None:
+                    value = await self.conn.fetchval(
+                        f"SELECT max({quote_ident(column)}) FROM {qualified}")
+                    return value if isinstance(value, int) else None
+                # `sequence` is the server's own quoted name of it
+                row = await self.conn.fetchrow(f"SELECT last_value, is_called FROM {sequence}")
+                if row["is_called"]:
+                    return int(row["last_value"])
+                step = await self.conn.fetchval(  # never used: the value before its first
+                    "SELECT seqincrement FROM pg_sequence WHERE seqrelid = $1::regclass", sequence)
+                return int(row["last_value"] - (step or 1))
 
     async def introspect(self) -> dict[str, TableInfo]:
         async with self._lock:

@@ -33,7 +33,8 @@ from shadow.writes.hold import Hold
 from shadow.writes.outside import OutsideWrites
 from shadow.writes.reconcile import Reconcile
 from shadow.writes.streamed import Streams
-from shadow.writes.windows import SQLITE_CLOCK, Clock, Learnt, Side, Window
+from shadow.writes.sequence_reads import SequenceReads
+from shadow.writes.windows import SQLITE_CLOCK, Learnt, Side, Window, measure_clock
 
 log = logging.getLogger("shadow.writes")
 RECONCILE_WAIT = 2.0
@@ -73,21 +74,6 @@ class GroupRows:
     counts_rows: bool = True
 
 
-async def measure_clock(now: Callable, tries: int = 5) -> Clock:
-    """A database clock's offset from `time.time()`, from the tightest of `tries`
-    bracketed reads; its uncertainty (plus a microsecond) is the margin both ways."""
-    best: tuple[float, float] | None = None
-    for _ in range(tries):
-        t0 = time.time()
-        db = await now()
-        t1 = time.time()
-        if best is None or t1 - t0 < best[1]:
-            best = (db - (t0 + t1) / 2, t1 - t0)
-    offset, rtt = best  # type: ignore[misc]
-    margin = rtt / 2 + 1e-6
-    return Clock(offset=offset, before=margin, after=margin)
-
-
 class Attribution:
     """Windows, drains, groups and outside writes of both backends."""
 
@@ -118,12 +104,16 @@ class Attribution:
                                    clock=time.monotonic, anchor=rows.anchor,
                                    key_wait=KEY_DIFFERENCE_WAIT,
                                    busy=lambda table: self.groups.inserting(table)
-                                   or self.streams.inserting(table))
+                                   or self.streams.inserting(table), read=True)
+        self.sequence_reads = SequenceReads(rows, self.reconcile,
+                                            quiet=lambda: len(self.groups) == 0,
+                                            epoch=lambda: self.joined)
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
+        self.joined = 0  # exchanges that ever joined
         self._since: dict[int, float] = {}
         self._unconcluded: dict[int, int] = {}
         self._asked: dict[int, float] = {}  # flow -> when it began waiting for a drain
@@ -155,6 +145,7 @@ class Attribution:
     # --- the proxy's side ----------------------------------------------------------------
 
     def join(self, member: Member) -> None:
+        self.joined += 1
         self.groups.add(member)
         self._since[member.flow] = time.monotonic()
         if member.writes and member.pair is not None:
@@ -259,6 +250,8 @@ class Attribution:
                 self._expire()
             try:
                 await self.drain(backend)
+                if backend == self.primary():
+                    await self.sequence_reads.read()
             except Exception as exc:  # the verifier's own failure: logged, counted
                 self.raised(f"drain_{backend}", exc)
 

@@ -32,6 +32,18 @@ under load conclude seconds apart, so a verdict with a key difference waits whil
 group still open has inserted into its table (or an insert into it waits for its twin in
 a group verified change by change), at most `key_wait` seconds (more than `wait`),
 before it is reported.
+
+Neither side's log shows a burnt value: `INSERT ... ON CONFLICT DO NOTHING` (or SQLite's
+`INSERT OR IGNORE` on an AUTOINCREMENT table) takes one from the sequence and writes no
+row. Two writes that do so at once interleave their burnt values in one order on the
+primary and in another on the shadow, and a key they then insert breaks the sequence as
+the rows show it, though both sequences have taken the same values. So when `read` is
+given, a key difference with nothing else left to wait for is not reported on the rows'
+word alone: its table is `asking()` for the two sequences' positions, and `sequences`
+hands them in, read while no write ran on either side. Where they stand again at the
+offset a held key difference expected, the sequences are in step and that difference
+(and those of the table held after it) is dropped, as above; the others are confirmed
+and reported. A table whose positions cannot be read is reported as it stands.
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ class Held:
     deadline: float
     keys: list[tuple[Difference, str]] = field(default_factory=list)  # (key diff, table)
     gone: set[int] = field(default_factory=set)  # ids of differences reconciled
+    checked: set[int] = field(default_factory=set)  # ids of key differences confirmed
 
 
 def key_differences(rows: Any) -> list[tuple[Difference, str]]:
@@ -89,11 +102,13 @@ class Reconcile:
                  clock: Callable[[], float], key_wait: float | None = None,
                  anchor: Callable[[tuple[str, str], str], tuple[int, int] | None]
                  = lambda roles, table: None,
-                 busy: Callable[[str], bool] = lambda table: False) -> None:
+                 busy: Callable[[str], bool] = lambda table: False,
+                 read: bool = False) -> None:
         self.wait = wait
         self.key_wait = wait if key_wait is None else max(wait, key_wait)
         self.anchor = anchor  # a table's sequences as they stand: (primary, shadow)
         self.busy = busy  # whether an open group or a stream holds an insert into a table
+        self.read = read  # whether the sequences' positions are read (`asking`, `sequences`)
         self.matcher = matcher
         self.clock = clock
         self.held: list[Held] = []
@@ -120,9 +135,32 @@ class Reconcile:
                 self._pair(matcher, new, held)
         self.held.append(new)
         self._back_in_step()
-        for held in [h for h in self.held if _settled(h) or self._quiet(h)]:
-            self.held.remove(held)
-            _deliver_reduced(held)
+        self._deliver_ready()
+
+    def asking(self) -> set[tuple[tuple[str, str], str]]:
+        """(roles, table) of each table whose sequences' positions would settle a held key
+        difference: one that waits for nothing else (see the module docstring)."""
+        return {(held.roles, table) for held in self.held for diff, table in held.keys
+                if self._open_key(held, diff) and self._only_keys(held)
+                and not self.busy(table)}
+
+    def sequences(self, roles: tuple[str, str], table: str,
+                  positions: tuple[int, int] | None) -> None:
+        """The positions (primary, shadow) of `table`'s sequences, read while no write
+        ran, or None when they cannot be read: drop the held key differences they show
+        back in step, confirm the others."""
+        chain = self._chain(roles, table)
+        if positions is not None:
+            offset = positions[1] - positions[0]
+            step = next((i for i, (_, _, o) in enumerate(chain) if o == offset), None)
+            if step is not None:
+                for held, diff, _ in chain[step:]:
+                    held.gone.add(id(diff))
+                    self.reordered += 1
+                chain = chain[:step]
+        for held, diff, _ in chain:
+            held.checked.add(id(diff))
+        self._deliver_ready()
 
     def due(self) -> None:
         """Deliver the verdicts whose wait is over, with what is left of their rows."""
@@ -162,30 +200,56 @@ class Reconcile:
     def _back_in_step(self) -> None:
         """Drop the key differences of each table whose sequences stand again at the
         offset one of them expected, from that one on (see the module docstring)."""
-        chains: dict[tuple[tuple[str, str], str], list[tuple[Held, Difference, int]]] = {}
-        for held in self.held:
-            for diff, table in held.keys:
-                expected = expected_key(diff.detail)
-                if id(diff) not in held.gone and expected is not None \
-                        and isinstance(diff.primary, int):
-                    chains.setdefault((held.roles, table), []).append(
-                        (held, diff, expected - diff.primary))
-        for (roles, table), chain in chains.items():
+        tables = {(held.roles, table) for held in self.held for diff, table in held.keys
+                  if id(diff) not in held.gone}
+        for roles, table in tables:
             anchor = self.anchor(roles, table)
             if anchor is None:
                 continue
+            chain = self._chain(roles, table)
             step = next((i for i, (_, _, offset) in enumerate(chain)
                          if offset == anchor[1] - anchor[0]), None)
             for held, diff, _ in chain[step:] if step is not None else ():
                 held.gone.add(id(diff))
                 self.reordered += 1
 
+    def _chain(self, roles: tuple[str, str], table: str
+               ) -> list[tuple[Held, Difference, int | None]]:
+        """The key differences of `table` still held, oldest first, each with the offset
+        between the two sequences it expected (None when its detail does not say)."""
+        chain = []
+        for held in self.held:
+            if held.roles != roles:
+                continue
+            for diff, of in held.keys:
+                if of != table or id(diff) in held.gone:
+                    continue
+                expected = expected_key(diff.detail)
+                offset = expected - diff.primary if expected is not None \
+                    and isinstance(diff.primary, int) else None
+                chain.append((held, diff, offset))
+        return chain
+
     def _quiet(self, held: Held) -> bool:
         """Whether `held` waits only on key differences of tables no open group inserts
-        into: no other group could bring the sequences back in step."""
-        return (all(id(diff) in held.gone for diff, _, _ in held.sided)
-                and not any(self.busy(table) for diff, table in held.keys
-                            if id(diff) not in held.gone))
+        into (no other group could bring the sequences back in step), each confirmed by
+        its sequences' positions when those are read."""
+        return self._only_keys(held) and not any(
+            self.busy(table) or (self.read and id(diff) not in held.checked)
+            for diff, table in held.keys if id(diff) not in held.gone)
+
+    @staticmethod
+    def _only_keys(held: Held) -> bool:
+        return all(id(diff) in held.gone for diff, _, _ in held.sided)
+
+    @staticmethod
+    def _open_key(held: Held, diff: Difference) -> bool:
+        return id(diff) not in held.gone and id(diff) not in held.checked
+
+    def _deliver_ready(self) -> None:
+        for held in [h for h in self.held if _settled(h) or self._quiet(h)]:
+            self.held.remove(held)
+            _deliver_reduced(held)
 
     def _clear_keys(self, table: str, new: Held) -> None:
         """Key differences of `table` held now are artefacts of a one-sided row."""

@@ -33,6 +33,8 @@ no later change can belong to it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from shadow.verdict import RowChange
@@ -173,3 +175,18 @@ class Side:
             self.live = [w for w in self.live if not w.final]
         self.closed_since_drain = sum(1 for w in self.live if w.end is not None)
         return done
+
+
+async def measure_clock(now: Callable[[], Awaitable[float]], tries: int = 5) -> Clock:
+    """A database clock's offset from `time.time()`, from the tightest of `tries`
+    bracketed reads; its uncertainty (plus a microsecond) is the margin both ways."""
+    best: tuple[float, float] | None = None
+    for _ in range(tries):
+        t0 = time.time()
+        db = await now()
+        t1 = time.time()
+        if best is None or t1 - t0 < best[1]:
+            best = (db - (t0 + t1) / 2, t1 - t0)
+    offset, rtt = best  # type: ignore[misc]
+    margin = rtt / 2 + 1e-6
+    return Clock(offset=offset, before=margin, after=margin)

@@ -24,14 +24,15 @@ class Verdicts:
         self.got.append((self.name, [d.kind for d in rows.differences], rows.normalised))
 
 
-def setup(keymap=None, key_wait=None, busy=True):
+def setup(keymap=None, key_wait=None, busy=True, read=False):
     """A Reconcile on a clock the test moves; `busy`: whether an open group is taken to
-    have inserted into every table (so key differences wait)."""
+    have inserted into every table (so key differences wait); `read`: whether the
+    sequences' positions are read for it."""
     clock = [0.0]
     keymap = keymap if keymap is not None else KeyMap()
     matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
     return Reconcile(wait=2.0, matcher=lambda p, s: matcher, clock=lambda: clock[0],
-                     key_wait=key_wait, busy=lambda table: busy,
+                     key_wait=key_wait, busy=lambda table: busy, read=read,
                      anchor=lambda roles, table: as_anchor(keymap.anchor(table))), clock
 
 
@@ -154,3 +155,50 @@ def test_a_burnt_value_read_with_the_next_group_is_still_one_difference():
     clock[0] = 10.5
     reconcile.due()
     assert got[1] == ("burnt", [Kind.ROW_CHANGED], 0) and reconcile.reordered == 0
+
+
+def test_burnt_values_taken_in_another_order_are_no_difference_once_the_sequences_agree():
+    """Two writes at once each burnt a value (ON CONFLICT DO NOTHING): on the primary the
+    other write's burn came after this insert took 202, on the shadow before it, so the
+    row took 203 there. The logs show no burnt value; the sequences, read once no write
+    runs, both stand at 203: in step."""
+    keymap = KeyMap()
+    keymap.learn("notes", (200,), (200,))
+    reconcile, _ = setup(keymap, key_wait=10.0, busy=False, read=True)
+    got: list = []
+    group = _group([note(202, "a")], [note(203, "a", legacy=False)], keymap)
+    assert [d.kind for d in group.differences] == [Kind.ROW_CHANGED]
+    reconcile.offer(ROLES, [(Verdicts("a", got), group)])
+    assert got == [] and reconcile.asking() == {(ROLES, "notes")}
+    reconcile.sequences(ROLES, "notes", (203, 203))
+    assert got == [("a", [], 1)] and reconcile.reordered == 1 and not reconcile.asking()
+
+
+def test_a_burnt_value_the_sequences_confirm_is_reported_at_once():
+    keymap = KeyMap()
+    keymap.learn("notes", (200,), (200,))
+    reconcile, _ = setup(keymap, key_wait=10.0, busy=False, read=True)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("a", got), _group(
+        [note(201, "a")], [note(202, "a", legacy=False)], keymap))])
+    assert got == []
+    reconcile.sequences(ROLES, "notes", (201, 202))  # the shadow's burnt 201 for good
+    assert got == [("a", [Kind.ROW_CHANGED], 0)] and reconcile.reordered == 0
+
+
+def test_sequences_that_cannot_be_read_leave_the_key_difference_as_it_stands():
+    reconcile, clock = setup(key_wait=10.0, busy=False, read=True)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), keyed(5, 4))])
+    reconcile.sequences(ROLES, "notes", None)
+    assert got == [("post", [Kind.ROW_CHANGED], 0)]
+
+
+def test_a_table_still_written_is_not_read_and_its_key_difference_waits():
+    reconcile, clock = setup(key_wait=10.0, busy=True, read=True)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), keyed(5, 4))])
+    assert reconcile.asking() == set() and got == []
+    clock[0] = 10.5
+    reconcile.due()
+    assert got == [("post", [Kind.ROW_CHANGED], 0)]
