@@ -55,6 +55,34 @@ async def running(config: Config):
         await runtime.stop(deadline=5.0)
 
 
+@contextlib.asynccontextmanager
+async def rows_proxy(legacy: str, sqlite_path, candidate: str, pg_dsn: str, tmp_path,
+                     routes: list[dict]):
+    """A running proxy in front of the builds at `legacy` (on the SQLite file
+    `sqlite_path`) and `candidate` (on `pg_dsn`), with row capture installed on both
+    first; yields (proxy base url, the comparisons the verifier concluded, the runtime)."""
+    from shadow.config import row_rules
+    from shadow.rows.live import open_capture
+
+    config = parse_config({
+        "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
+        "backends": {"legacy": {"url": legacy, "database": f"sqlite:///{sqlite_path}"},
+                     "candidate": {"url": candidate, "database": pg_dsn}},
+        "routes": routes, "store": {"path": str(tmp_path / "state.db")},
+    })
+    for name in ("legacy", "candidate"):
+        capture = open_capture(config.backends[name].database, row_rules(config))
+        await capture.open()
+        try:
+            await capture.install()
+        finally:
+            await capture.close()
+    async with running(config) as runtime:
+        comparisons: list = []
+        runtime.verifier.listeners.append(comparisons.append)
+        yield f"http://127.0.0.1:{runtime.proxy_port}", comparisons, runtime
+
+
 async def settle(runtime: Runtime, concluded: int, timeout: float = 10.0) -> None:
     """Wait until the verifier has concluded `concluded` exchanges in all."""
     async with asyncio.timeout(timeout):

@@ -18,9 +18,7 @@ import aiosqlite
 import asyncpg
 from aiohttp import web
 
-from shadow.config import parse_config, row_rules
-from shadow.rows.live import open_capture
-from tests.support import running, settle
+from tests.support import rows_proxy, settle
 
 DB = web.AppKey("db", object)
 
@@ -121,23 +119,10 @@ async def notes_proxy(aiohttp_server, pg_dsn, tmp_path, copies=lambda title: 1):
     await conn.close()
     legacy = await aiohttp_server(legacy_app(str(sqlite_path)))
     candidate = await aiohttp_server(candidate_app(pg_dsn, copies))
-    config = parse_config({
-        "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
-        "backends": {"legacy": {"url": str(legacy.make_url("")),
-                                "database": f"sqlite:///{sqlite_path}"},
-                     "candidate": {"url": str(candidate.make_url("")), "database": pg_dsn}},
-        "routes": [{"template": "/notes"}, {"template": "/notes/{id}"}],
-        "store": {"path": str(tmp_path / "state.db")},
-    })
-    for name in ("legacy", "candidate"):
-        capture = open_capture(config.backends[name].database, row_rules(config))
-        await capture.open()
-        await capture.install()
-        await capture.close()
-    async with running(config) as runtime:
-        comparisons = []
-        runtime.verifier.listeners.append(comparisons.append)
-        yield f"http://127.0.0.1:{runtime.proxy_port}", comparisons, runtime
+    async with rows_proxy(str(legacy.make_url("")), sqlite_path, str(candidate.make_url("")),
+                          pg_dsn, tmp_path,
+                          [{"template": "/notes"}, {"template": "/notes/{id}"}]) as running:
+        yield running
 
 
 async def send(base, runtime, steps):

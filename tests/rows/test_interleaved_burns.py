@@ -20,12 +20,10 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from shadow.config import parse_config, row_rules
 from shadow.rows.databases import DatabasesCapture
-from shadow.rows.live import open_capture
 from shadow.rows.postgres import PostgresCapture
 from shadow.rows.sqlite import SqliteCapture
-from tests.support import running, settle
+from tests.support import rows_proxy, settle
 
 pytestmark = pytest.mark.postgres
 
@@ -43,7 +41,8 @@ def badges_app(build: str, connect, burn, insert) -> web.Application:
         body = await request.json()
         await asyncio.sleep(body.get("pause", {}).get(build, 0))
         await burn(app[DB])
-        new = await insert(app[DB], body["name"]) if body.get("name") else None
+        if body.get("name"):
+            await insert(app[DB], body["name"])
         return web.json_response({"awarded": body.get("name")}, status=201)
 
     async def lifetime(app):
@@ -104,23 +103,9 @@ async def badges_proxy(aiohttp_server, pg_dsn, tmp_path, extra_burn=""):
     await schemas(sqlite_path, pg_dsn)
     old = await aiohttp_server(legacy(str(sqlite_path)))
     new = await aiohttp_server(candidate(pg_dsn, extra_burn))
-    config = parse_config({
-        "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
-        "backends": {"legacy": {"url": str(old.make_url("")),
-                                "database": f"sqlite:///{sqlite_path}"},
-                     "candidate": {"url": str(new.make_url("")), "database": pg_dsn}},
-        "routes": [{"template": "/badges", "writes": True}],
-        "store": {"path": str(tmp_path / "state.db")},
-    })
-    for name in ("legacy", "candidate"):
-        capture = open_capture(config.backends[name].database, row_rules(config))
-        await capture.open()
-        await capture.install()
-        await capture.close()
-    async with running(config) as runtime:
-        comparisons: list = []
-        runtime.verifier.listeners.append(comparisons.append)
-        yield f"http://127.0.0.1:{runtime.proxy_port}", comparisons, runtime
+    async with rows_proxy(str(old.make_url("")), sqlite_path, str(new.make_url("")), pg_dsn,
+                          tmp_path, [{"template": "/badges", "writes": True}]) as running:
+        yield running
 
 
 async def award(session, base, name, pause):
