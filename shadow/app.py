@@ -23,7 +23,6 @@ from aiohttp import web
 from shadow import admin, events
 from shadow.tasks import cancelled
 from shadow.backend_logs import LogFollower, followers
-from shadow.calibrate import Calibrator, probe_filter
 from shadow.compare.noise import META as NOISE_META, NoiseModel
 from shadow.compare.offload import Offload
 from shadow.compare.rules import BridgeRules, build_rules
@@ -37,6 +36,8 @@ from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
 from shadow.proxy import Proxy
+from shadow.recheck import Clocks
+from shadow.resends import attach_resends
 from shadow.reply_head import strip_defaults
 from shadow.privacy import SampleBuilder
 from shadow.privacy import build as build_privacy
@@ -98,27 +99,17 @@ class Runtime:
     offload: Offload | None = None
     findings: Findings | None = None
     privacy: SampleBuilder | None = None
+    clocks: Clocks = field(default_factory=Clocks)  # writes running on each side
 
     def __post_init__(self) -> None:
         self._raised = Raised(log, lambda operation: self.metrics.internal_errors.labels(
             operation).inc())
-
-    def _quiet_since(self) -> float | None:
-        """Since when no write has run on the primary (None: one runs now), for A/A."""
-        barrier = self.writes.barrier if self.writes is not None else None
-        return barrier.quiet_since if barrier is not None else float("-inf")
 
     async def _upstream(self, name: str, url: str) -> Upstream:
         upstream = Upstream(name=name, url=url, pool_size=self.config.proxy.pool_size,
                             connect_timeout=self.config.proxy.connect_timeout)
         await upstream.start()
         return upstream
-
-    def _writes_rows(self, backend: str, route: str) -> bool:
-        """Whether exchanges of `route` have been seen writing rows on `backend`."""
-        attribution = self.writes.attribution if self.writes is not None else None
-        side = attribution.sides.get(backend) if attribution is not None else None
-        return side is not None and route in side.writing
 
     def raised(self, operation: str, exc: BaseException) -> None:
         """Where the verifier's own failures go: counted, logged (traceback once), never raised."""
@@ -212,15 +203,7 @@ class Runtime:
             labels={name: cfg.label(name) for name in BACKENDS}, raised=self.raised,
             rows=self.rows, noise=self.noise, logs=self.logs,
             hold_seconds=cfg.noise.hold_seconds, max_held=cfg.noise.max_held)
-        self.verifier.probes.append(Calibrator(
-            model=self.noise, upstreams=self.probes, lane=self.lane, rules=rules,
-            share=cfg.noise.share, methods=cfg.noise.methods,
-            marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
-            timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
-            exchange_header=cfg.proxy.exchange_header,
-            on_pair=lambda route, method: metrics.calibration_pairs.labels(route, method).inc(),
-            quiet_since=self._quiet_since, writes_rows=self._writes_rows,
-            allowed=probe_filter(self.routes)))
+        attach_resends(self, rules)
         if compare.offload_workers:
             self.offload = Offload(inline_bytes=compare.offload_bytes,
                                    workers=compare.offload_workers,
@@ -231,7 +214,7 @@ class Runtime:
         self.proxy = Proxy(config=cfg, routes=self.routes, modes=self.modes,
                            upstreams=self.upstreams, lane=self.lane, verifier=self.verifier,
                            writes=self.writes, rows=self.rows,
-                           raised=self.raised)
+                           raised=self.raised, clocks=self.clocks)
         self.admin_token = os.environ.get(cfg.admin_token_env) or None
         self.viewer_token = os.environ.get(cfg.viewer_token_env) or None
         self.cutover = await Cutover.attach(self)
@@ -345,6 +328,8 @@ class Runtime:
             await self.offload.close()
         if self.verifier is not None and self.verifier.holding is not None:
             self.verifier.holding.flush()  # after the last comparisons, before the store
+        if self.verifier is not None and self.verifier.recheck is not None:
+            self.verifier.recheck.flush()
         for runner in self.runners[1:]:
             await runner.cleanup()
         self.runners.clear()

@@ -66,7 +66,7 @@ class Calibrator:
         self.share = share
         self.methods = frozenset(m.upper() for m in methods)
         self.marker = marker
-        self.dropped = _NOT_FORWARDED | ({exchange_header.lower()} if exchange_header else set())
+        self.dropped = not_forwarded(exchange_header)
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.on_pair = on_pair
@@ -90,8 +90,7 @@ class Calibrator:
         if upstream is None or c.primary.rows or self.writes_rows(backend, ex.route):
             return
         first = c.primary.reply
-        headers = [(k, v) for k, v in end_to_end(ex.headers)
-                   if k.lower() not in self.dropped] + [self.marker]
+        headers = sent_again(ex, self.dropped, self.marker)
 
         async def probe() -> None:
             sent, quiet = time.time(), self.quiet_since()
@@ -108,6 +107,19 @@ class Calibrator:
             self.on_pair(ex.route, ex.method)
 
         self.lane.submit(probe)
+
+
+def not_forwarded(exchange_header: str) -> frozenset[str]:
+    """The request headers a request the proxy sends on its own does not repeat: those of
+    the connection, and the proxy's exchange id header (the copy is another exchange)."""
+    return _NOT_FORWARDED | ({exchange_header.lower()} if exchange_header else frozenset())
+
+
+def sent_again(ex: Exchange, dropped: frozenset[str],
+               marker: tuple[str, str]) -> list[tuple[str, str]]:
+    """The headers of `ex` as a request the proxy sends again carries them: its end-to-end
+    headers but `dropped`, and the `marker` header."""
+    return [(k, v) for k, v in end_to_end(ex.headers) if k.lower() not in dropped] + [marker]
 
 
 def probe_filter(routes: RouteTable | None) -> Callable[[Exchange, str], bool]:

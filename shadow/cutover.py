@@ -192,6 +192,8 @@ class Cutover:
                        "lag_allowance_seconds": rt.verifier.lag.allowance if rt.verifier else 0.0},
             "counts": {"concluded": rt.verifier.concluded if rt.verifier else 0,
                        "held": len(rt.verifier.holding or ()) if rt.verifier else 0,
+                       "rechecks": rt.verifier.recheck.status()
+                       if rt.verifier and rt.verifier.recheck is not None else None,
                        "compared": result.compared, "mismatches": result.mismatches,
                        "shadow_errors": result.shadow_errors},
             "writes": self._writes_status(),

@@ -137,6 +137,7 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     if held:
         click.echo(f"held      {held} comparison(s) differing only where values drawn fresh "
                    "per reply are still being learnt")
+    show_rechecks(status.get("counts", {}).get("rechecks"))
     writes = status.get("writes", {})
     pending = writes.get("shadow_pending")
     if pending is not None:
@@ -146,6 +147,16 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
                    "wait's bound, before the key pairs they may need were learnt")
     show_attribution(writes)
     show_rows(status.get("rows", {}))
+
+
+def show_rechecks(rechecks: dict[str, int] | None) -> None:
+    """How the rechecks of mismatched reads that raced writes ended (nothing before any)."""
+    if not rechecks or not any(rechecks.values()):
+        return
+    click.echo(f"rechecks  {rechecks['race']} race(s) (both builds agreed when asked again; "
+               f"the reads had overlapped {rechecks['race_writes']} write(s)), "
+               f"{rechecks['confirmed']} confirmed, {rechecks['unsettled']} unsettled, "
+               f"{rechecks['held']} waiting")
 
 
 def show_attribution(writes: dict[str, Any]) -> None:

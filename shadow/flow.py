@@ -5,7 +5,8 @@ roles of the mode at arrival, the route policy), and what it opened on the way: 
 that will compare it, its place in the shadow's causality, its window on the primary and
 its share of the write hold. `finish()` closes what it opened on the primary, exactly
 once, whichever comes first: the reply's last byte arriving or the exchange failing.
-`read_body()` reads what the client sent, up to the proxy's limit.
+`read_body()` reads what the client sent, up to the proxy's limit; `for_shadow()` what a
+shadow copy of it carries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _STREAM_CHUNK = 65536
 if TYPE_CHECKING:
     from shadow.modes import Roles
     from shadow.routes import RoutePolicy
+    from shadow.rows.ids import IdTranslator
     from shadow.verifier import Pair
     from shadow.writes.causality import Ticket
     from shadow.writes.windows import Window
@@ -58,6 +60,17 @@ class Flow:
         self.finished = True
         for action in self.on_finish:
             action()
+
+
+def for_shadow(ids: IdTranslator | None, route: str, target: str, body: bytes,
+               backend: str) -> tuple[str, bytes]:
+    """The target and body of an exchange as its copy to the shadow `backend` carries
+    them: the ids the key map learnt written as that backend's (`ids` None: ids are not
+    rewritten)."""
+    if ids is None or not ids.active:  # no burnt sequence value yet
+        return target, body
+    to_candidate = backend == "candidate"
+    return ids.target(route, target, to_candidate), ids.body(body, to_candidate)
 
 
 async def read_body(request: web.Request, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:

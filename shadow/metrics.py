@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shadow import __version__
+from shadow.recheck import UNSETTLED_WHY
 
 # Sub-millisecond to tens of seconds: a loopback hop is ~0.2 ms, a slow app several seconds.
 LATENCY_BUCKETS = (
@@ -20,7 +21,7 @@ DROP_REASONS = ("queue_full", "timeout", "cancelled", "shutdown", "closing")
 UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
 INTERNAL_OPERATIONS = ("conclude", "compare", "compare_offload", "store", "listener",
                        "rows_state", "cutover_refresh", "drain_legacy", "drain_candidate",
-                       "lane_shadow", "lane_shadow_drop", "attribute", "held")
+                       "lane_shadow", "lane_shadow_drop", "attribute", "held", "recheck")
 VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
 LISTENERS = ("proxy", "admin")
 CONNECTION_CLOSES = ("header_timeout", "limit")
@@ -159,6 +160,21 @@ class Metrics:
             "Comparisons whose only differences are at places still being learnt as values "
             "drawn fresh per reply, held until those places are decided (unit: exchanges).",
             registry=r)
+        self.reads_rechecked = Counter(
+            "shadow_reads_rechecked_total",
+            "Mismatched safe reads that overlapped writes, sent again to both builds once no "
+            "write ran, by outcome: race (the fresh replies agree: recorded as a match), "
+            "confirmed or unsettled (recorded as the mismatch it was; unit: exchanges).",
+            ["route", "method", "outcome"], registry=r)
+        self.recheck_unsettled = Counter(
+            "shadow_recheck_unsettled_total",
+            "Rechecks that could not settle, by why: moved (a write ran during it), failed "
+            "(no usable reply, timeout), busy (no write-free moment in time), full (too many "
+            "waiting) or stopped (unit: exchanges).", ["why"], registry=r)
+        self.rechecks_held = Gauge(
+            "shadow_rechecks_held",
+            "Mismatched reads waiting for their recheck, or being rechecked (unit: exchanges).",
+            registry=r)
         self.held_settled = Counter(
             "shadow_held_settled_total",
             "Held comparisons recorded, by why: learnt (a match, its differences noise), "
@@ -261,6 +277,8 @@ class Metrics:
             self.write_hold.labels(outcome)
         for why in ("learnt", "refused", "bound", "stopped"):
             self.held_settled.labels(why)
+        for why in UNSETTLED_WHY:
+            self.recheck_unsettled.labels(why)
         self.shadow_waits_expired.labels("keys")
         for template, methods in routes:
             self.rollback_unsafe_writes.labels(template)

@@ -28,10 +28,11 @@ import orjson
 from aiohttp import web
 
 from shadow.config import Config
-from shadow.flow import Flow, read_body
+from shadow.flow import Flow, for_shadow, read_body
 from shadow.marker import Marker
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
+from shadow.recheck import Clocks
 from shadow.reply_head import (ExactResponse, ExactStreamResponse, abort, mark_absent,
                                 response_for)
 from shadow.routes import RouteTable
@@ -59,8 +60,10 @@ class Proxy:
     def __init__(self, *, config: Config, routes: RouteTable, modes: ModeState,
                  upstreams: dict[str, Upstream], lane: MirrorLane, verifier: Verifier,
                  writes: Writes | None = None, rows: RowState | None = None,
-                 raised: Callable[[str, BaseException], None] | None = None) -> None:
+                 raised: Callable[[str, BaseException], None] | None = None,
+                 clocks: Clocks | None = None) -> None:
         self.routes = routes
+        self.clocks = clocks  # the writes running on each side, for rechecks
         self.rows = rows
         self.raised = raised or (lambda operation, exc: None)
         self.writes = writes or Writes()
@@ -152,10 +155,17 @@ class Proxy:
         if flow.writes and self.writes.barrier is not None:
             self.writes.barrier.sent()
             flow.on_finish.append(self.writes.barrier.finished)
+        ordered = flow.writes if attribution is None else attribution.writes(
+            flow.route, flow.writes)  # a read seen writing is ordered as a write
+        if self.clocks is not None:
+            if flow.pair is not None:
+                watch = flow.pair.watch = self.clocks.watch()
+                flow.on_finish.append(watch.primary_replied)
+            if ordered:
+                self.clocks.primary.sent()
+                flow.on_finish.append(self.clocks.primary.finished)
         if flow.pair is not None:
             if causality is not None:
-                ordered = flow.writes if attribution is None else attribution.writes(
-                    flow.route, flow.writes)  # a read seen writing is ordered as a write
                 ticket = flow.ticket = causality.sent(flow.number, ordered)
                 flow.on_finish.append(lambda: causality.primary_done(ticket))
                 if attribution is not None:
@@ -170,20 +180,27 @@ class Proxy:
         causality, attribution, ticket = self.writes.causality, self.writes.attribution, flow.ticket
         ex = pair.exchange
         headers = flow.headers + [self.marker.for_exchange(ex.id)]
+        counted = self.clocks is not None and (
+            ticket.writes if ticket is not None else flow.writes)
+        running: list[Callable[[], None]] = []  # ends this write's count on the shadow
 
         def shadow_done() -> None:
+            while running:
+                running.pop()()
+            if pair.watch is not None:
+                pair.watch.shadow_replied()
             if flow.shadow_window is not None:
                 attribution.close(flow.shadow_window, backend)
             if ticket is not None:
                 causality.shadow_done(ticket)
 
         async def job() -> None:
-            target, body = ex.target, ex.body
             ids = self.rows.ids if self.rows is not None and self.rewrite_ids else None
-            if ids is not None and ids.active:  # after a burnt sequence value
-                to_candidate = backend == "candidate"
-                target = ids.target(ex.route, target, to_candidate)
-                body = ids.body(body, to_candidate)
+            target, body = for_shadow(ids, ex.route, ex.target, ex.body, backend)
+            if pair.watch is not None:
+                pair.watch.sending_shadow()
+            if counted:
+                running.append(self.clocks.shadow.start())
             if attribution is not None:
                 flow.shadow_window = attribution.open(flow.number, backend, flow.route, flow.writes)
             try:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator
 from yarl import URL
 
 from shadow.env_values import expand_env, redact_secrets
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from shadow.settings_compare import (  # noqa: F401  (re-exported with the other sections)
+    Bridge, CompareSettings, Count, Positive, RecheckSettings, Scrubber, _Model)
 
 
 def _host_port(value: str) -> str:
@@ -28,8 +26,6 @@ def _host_port(value: str) -> str:
 
 
 HostPort = Annotated[str, Field(min_length=3)]
-Positive = Annotated[float, Field(gt=0)]
-Count = Annotated[int, Field(ge=1)]
 
 
 def _database_url(value: str) -> str:
@@ -183,43 +179,6 @@ class NoiseSettings(_Model):
     min_fresh: Count = 5
     hold_seconds: Annotated[float, Field(ge=0)] = 60.0
     max_held: Count = 1000
-
-
-class Scrubber(_Model):
-    pattern: str
-    replacement: str = ""
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression ({exc}): {value!r}") from None
-        return value
-
-
-class Bridge(_Model):
-    bool_int: bool = False
-    timestamps: bool = False
-    numeric_strings: bool = False
-    empty_null: bool = False
-
-
-class CompareSettings(_Model):
-    """How two replies are compared (see shadow.compare)."""
-
-    headers: list[str] = ["content-type"]
-    ignore_paths: list[str] = []
-    unordered_paths: list[str] = []
-    numeric_tolerance: Annotated[float, Field(ge=0)] = 0.0
-    time_tolerance: Annotated[float, Field(ge=0)] = 0.0
-    scrubbers: list[Scrubber] = []
-    bridge: Bridge = Bridge()
-    offload_bytes: Count = 32768
-    offload_workers: Annotated[int, Field(ge=0)] = 1
-    offload_timeout: Positive = 10.0
-    offload_queue: Count = 32
 
 
 class Route(_Model):

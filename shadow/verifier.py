@@ -10,13 +10,12 @@ it goes to `raised`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from dataclasses import replace
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shadow.compare import compare_replies
 from shadow.backend_logs import LogFollower
@@ -28,6 +27,7 @@ from shadow.compare.rules import ReplyRules
 from shadow.events import BackendStates
 from shadow.holding import Holding
 from shadow.metrics import Metrics
+from shadow.pair import Pair
 from shadow.privacy import SampleBuilder
 from shadow.privacy.sample import light
 from shadow.replay_lag import ReplayLag
@@ -35,85 +35,26 @@ from shadow.routes import RoutePolicy
 from shadow.rows.ids import Translated, collection_of, group_pairs
 from shadow.rows.live import RowState
 from shadow.store import Store
-from shadow.writes.attribution import GroupRows
 from shadow.verdict import (
     ROW_KINDS, Comparison, Difference, Exchange, Observation, Reply, Role, Verdict,
     row_parts, row_path, signature, signature_path,
 )
 
+if TYPE_CHECKING:
+    from shadow.rechecker import Rechecker
+    from shadow.writes.attribution import GroupRows
+
+__all__ = ["Pair", "Verifier"]
 log = logging.getLogger("shadow.verifier")
 _NO_DIFFERENCE = ReplyDiff(())
-
-
-class Pair:
-    """The two halves of one exchange on their way to a Comparison."""
-
-    __slots__ = ("exchange", "policy", "primary_backend", "shadow_backend", "primary",
-                 "shadow", "skip_reason", "rows_expected", "rows", "shadow_window",
-                 "_verifier", "_done")
-
-    def __init__(self, verifier: Verifier, exchange: Exchange, policy: RoutePolicy,
-                 primary_backend: str, shadow_backend: str) -> None:
-        self._verifier = verifier
-        self.exchange = exchange
-        self.policy = policy
-        self.primary_backend = primary_backend
-        self.shadow_backend = shadow_backend
-        self.primary: Reply | None = None
-        self.shadow: Reply | None = None
-        self.skip_reason = ""
-        self.rows_expected = False
-        self.rows: GroupRows | None = None
-        self.shadow_window = (0.0, 0.0)
-        self._done = False
-
-    def expect_rows(self) -> None:
-        """Row capture is on: wait for this exchange's group's rows too."""
-        self.rows_expected = True
-
-    def set_primary(self, reply: Reply, skip_reason: str = "") -> None:
-        if self.primary is None:
-            self.primary = reply
-            self.skip_reason = self.skip_reason or skip_reason
-            self._maybe_conclude()
-
-    def set_rows(self, rows: GroupRows) -> None:
-        """What this exchange's group wrote on both sides, compared (see shadow.writes)."""
-        if self.rows is None:
-            self.rows = rows
-            self._maybe_conclude()
-
-    def set_shadow(self, reply: Reply) -> None:
-        if self.shadow is None:
-            now = time.time()
-            self.shadow_window = (now - reply.elapsed, now)
-            if reply.ok:
-                received = self.exchange.received_at
-                self._verifier.lag.observe(self.shadow_window[0] - received, now - received)
-            self.shadow = reply
-            self._maybe_conclude()
-
-    def drop(self, reason: str) -> None:
-        """The shadow work was dropped (lane full, timeout, shutdown)."""
-        if self.shadow is None:
-            self.skip_reason = self.skip_reason or f"dropped_{reason}"
-            self.shadow = Reply(0, (), b"", 0.0, error="dropped")
-            self._maybe_conclude()
-
-    def _maybe_conclude(self) -> None:
-        if self.primary is None or self.shadow is None or self._done:
-            return
-        if self.rows_expected and self.rows is None:
-            return
-        self._done = True
-        asyncio.get_running_loop().call_soon(self._verifier.conclude, self)
 
 
 class Verifier:
     """Decides verdicts, compares replies and publishes comparisons. `listeners` hear of
     each exchange's verdict once, when it is recorded (a held one late); `probes` of each
     compared exchange as it concludes, bodies and all, before it may be held (A/A
-    calibration); `holding` keeps the fresh-value learner's cold start (shadow.holding)."""
+    calibration); `holding` keeps the fresh-value learner's cold start (shadow.holding),
+    `recheck` the mismatched reads that raced writes (shadow.rechecker)."""
 
     def __init__(self, *, metrics: Metrics, store: Store | None, privacy: SampleBuilder,
                  rules: ReplyRules, labels: dict[str, str],
@@ -139,10 +80,11 @@ class Verifier:
         self.lag = ReplayLag()
         self.holding = Holding(
             noise=noise, wait=hold_seconds, most=max_held, metrics=metrics, privacy=privacy,
-            publish=self._publish_held, raised=raised,
+            publish=self.publish_held, raised=raised,
             signatures=lambda c: self.signatures(c.exchange, c.differences),
         ) if noise is not None and noise.fresh is not None and hold_seconds > 0 else None
         self._held_sample: dict[str, Any] | None = None
+        self.recheck: Rechecker | None = None
 
     def pair(self, exchange: Exchange, policy: RoutePolicy, primary_backend: str,
              shadow_backend: str) -> Pair:
@@ -210,10 +152,16 @@ class Verifier:
             except Exception as exc:
                 self.raised("listener", exc)
         try:
-            return self.holding is not None and self.holding.hold(
-                c, lambda: self._sample(c, pair))
+            if self.holding is not None and self.holding.hold(c, lambda: self._sample(c, pair)):
+                return True
         except Exception as exc:
             self.raised("held", exc)
+            return False
+        try:
+            return self.recheck is not None and self.recheck.offer(
+                c, pair, lambda: self._sample(c, pair))
+        except Exception as exc:
+            self.raised("recheck", exc)
             return False
 
     def _offload_pair(self, pair: Pair) -> bool:
@@ -265,7 +213,7 @@ class Verifier:
         normalised = 0
         if rows is not None and not rows.skipped:
             differences, normalised = rows.differences, rows.normalised
-        shadow, translated = self._read_ids(pair, shadow)
+        shadow, translated = self._read_ids(ex, pair.shadow_backend, rows, shadow)
         result = reply_diff if reply_diff is not None else compare_replies(
             primary, shadow, self.rules_at_lag(pair.policy))
         replied, noise = result.differences, 0
@@ -288,21 +236,33 @@ class Verifier:
         return tuple(dict.fromkeys(
             signature(ex.method, ex.route, d.kind, self._path(d)) for d in differences))
 
-    def _read_ids(self, pair: Pair, shadow: Reply) -> tuple[Reply, tuple[Translated, ...]]:
+    def _read_ids(self, ex: Exchange, shadow_backend: str, rows: GroupRows | None,
+                  shadow: Reply) -> tuple[Reply, tuple[Translated, ...]]:
         """The shadow's reply with its ids read as the primary's: through the pairs its
-        group's rows taught (overlapping writes may take their ids in another order on
+        group's `rows` taught (overlapping writes may take their ids in another order on
         each side), then through the key map; and the ids so read."""
-        state, rows = self.rows, pair.rows
+        state = self.rows
         local = group_pairs(rows.pairs) if rows is not None else {}
         if state is None or shadow.header("content-encoding") is not None or not (
                 state.ids.active or any(p != s for t in local.values() for s, p in t.items())):
             return shadow, ()
         body, translated = state.ids.read_reply(
-            shadow.body, collection_of(pair.exchange.route), pair.shadow_backend == "legacy",
-            local)
+            shadow.body, collection_of(ex.route), shadow_backend == "legacy", local)
         return (shadow if body is shadow.body else replace(shadow, body=body)), translated
 
-    def _publish_held(self, c: Comparison, sample: dict[str, Any]) -> None:
+    def fresh_differences(self, ex: Exchange, policy: RoutePolicy, shadow_backend: str,
+                          primary: Reply, shadow: Reply, lag: float) -> tuple[Difference, ...]:
+        """How two fresh replies to `ex` differ under its pair's rules (ids read as the
+        primary's, known noise hidden, "now" stamps granted `lag` seconds or the replay
+        lag): a recheck's (shadow.rechecker). Nothing is learnt from them."""
+        shadow, _ = self._read_ids(ex, shadow_backend, None, shadow)
+        rules = self.rules_for(policy).at_lag(max(self.lag.allowance, lag))
+        replied = compare_replies(primary, shadow, rules).differences
+        if self.noise is not None:
+            replied, _ = self.noise.split(f"{ex.method} {ex.route}", replied, primary.status)
+        return replied
+
+    def publish_held(self, c: Comparison, sample: dict[str, Any]) -> None:
         """Publish a comparison that was held, with the sample built when it was held."""
         self._held_sample = sample
         try:

@@ -61,6 +61,8 @@ class DemoResult:
     urls: dict[str, str] = field(default_factory=dict)
     fresh: list[dict] = field(default_factory=list)
     """Places learnt from values the builds draw fresh per reply (shadow.compare.fresh)."""
+    rechecks: dict[str, int] = field(default_factory=dict)
+    """How the rechecks of reads that raced writes ended (shadow.rechecker)."""
 
 
 def check_free(address: str) -> None:
@@ -176,6 +178,9 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
     await settle(runtime)
     if runtime.verifier.holding is not None:
         runtime.verifier.holding.flush()
+    if runtime.verifier.recheck is not None:
+        runtime.verifier.recheck.flush()
+        result.rechecks = runtime.verifier.recheck.status()
     await runtime.store.flush()
     result.verdicts = _verdicts(runtime)
     for metric in runtime.metrics.row_mismatches.collect():
@@ -285,7 +290,8 @@ async def settle(runtime: Runtime, timeout: float = 10.0) -> None:
     while loop.time() < deadline:
         lane, causality = runtime.lane, runtime.writes.causality
         attribution = runtime.writes.attribution
-        if (lane.depth == 0 and lane.busy == 0
+        recheck = runtime.verifier.recheck
+        if (lane.depth == 0 and lane.busy == 0 and (recheck is None or len(recheck) == 0)
                 and (causality is None or causality.parked == 0)
                 and (attribution is None or (len(attribution.groups) == 0
                                              and not attribution.reconcile.held))):
@@ -325,6 +331,11 @@ def summary(result: DemoResult) -> str:
         lines.append("\nlearnt as drawn fresh per reply (no rule, no second request; "
                      "`shadow noise list`): " + ", ".join(
                          f"{p['path']} ({p['hidden']} hidden)" for p in learnt))
+    rechecks = result.rechecks
+    if rechecks.get("race") or rechecks.get("confirmed") or rechecks.get("unsettled"):
+        lines.append(f"\nreads that raced writes, asked again once none ran: "
+                     f"{rechecks['race']} agreed (a race, not a fault), {rechecks['confirmed']} "
+                     f"still differed, {rechecks['unsettled']} could not be settled")
     if not result.signatures:
         lines.append("\nno mismatches: the candidate answered and wrote like the legacy build.")
         return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""Rechecking a read that raced writes: which mismatches qualify, how a recheck ends, and
+the bounded place they wait in; pure, no I/O (shadow.rechecker runs them).
+
+A safe read that ran on the primary while other clients' writes were in flight there saw
+some of those writes. The shadow replays it under causality, after the writes that had
+*completed* on the primary before it arrived, so it may see another subset of the writes
+that overlapped it: its reply then differs from the primary's with no fault of the
+candidate, a race the shadow cannot replay. Such a mismatch is not recorded at once. Once
+no write is in flight on either side, the same read is sent again to the primary and then
+to the shadow, and the two fresh replies are compared with the original pair's rules:
+
+    fresh replies agree, no write ran on either side meanwhile  RACE       recorded as a match
+                                                                           (reason `race`)
+    fresh replies differ, no write ran meanwhile                CONFIRMED  recorded as it was
+    a write ran during the recheck (MOVED), no usable reply     UNSETTLED  recorded as it was
+    (FAILED), no write-free moment within the wait (BUSY), too
+    many waiting (FULL), the proxy stopped (STOPPED)
+
+So a difference is never hidden silently: only a recheck that reproduced the read in a
+quiet moment on both sides, and found both builds agreeing, turns it into a match. The one
+limit: a read that races writes for as long as it may wait is recorded as it was.
+
+A comparison qualifies (`refusal` returns None) when it is a mismatch of a safe method
+whose differences are all in the replies (no row difference), that wrote no row on either
+side, whose route A/A probing may send again (never `skip`, `writes = true` or
+`calibrate = false`) and has not been seen writing rows, and that overlapped a write: one
+ran on the primary at some moment between the read's arrival and its reply, or on the
+shadow between the shadow request's send and its reply (`Watch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadow.verdict import ROW_KINDS, Comparison, Difference, Reply, Verdict
+
+RACE, CONFIRMED, UNSETTLED = "race", "confirmed", "unsettled"
+"""How a recheck ended (the `outcome` label of `shadow_reads_rechecked_total`)."""
+MOVED, FAILED, BUSY, FULL, STOPPED = "moved", "failed", "busy", "full", "stopped"
+"""Why a recheck was unsettled (the `why` label of `shadow_recheck_unsettled_total`)."""
+OUTCOMES = (RACE, CONFIRMED, UNSETTLED)
+SAFE = frozenset({"GET", "HEAD"})
+"""The methods a recheck may send again."""
+UNSETTLED_WHY = (MOVED, FAILED, BUSY, FULL, STOPPED)
+
+Mark = tuple[int, int]
+"""(writes ever started, writes running) on one side at one moment."""
+
+
+class WriteClock:
+    """The writes running on one side (`in_flight`) and how many ever `started` there:
+    enough to tell how many writes overlapped any span of time from its two ends."""
+
+    __slots__ = ("in_flight", "started")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.started = 0
+
+    def sent(self) -> None:
+        self.in_flight += 1
+        self.started += 1
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+
+    def start(self) -> Callable[[], None]:
+        """Count one write running from now; returns what ends it (once, however often
+        it is called)."""
+        self.sent()
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self.finished()
+
+        return end
+
+    def mark(self) -> Mark:
+        return self.started, self.in_flight
+
+    def overlapped(self, mark: Mark) -> int:
+        """How many writes ran at some moment since `mark`: those running then, and
+        those started since."""
+        started, running = mark
+        return running + self.started - started
+
+
+class Clocks:
+    """The writes of both roles: `primary` (as the primary receives them) and `shadow`
+    (from a shadow write's send to its reply)."""
+
+    __slots__ = ("primary", "shadow")
+
+    def __init__(self) -> None:
+        self.primary = WriteClock()
+        self.shadow = WriteClock()
+
+    def quiet(self) -> bool:
+        """No write is running on either side now."""
+        return self.primary.in_flight == 0 and self.shadow.in_flight == 0
+
+    def mark(self) -> tuple[Mark, Mark]:
+        return self.primary.mark(), self.shadow.mark()
+
+    def overlapped(self, mark: tuple[Mark, Mark]) -> int:
+        """Writes that ran on either side at some moment since `mark`."""
+        return self.primary.overlapped(mark[0]) + self.shadow.overlapped(mark[1])
+
+    def watch(self) -> Watch:
+        """The overlap of an exchange whose request is being sent to the primary now."""
+        return Watch(self, self.primary.mark())
+
+
+@dataclass(slots=True, eq=False)
+class Watch:
+    """How many writes overlapped one exchange: on the primary from its arrival to the
+    last byte of its reply, on the shadow from the shadow request's send to the last byte
+    of its reply. Each end is taken once, the first time it is reported."""
+
+    clocks: Clocks
+    arrived: Mark
+    primary: int | None = None
+    shadow: int | None = None
+    shadow_sent: Mark | None = None
+
+    def primary_replied(self) -> None:
+        if self.primary is None:
+            self.primary = self.clocks.primary.overlapped(self.arrived)
+
+    def sending_shadow(self) -> None:
+        self.shadow_sent = self.clocks.shadow.mark()
+
+    def shadow_replied(self) -> None:
+        if self.shadow is None and self.shadow_sent is not None:
+            self.shadow = self.clocks.shadow.overlapped(self.shadow_sent)
+
+    @property
+    def writes(self) -> int:
+        return (self.primary or 0) + (self.shadow or 0)
+
+
+def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing: bool,
+            overlapped: int) -> str | None:
+    """Why `c` is not rechecked, in one word, or None when it is. `may_resend`: its route
+    may be sent again by the A/A policy; `writing`: its route was seen writing rows on
+    either backend; `overlapped`: how many writes ran beside it (`Watch.writes`)."""
+    if c.verdict is not Verdict.MISMATCH:
+        return "verdict"
+    if c.exchange.method not in methods:
+        return "method"
+    if any(d.kind in ROW_KINDS for d in c.differences):
+        return "rows_differ"
+    if c.primary.rows or (c.shadow is not None and c.shadow.rows):
+        return "wrote_rows"
+    if not may_resend:
+        return "policy"
+    if writing:
+        return "route_writes"
+    if overlapped <= 0:
+        return "no_overlap"
+    return None
+
+
+def outcome(primary: Reply | None, shadow: Reply | None, differences: tuple[Difference, ...],
+            writes_during: int) -> tuple[str, str]:
+    """(outcome, why) of one recheck: the fresh replies (None: not got), their
+    differences under the original pair's rules, and how many writes ran on either side
+    while it ran. `why` is '' unless the outcome is UNSETTLED."""
+    if primary is None or shadow is None or not primary.ok or not shadow.ok:
+        return UNSETTLED, FAILED
+    if writes_during:
+        return UNSETTLED, MOVED
+    return (CONFIRMED, "") if differences else (RACE, "")
+
+
+class Budget:
+    """At most `per_second` rechecks a second (a token bucket holding one second's worth)."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float]) -> None:
+        self.per_second = per_second
+        self.clock = clock
+        self.tokens = max(per_second, 1.0)
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.tokens + (now - self._at) * self.per_second,
+                          max(self.per_second, 1.0))
+        self._at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True, eq=False)
+class Waiter:
+    """One held comparison: the caller's `item`, when its wait ends, whether its recheck
+    runs now, and whether it was settled (each comes out exactly once)."""
+
+    item: Any
+    deadline: float
+    running: bool = False
+    settled: bool = False
+    seq: int = field(default=0)
+
+
+class Waiting:
+    """At most `most` held comparisons, each waiting at most `wait` seconds of `clock`
+    for a quiet moment; a running recheck still counts toward `most`."""
+
+    def __init__(self, *, most: int, wait: float, clock: Callable[[], float]) -> None:
+        self.most = most
+        self.wait = wait
+        self.clock = clock
+        self._held: dict[int, Waiter] = {}  # in the order held, so deadlines ascend
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for w in self._held.values() if w.running)
+
+    def add(self, item: Any) -> Waiter | None:
+        """Hold `item`; None when `most` are held already."""
+        if len(self._held) >= self.most:
+            return None
+        self._seq += 1
+        waiter = self._held[self._seq] = Waiter(item, self.clock() + self.wait, seq=self._seq)
+        return waiter
+
+    def due(self) -> list[Waiter]:
+        """The waiters not running whose wait is over, taken out."""
+        now = self.clock()
+        out = [w for w in self._held.values() if not w.running and w.deadline <= now]
+        return [self._take(w) for w in out]
+
+    def ready(self, n: int) -> list[Waiter]:
+        """Up to `n` waiters (the oldest first) whose recheck is to start now, marked running."""
+        out = []
+        for waiter in self._held.values():
+            if len(out) >= n:
+                break
+            if not waiter.running:
+                waiter.running = True
+                out.append(waiter)
+        return out
+
+    def back(self, waiter: Waiter) -> None:
+        """A recheck that could not start (a write began first) waits again."""
+        waiter.running = False
+
+    def done(self, waiter: Waiter) -> bool:
+        """Take `waiter` out; False when it was settled already (by `flush`)."""
+        if waiter.settled:
+            return False
+        self._take(waiter)
+        return True
+
+    def flush(self) -> list[Waiter]:
+        """Every waiter, running or not, taken out (the proxy stops)."""
+        return [self._take(w) for w in list(self._held.values())]
+
+    def _take(self, waiter: Waiter) -> Waiter:
+        self._held.pop(waiter.seq, None)
+        waiter.settled = True
+        return waiter
+
+
+def evidence(outcome_: str, why: str, overlapped: int,
+             differences: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """What a sample keeps of a recheck: how it ended, why, how many writes the read
+    overlapped, and the fresh pair's differences as the sample shows them."""
+    kept: dict[str, Any] = {"outcome": outcome_, "writes_overlapped": overlapped}
+    if why:
+        kept["why"] = why
+    shown = list(differences)
+    if shown:
+        kept["differences"] = shown
+    return kept

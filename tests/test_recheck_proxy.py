@@ -1,0 +1,169 @@
+"""Reads that raced writes, rechecked through a real proxy, real apps and real databases
+(legacy SQLite, candidate PostgreSQL, row capture on both).
+
+The race is made, not hoped for: a `POST /items` is held on the legacy build (the primary)
+until the test lets it go, while the candidate (the shadow) has already committed its copy.
+A `GET /feed` (a count of the rows) sent meanwhile counts 0 on the primary and 1 on the
+shadow: a mismatch that overlapped a write. Once the write is done on both sides, the
+recheck asks both builds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+
+import aiohttp
+import asyncpg
+import pytest
+
+from shadow.verdict import Verdict
+from tests.support import VIEWER, admin_url, proxy_url, running, sample_value
+from tests.writes.apps import build_pair
+
+pytestmark = pytest.mark.postgres
+
+RECHECKED = "shadow_reads_rechecked_total"
+
+
+async def _until(check, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def _pair(aiohttp_server, tmp_path, pg_dsn, **recheck):
+    """The two builds, the POST of `x` held on the legacy one; (config, gate, inserted)."""
+    gate = asyncio.Event()
+    inserted: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    config, _, _ = await build_pair(
+        aiohttp_server, tmp_path, pg_dsn,
+        sides={"legacy": {"gates": {"x": gate}}, "candidate": {"inserted": inserted}},
+        compare={"recheck": recheck}, noise={"share": 0})
+    return config, gate, inserted
+
+
+@contextlib.asynccontextmanager
+async def _watched(config):
+    """The running proxy, a client session, and the comparisons recorded (listened to)."""
+    async with running(config) as runtime, aiohttp.ClientSession() as session:
+        seen: list = []
+        runtime.verifier.listeners.append(seen.append)
+        yield runtime, session, seen
+
+
+async def _race(runtime, session, gate, inserted, seen) -> asyncio.Task:
+    """A held write, and a count read while it runs; returns the write's task once the
+    count's comparison is in (or held)."""
+    async def write():
+        async with session.post(proxy_url(runtime, "/items"), json={"name": "x", "hold": "x"}) as r:
+            assert r.status == 201
+
+    writing = asyncio.create_task(write())
+    await inserted["x"].wait()                   # done on the shadow, held on the primary
+    concluded, recorded = runtime.verifier.concluded, len(seen)
+    async with session.get(proxy_url(runtime, "/feed")) as r:
+        assert (await r.json()) == {"items": 0}  # the primary had not committed it
+    await _until(lambda: runtime.verifier.concluded > concluded)
+    assert len(seen) == recorded and len(runtime.verifier.recheck) == 1  # held, not recorded
+    return writing
+
+
+async def test_a_count_that_raced_a_write_is_rechecked_and_recorded_as_a_race(
+        aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn)
+    async with _watched(config) as (runtime, session, seen):
+        writing = await _race(runtime, session, gate, inserted, seen)
+        gate.set()
+        await writing
+        await _until(lambda: len(seen) == 2 and not len(runtime.verifier.recheck))
+        async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
+            status = await r.json()
+        await runtime.store.flush()
+        signatures = await runtime.store.signatures(limit=10)
+    [count] = [c for c in seen if c.exchange.route == "/feed"]
+    assert (count.verdict, count.reason, count.differences) == (Verdict.MATCH, "race", ())
+    assert count.normalised >= 1 and count.held > 0
+    assert sample_value(runtime, RECHECKED, route="/feed", method="GET", outcome="race") == 1
+    assert sample_value(runtime, "shadow_requests_total", route="/feed", method="GET",
+                        verdict="mismatch") == 0
+    assert signatures == []
+    assert status["counts"]["rechecks"] == {"held": 0, "race": 1, "confirmed": 0,
+                                            "unsettled": 0, "race_writes": 1}
+    assert status["counts"]["mismatches"] == 0
+
+
+async def test_a_count_that_is_off_by_one_stays_a_mismatch_confirmed_by_the_recheck(
+        aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn)
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute("INSERT INTO items (name) VALUES ('only on the candidate')")
+    await conn.close()
+    async with _watched(config) as (runtime, session, seen):
+        async with session.get(proxy_url(runtime, "/feed")) as r:   # no write beside it
+            assert (await r.json()) == {"items": 0}
+        await _until(lambda: len(seen) == 1)
+        assert seen[0].verdict == Verdict.MISMATCH and seen[0].held == 0
+        writing = await _race(runtime, session, gate, inserted, seen)
+        gate.set()
+        await writing
+        await _until(lambda: len(seen) == 3 and not len(runtime.verifier.recheck))
+        await runtime.store.flush()
+        [signature] = [s for s in await runtime.store.signatures(limit=20)
+                       if s["route"] == "/feed"]  # the write differs too: its id
+        samples = await runtime.store.samples(signature=signature["signature"], limit=5)
+    raced = [c for c in seen if c.exchange.route == "/feed"][1]
+    assert raced.verdict == Verdict.MISMATCH and raced.held > 0 and raced.reason == ""
+    assert signature["count"] == 2 and signature["path"] == "$.items"
+    assert sample_value(runtime, RECHECKED, route="/feed", method="GET",
+                        outcome="confirmed") == 1
+    [plain, evidence] = [s["sample"].get("recheck") for s in reversed(samples)]
+    assert plain is None                         # the first read overlapped no write
+    assert evidence == {"outcome": "confirmed", "writes_overlapped": 1,
+                        "differences": evidence["differences"]}
+    assert [d["path"] for d in evidence["differences"]] == ["$.items"]
+
+
+async def test_a_read_whose_writes_never_stop_in_time_is_recorded_as_it_was(
+        aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn, max_wait=0.2)
+    async with _watched(config) as (runtime, session, seen):
+        writing = await _race(runtime, session, gate, inserted, seen)
+        await _until(lambda: len(seen) == 1)     # the write still runs: no quiet moment
+        gate.set()
+        await writing
+    [count] = seen
+    assert count.verdict == Verdict.MISMATCH and count.held > 0
+    assert sample_value(runtime, RECHECKED, route="/feed", method="GET",
+                        outcome="unsettled") == 1
+    assert sample_value(runtime, "shadow_recheck_unsettled_total", why="busy") == 1
+
+
+async def test_held_reads_are_recorded_as_they_were_when_the_proxy_stops(
+        aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn)
+    async with _watched(config) as (runtime, session, seen):
+        writing = await _race(runtime, session, gate, inserted, seen)
+        runtime.verifier.recheck.flush()
+        assert [c.verdict for c in seen] == [Verdict.MISMATCH]
+        gate.set()
+        await writing
+        await _until(lambda: len(seen) == 2)     # the write's own comparison
+    assert sample_value(runtime, "shadow_recheck_unsettled_total", why="stopped") == 1
+    assert [c.exchange.route for c in seen] == ["/feed", "/items"]  # the read: once
+
+
+async def test_the_recheck_can_be_turned_off(aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn, enabled=False)
+    async with _watched(config) as (runtime, session, seen):
+        assert runtime.verifier.recheck is None
+        writing = asyncio.create_task(session.post(proxy_url(runtime, "/items"),
+                                                   json={"name": "x", "hold": "x"}))
+        await inserted["x"].wait()
+        async with session.get(proxy_url(runtime, "/feed")) as r:
+            await r.read()
+        await _until(lambda: len(seen) == 1)
+        gate.set()
+        (await writing).release()
+    assert seen[0].verdict == Verdict.MISMATCH and seen[0].held == 0
