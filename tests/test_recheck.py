@@ -3,6 +3,9 @@ bookkeeping, the bounded place held reads wait in, and the rate budget."""
 
 from __future__ import annotations
 
+import pytest
+
+from shadow.config import ConfigError, parse_config
 from shadow.cutover_cli import show_rechecks
 from shadow.recheck import (BUSY, CONFIRMED, FAILED, MOVED, RACE, SAFE, UNSETTLED, Budget,
                             Clocks, Waiting, WriteClock, evidence, outcome, refusal)
@@ -147,3 +150,17 @@ def test_shadow_status_says_how_rechecks_ended(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "rechecks  4 race(s) (both builds agreed when asked again; the reads had overlapped "
         "9 write(s)), 1 confirmed, 2 unsettled, 1 waiting"]
+
+
+def test_a_bad_recheck_section_lists_every_problem_with_its_place():
+    backends = {"legacy": {"url": "http://127.0.0.1:5101"},
+                "candidate": {"url": "http://127.0.0.1:5102"}}
+    assert parse_config({"backends": backends}).compare.recheck.enabled
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"backends": backends, "compare": {"recheck": {
+            "max_wiat": 3, "max_held": 0, "concurrency": -1, "per_second": 0}}})
+    text = str(caught.value)
+    for problem in ("compare.recheck.max_wiat: unknown key (did you mean 'max_wait'?)",
+                    "compare.recheck.max_held:", "compare.recheck.concurrency:",
+                    "compare.recheck.per_second:"):
+        assert problem in text, text
