@@ -211,6 +211,28 @@ def _translated(notes) -> str:
             + table(("where", "table", "shadow said", "read as", "from"), rows, ""))
 
 
+_UNSETTLED = {"moved": "a write ran while it was sent again",
+              "failed": "a build gave no usable reply when it was sent again",
+              "busy": "writes never stopped long enough to send it again",
+              "full": "too many reads were waiting for their recheck",
+              "stopped": "the proxy stopped before it could be sent again"}
+
+
+def _recheck(kept: dict | None) -> str:
+    """How the recheck of a read that raced writes ended (shadow.rechecker), and the fresh
+    pair's differences when it confirmed the mismatch."""
+    if not kept:
+        return ""
+    fresh = kept.get("differences") or []
+    said = ("sent again to both builds once no write ran, their fresh replies still "
+            "differed" + (":" if fresh else "") if kept["outcome"] == "confirmed"
+            else f'recorded as it was: {_UNSETTLED.get(kept.get("why"), kept.get("why"))}')
+    return (f'<h3>Rechecked: {e(kept["outcome"])}</h3><p>the read overlapped '
+            f'{e(kept.get("writes_overlapped", 0))} write(s); {e(said)}</p>'
+            + (table(("kind", "where", "primary", "shadow", "detail"),
+                     [difference_row(d) for d in fresh], "") if fresh else ""))
+
+
 def sample_detail(row: dict) -> str:
     """One sample's page (a store row with its `sample`): the differences, both
     replies side by side with differing lines marked, row changes, the request."""
@@ -244,7 +266,7 @@ def sample_detail(row: dict) -> str:
         f' JSON: <a href="/api/samples/{e(row["id"])}">this sample</a></div>'
         "<h2>Differences</h2>"
         + table(("kind", "where", "primary", "shadow", "detail"), diff_rows, "none")
-        + _translated(s.get("translated") or ())
+        + _translated(s.get("translated") or ()) + _recheck(s.get("recheck"))
         + '<h2>Replies</h2><div class="sides">'
         f'{_side(s["primary"], "primary", body_paths, headers, status_differs)}'
         f'{_side(s.get("shadow"), "shadow", body_paths, headers, status_differs)}</div>'

@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from shadow.browser import sample_detail
 from shadow.verdict import Verdict
 from tests.support import VIEWER, admin_url, proxy_url, running, sample_value
 from tests.writes.apps import build_pair
@@ -123,6 +124,9 @@ async def test_a_count_that_is_off_by_one_stays_a_mismatch_confirmed_by_the_rech
     assert evidence == {"outcome": "confirmed", "writes_overlapped": 1,
                         "differences": evidence["differences"]}
     assert [d["path"] for d in evidence["differences"]] == ["$.items"]
+    page = sample_detail(samples[0])               # the browser's page of that sample
+    assert "<h3>Rechecked: confirmed</h3><p>the read overlapped 1 write(s); sent again" in page
+    assert page.count("<code>$.items</code>") == 2  # the difference, and the fresh one
 
 
 async def test_a_read_whose_writes_never_stop_in_time_is_recorded_as_it_was(
@@ -133,8 +137,13 @@ async def test_a_read_whose_writes_never_stop_in_time_is_recorded_as_it_was(
         await _until(lambda: len(seen) == 1)     # the write still runs: no quiet moment
         gate.set()
         await writing
-    [count] = seen
+        await runtime.store.flush()
+        [sample] = await runtime.store.samples(route="/feed")
+    [count] = [c for c in seen if c.exchange.route == "/feed"]
     assert count.verdict == Verdict.MISMATCH and count.held > 0
+    assert sample["sample"]["recheck"] == {"outcome": "unsettled", "why": "busy",
+                                           "writes_overlapped": 1}
+    assert "recorded as it was: writes never stopped long enough" in sample_detail(sample)
     assert sample_value(runtime, RECHECKED, route="/feed", method="GET",
                         outcome="unsettled") == 1
     assert sample_value(runtime, "shadow_recheck_unsettled_total", why="busy") == 1
