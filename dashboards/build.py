@@ -129,6 +129,12 @@ def overview_layout() -> Layout:
         series("Comparisons held", ("sum(shadow_verdicts_held)", "held"), w=8,
                description="Comparisons differing only where values drawn fresh per reply "
                            "are still being learnt, held until those places are decided."),
+        series("Reads rechecked", (
+            "sum by (outcome) (rate(shadow_reads_rechecked_total[$__rate_interval]))",
+            "{{outcome}}"), ("sum(shadow_rechecks_held)", "waiting"), w=8,
+            description="Mismatched reads that overlapped writes, sent again to both "
+                        "builds once no write ran: race (recorded as a match), confirmed "
+                        "or unsettled (recorded as the mismatch it was)."),
         series("Internal errors by operation", (
             "sum by (operation) (job_operation:shadow_internal_errors:rate5m)",
             "{{operation}}"), unit="reqps"),
