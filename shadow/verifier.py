@@ -1,11 +1,12 @@
 """From two observations to a published Comparison.
 
-A `Pair` joins the primary's and the shadow's replies of one exchange, whichever arrives
-last. When both are in, the pair is concluded on the next loop turn (never inside the
-client's request handler): the verdict is decided, the replies compared, and the result
-published to metrics, to the state store (a sample built by shadow.privacy) and to
-listeners such as the cutover gate's statistics. Any failure here is the verifier's own:
-it goes to `raised`.
+A `Pair` (shadow.pair) joins the primary's and the shadow's replies of one exchange,
+whichever arrives last. When both are in, the pair is concluded on the next loop turn
+(never inside the client's request handler): the verdict is decided, the replies compared,
+and the result published to metrics, to the state store (a sample built by shadow.privacy)
+and to listeners such as the cutover gate's statistics, unless it is held first (values
+still being learnt: shadow.holding; a read that raced writes: shadow.rechecker). Any
+failure here is the verifier's own: it goes to `raised`.
 """
 
 from __future__ import annotations
