@@ -176,3 +176,38 @@ async def test_the_recheck_can_be_turned_off(aiohttp_server, tmp_path, pg_dsn):
         gate.set()
         (await writing).release()
     assert seen[0].verdict == Verdict.MISMATCH and seen[0].held == 0
+
+
+async def test_counts_read_beside_concurrent_posts_leave_no_mismatch_on_a_faithful_pair(
+        aiohttp_server, tmp_path, pg_dsn):
+    """Three posts at once, held on the primary and let go one by one, two counts read
+    before each is let go: every count differs from its copy on the shadow (which has all
+    three rows already), every one is rechecked once the posts are over, and none is
+    left a mismatch."""
+    gates = {f"p{n}": asyncio.Event() for n in range(3)}
+    inserted: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    config, _, _ = await build_pair(
+        aiohttp_server, tmp_path, pg_dsn, noise={"share": 0},
+        sides={"legacy": {"gates": gates}, "candidate": {"inserted": inserted}})
+    async with _watched(config) as (runtime, session, seen):
+        async def post(name: str) -> None:
+            async with session.post(proxy_url(runtime, "/items"),
+                                    json={"name": name, "hold": name}) as r:
+                assert r.status == 201
+
+        posts = [asyncio.create_task(post(name)) for name in gates]
+        for name in gates:
+            await inserted[name].wait()
+        counts = []
+        for post_task, gate in zip(posts, gates.values(), strict=True):
+            for _ in range(2):
+                async with session.get(proxy_url(runtime, "/feed")) as r:
+                    counts.append((await r.json())["items"])
+            gate.set()
+            await post_task
+        await _until(lambda: len(seen) == 9 and not len(runtime.verifier.recheck))
+    assert counts == [0, 0, 1, 1, 2, 2]              # the shadow counted 3 each time
+    assert [(c.exchange.route, c.differences) for c in seen if c.verdict != "match"] == []
+    races = [c for c in seen if c.reason == "race"]
+    assert len(races) == 6 and {c.exchange.route for c in races} == {"/feed"}
+    assert sample_value(runtime, RECHECKED, route="/feed", method="GET", outcome="race") == 6
