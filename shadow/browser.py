@@ -215,7 +215,8 @@ _UNSETTLED = {"moved": "a write ran while it was sent again",
               "failed": "a build gave no usable reply when it was sent again",
               "busy": "writes never stopped long enough to send it again",
               "full": "too many reads were waiting for their recheck",
-              "stopped": "the proxy stopped before it could be sent again"}
+              "stopped": "the proxy stopped before it could be sent again",
+              "mode": "the mode changed the builds' roles before it could be sent again"}
 
 
 def _recheck(kept: dict | None) -> str:

@@ -170,7 +170,8 @@ class Metrics:
             "shadow_recheck_unsettled_total",
             "Rechecks that could not settle, by why: moved (a write ran during it), failed "
             "(no usable reply, timeout), busy (no write-free moment in time), full (too many "
-            "waiting) or stopped (unit: exchanges).", ["why"], registry=r)
+            "waiting), stopped, or mode (the roles changed meanwhile; unit: exchanges).",
+            ["why"], registry=r)
         self.rechecks_held = Gauge(
             "shadow_rechecks_held",
             "Mismatched reads waiting for their recheck, or being rechecked (unit: exchanges).",

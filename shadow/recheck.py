@@ -14,7 +14,8 @@ to the shadow, and the two fresh replies are compared with the original pair's r
     fresh replies differ, no write ran meanwhile                CONFIRMED  recorded as it was
     a write ran during the recheck (MOVED), no usable reply     UNSETTLED  recorded as it was
     (FAILED), no write-free moment within the wait (BUSY), too
-    many waiting (FULL), the proxy stopped (STOPPED)
+    many waiting (FULL), the proxy stopped (STOPPED), the mode
+    changed the builds' roles meanwhile (MODE)
 
 So a difference is never hidden silently: only a recheck that reproduced the read in a
 quiet moment on both sides, and found both builds agreeing, turns it into a match. The one
@@ -38,12 +39,12 @@ from shadow.verdict import ROW_KINDS, Comparison, Difference, Reply, Verdict
 
 RACE, CONFIRMED, UNSETTLED = "race", "confirmed", "unsettled"
 """How a recheck ended (the `outcome` label of `shadow_reads_rechecked_total`)."""
-MOVED, FAILED, BUSY, FULL, STOPPED = "moved", "failed", "busy", "full", "stopped"
+MOVED, FAILED, BUSY, FULL, STOPPED, MODE = "moved", "failed", "busy", "full", "stopped", "mode"
 """Why a recheck was unsettled (the `why` label of `shadow_recheck_unsettled_total`)."""
 OUTCOMES = (RACE, CONFIRMED, UNSETTLED)
 SAFE = frozenset({"GET", "HEAD"})
 """The methods a recheck may send again."""
-UNSETTLED_WHY = (MOVED, FAILED, BUSY, FULL, STOPPED)
+UNSETTLED_WHY = (MOVED, FAILED, BUSY, FULL, STOPPED, MODE)
 
 Mark = tuple[int, int]
 """(writes ever started, writes running) on one side at one moment."""

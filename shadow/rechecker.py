@@ -15,7 +15,8 @@ read the primary gets again is one read more on production, as an A/A probe is.
 Each held read is recorded exactly once, through `publish` (with `held` set to the seconds
 it waited): as a match with the reason `race`, or as the mismatch it was, its sample then
 carrying the recheck's evidence (`recheck`: outcome, why, writes overlapped, the fresh
-pair's differences as the sample shows them). At shutdown, after the lane has drained,
+pair's differences as the sample shows them). A read whose builds changed roles while it
+waited (a mode change) is recorded as it was, never sent again. At shutdown, after the lane has drained,
 `flush` records what is still held as it was.
 """
 
@@ -32,8 +33,9 @@ from shadow.flow import for_shadow
 from shadow.marker import Marker
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
-from shadow.recheck import (BUSY, CONFIRMED, FAILED, FULL, OUTCOMES, RACE, STOPPED, UNSETTLED,
-                            Budget, Clocks, Waiter, Waiting, evidence, outcome, refusal)
+from shadow.recheck import (BUSY, CONFIRMED, FAILED, FULL, MODE, OUTCOMES, RACE, STOPPED,
+                            UNSETTLED, Budget, Clocks, Waiter, Waiting, evidence, outcome,
+                            refusal)
 from shadow.routes import RoutePolicy
 from shadow.settings_compare import RecheckSettings
 from shadow.upstream import Upstream
@@ -78,8 +80,10 @@ class Rechecker:
                  shown: Callable[[Difference], dict[str, Any]],
                  publish: Callable[[Comparison, dict[str, Any]], None], metrics: Metrics,
                  raised: Callable[[str, BaseException], None],
+                 roles: Callable[[], tuple[str, str | None]],
                  clock: Callable[[], float] = time.monotonic, tick: float = 0.05) -> None:
         self.clocks = clocks
+        self.roles = roles
         self.quiet = quiet
         self.lane = lane
         self.upstreams = upstreams
@@ -168,6 +172,10 @@ class Rechecker:
     async def _run(self, waiter: Waiter) -> None:
         """One recheck, in the mirror lane: both builds asked again, the replies compared."""
         held: Recheck = waiter.item
+        if self.roles() != (held.primary_backend, held.shadow_backend):
+            if self.waiting.done(waiter):  # the builds' roles changed since it was served
+                self._record(held, UNSETTLED, MODE)
+            return
         if not self.quiet():  # a write began since the timer saw none
             self.waiting.back(waiter)
             return

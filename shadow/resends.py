@@ -66,4 +66,5 @@ def attach_resends(rt: Runtime, rules: ReplyRules) -> None:
         writes_rows=lambda backend, route: writes_rows(writes, backend, route),
         ids=lambda: rows.ids if rows is not None and rewrite else None,
         compare=verifier.fresh_differences, shown=rt.privacy.difference,
-        publish=verifier.publish_held, metrics=metrics, raised=rt.raised)
+        publish=verifier.publish_held, metrics=metrics, raised=rt.raised,
+        roles=lambda: (rt.modes.current.primary, rt.modes.current.shadow))

@@ -211,3 +211,20 @@ async def test_counts_read_beside_concurrent_posts_leave_no_mismatch_on_a_faithf
     races = [c for c in seen if c.reason == "race"]
     assert len(races) == 6 and {c.exchange.route for c in races} == {"/feed"}
     assert sample_value(runtime, RECHECKED, route="/feed", method="GET", outcome="race") == 6
+
+
+async def test_a_read_whose_builds_changed_roles_while_it_waited_is_not_sent_again(
+        aiohttp_server, tmp_path, pg_dsn):
+    config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn)
+    async with _watched(config) as (runtime, session, seen):
+        writing = await _race(runtime, session, gate, inserted, seen)
+        runtime.modes.set("legacy-only")             # the candidate is no shadow any more
+        gate.set()
+        await writing
+        await _until(lambda: not len(runtime.verifier.recheck))
+        await runtime.store.flush()
+        [sample] = await runtime.store.samples(route="/feed")
+    [count] = [c for c in seen if c.exchange.route == "/feed"]
+    assert count.verdict == Verdict.MISMATCH
+    assert sample["sample"]["recheck"]["why"] == "mode"
+    assert sample_value(runtime, "shadow_recheck_unsettled_total", why="mode") == 1
