@@ -109,6 +109,7 @@ class RowState:
         self._status_seen: dict[str, int] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
         self.stamps: dict[str, RowStamps] = {}  # per primary backend: rows' write moments
+        self.unreadable: set[tuple[str, str]] = set()  # (backend, table): sequence refused
 
     @classmethod
     async def open(cls, databases: Mapping[str, str | Mapping[str, str]], rules: RowRules, *,
@@ -226,7 +227,11 @@ class RowState:
         try:
             return await self.captures[backend].sequence_position(name, info.key[0])
         except CaptureError as exc:
-            log.warning("sequence not readable", extra={"table": table, "error": str(exc)})
+            if (backend, table) not in self.unreadable:  # once: it is asked per difference
+                self.unreadable.add((backend, table))
+                log.warning("sequence not readable; key differences of the table are "
+                            "reported as the rows show them",
+                            extra={"backend": backend, "table": table, "error": str(exc)})
             return None
 
     def place_anchor(self, roles: tuple[str, str], table: str, positions: tuple[int, int]) -> None:

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from shadow.rows.capture import CaptureError
 from shadow.rows.databases import DatabasesCapture
 from shadow.rows.postgres import PostgresCapture
 from shadow.rows.sqlite import SqliteCapture
@@ -184,3 +185,21 @@ async def test_each_capture_reads_where_its_sequence_stands(pg_dsn, tmp_path):
         assert await both.sequence_position("auto", "id") == 2
         assert await both.sequence_position("ident", "id") == 2
         assert await both.sequence_position("nowhere", "id") is None
+
+
+async def test_a_role_that_may_not_read_the_sequence_gets_a_capture_error(pg_dsn):
+    """The capture's role may lack SELECT on the app's sequence: the read is refused (and
+    the key difference is then reported as the rows show it)."""
+    owner = await asyncpg.connect(pg_dsn)
+    try:
+        await owner.execute(
+            "CREATE TABLE kept (id serial PRIMARY KEY); INSERT INTO kept DEFAULT VALUES;"
+            "DROP ROLE IF EXISTS outsider; CREATE ROLE outsider LOGIN;")
+        dsn = pg_dsn.replace("postgres:@", "outsider:@", 1)
+        assert dsn != pg_dsn
+        async with PostgresCapture(dsn, method="triggers") as pg:
+            with pytest.raises(CaptureError):
+                await pg.sequence_position("kept", "id")
+    finally:
+        await owner.execute("DROP TABLE kept; DROP OWNED BY outsider; DROP ROLE outsider")
+        await owner.close()
