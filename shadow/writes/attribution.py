@@ -37,8 +37,9 @@ from shadow.writes.sequence_reads import SequenceReads
 from shadow.writes.windows import SQLITE_CLOCK, Learnt, Side, Window, measure_clock
 
 log = logging.getLogger("shadow.writes")
-RECONCILE_WAIT = 2.0
-"""Seconds a verdict with one-sided rows waits for their twins in another group."""
+RECONCILE_WAIT = 10.0
+"""Seconds a verdict with one-sided rows waits at most for their twins in another group
+(it waits no longer than the exchanges begun before it was held take to conclude)."""
 KEY_DIFFERENCE_WAIT = 10.0
 """Seconds a verdict with a sequence-key difference waits for the sequences to be back in
 step (groups that took their keys in another order on each side)."""
@@ -104,7 +105,10 @@ class Attribution:
                                    clock=time.monotonic, anchor=rows.anchor,
                                    key_wait=KEY_DIFFERENCE_WAIT,
                                    busy=lambda table: self.groups.inserting(table)
-                                   or self.streams.inserting(table), read=True)
+                                   or self.streams.inserting(table), read=True,
+                                   horizon=lambda: self.latest,
+                                   concluded=lambda flow: self.groups.oldest() is None
+                                   or self.groups.oldest() > flow)
         self.sequence_reads = SequenceReads(rows, self.reconcile,
                                             quiet=lambda: len(self.groups) == 0,
                                             epoch=lambda: self.joined)
@@ -114,6 +118,7 @@ class Attribution:
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
         self.joined = 0  # exchanges that ever joined
+        self.latest = 0  # the latest exchange that joined
         self._since: dict[int, float] = {}
         self._unconcluded: dict[int, int] = {}
         self._asked: dict[int, float] = {}  # flow -> when it began waiting for a drain
@@ -146,6 +151,7 @@ class Attribution:
 
     def join(self, member: Member) -> None:
         self.joined += 1
+        self.latest = max(self.latest, member.flow)
         self.groups.add(member)
         self._since[member.flow] = time.monotonic()
         if member.writes and member.pair is not None:

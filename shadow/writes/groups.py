@@ -88,6 +88,10 @@ class Groups:
         self._parent[member.flow] = member.flow
         self._groups[member.flow] = Group([member], unfinished=1)
 
+    def oldest(self) -> int | None:
+        """The earliest exchange still open, or None."""
+        return min(self._members, default=None)
+
     def member(self, flow: int) -> Member | None:
         return self._members.get(flow)
 

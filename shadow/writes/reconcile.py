@@ -9,8 +9,12 @@ differ only by such one-sided rows is held for `wait` seconds; a one-sided row o
 held verdict that has a twin among the opposite one-sided rows of another (compared as
 the stream compares them: content for inserts, the row for updates and deletes) is no
 difference in either, and its key pair is learnt. A verdict left with no one-sided row
-is delivered at once; the others when their wait is over. Only the verdict waits: the
-writes' own bookkeeping (key waits, mode changes) does not.
+is delivered at once; the others when their wait is over, or as soon as no twin can
+come any more: when `concluded` says every exchange that had begun when the verdict was
+held (up to the `horizon` then) has been concluded, each of them was offered here and
+paired with it if it could be. Under load a shadow seconds behind concludes the group
+holding a twin seconds later, so the wait is long; on a quiet proxy it ends at once. Only
+the verdict waits: the writes' own bookkeeping (key waits, mode changes) does not.
 
 A one-sided row also moved its table's sequence anchor (see `shadow.rows.sequences`), so
 the key differences ("key: the shadow was expected to use ...") of that table in the
@@ -73,6 +77,7 @@ class Held:
     keys: list[tuple[Difference, str]] = field(default_factory=list)  # (key diff, table)
     gone: set[int] = field(default_factory=set)  # ids of differences reconciled
     checked: set[int] = field(default_factory=set)  # ids of key differences confirmed
+    horizon: int = 0  # the latest exchange begun when it was held
 
 
 def key_differences(rows: Any) -> list[tuple[Difference, str]]:
@@ -103,12 +108,15 @@ class Reconcile:
                  anchor: Callable[[tuple[str, str], str], tuple[int, int] | None]
                  = lambda roles, table: None,
                  busy: Callable[[str], bool] = lambda table: False,
-                 read: bool = False) -> None:
+                 read: bool = False, horizon: Callable[[], int] | None = None,
+                 concluded: Callable[[int], bool] | None = None) -> None:
         self.wait = wait
         self.key_wait = wait if key_wait is None else max(wait, key_wait)
         self.anchor = anchor  # a table's sequences as they stand: (primary, shadow)
         self.busy = busy  # whether an open group or a stream holds an insert into a table
         self.read = read  # whether the sequences' positions are read (`asking`, `sequences`)
+        self.horizon = horizon  # the latest exchange begun
+        self.concluded = concluded  # whether every exchange up to one has been concluded
         self.matcher = matcher
         self.clock = clock
         self.held: list[Held] = []
@@ -128,7 +136,8 @@ class Reconcile:
             self._back_in_step()
             return
         new = Held(deliveries, roles, sided,
-                   self.clock() + (self.key_wait if keys else self.wait), keys)
+                   self.clock() + (self.key_wait if keys else self.wait), keys,
+                   horizon=self.horizon() if self.horizon is not None else 0)
         matcher = self.matcher(*roles)
         for held in list(self.held):
             if held.roles == roles:
@@ -141,7 +150,7 @@ class Reconcile:
         """(roles, table) of each table whose sequences' positions would settle a held key
         difference: one that waits for nothing else (see the module docstring)."""
         return {(held.roles, table) for held in self.held for diff, table in held.keys
-                if self._open_key(held, diff) and self._only_keys(held)
+                if self._open_key(held, diff) and self._sided_over(held)
                 and not self.busy(table)}
 
     def sequences(self, roles: tuple[str, str], table: str,
@@ -231,16 +240,18 @@ class Reconcile:
         return chain
 
     def _quiet(self, held: Held) -> bool:
-        """Whether `held` waits only on key differences of tables no open group inserts
-        into (no other group could bring the sequences back in step), each confirmed by
-        its sequences' positions when those are read."""
-        return self._only_keys(held) and not any(
+        """Whether `held` waits for nothing any more: its one-sided rows are over (see
+        `_sided_over`), and its key differences are of tables no open group inserts into
+        (no other group could bring the sequences back in step), each confirmed by its
+        sequences' positions when those are read."""
+        return self._sided_over(held) and not any(
             self.busy(table) or (self.read and id(diff) not in held.checked)
             for diff, table in held.keys if id(diff) not in held.gone)
 
-    @staticmethod
-    def _only_keys(held: Held) -> bool:
-        return all(id(diff) in held.gone for diff, _, _ in held.sided)
+    def _sided_over(self, held: Held) -> bool:
+        """Every one-sided row of `held` reconciled, or no twin can come any more."""
+        return (all(id(diff) in held.gone for diff, _, _ in held.sided)
+                or (self.concluded is not None and self.concluded(held.horizon)))
 
     @staticmethod
     def _open_key(held: Held, diff: Difference) -> bool:

@@ -202,3 +202,40 @@ def test_a_table_still_written_is_not_read_and_its_key_difference_waits():
     clock[0] = 10.5
     reconcile.due()
     assert got == [("post", [Kind.ROW_CHANGED], 0)]
+
+
+def test_a_one_sided_row_waits_only_until_every_exchange_begun_before_it_concluded():
+    """Exchanges 1..7 had begun when the verdict was held; its twin can only be in one of
+    them. While 5 is open it waits (however long, up to its wait); once all are
+    concluded no twin can come, and it is reported without waiting out its wait."""
+    clock, latest, oldest_open = [0.0], [7], [5]
+    keymap = KeyMap()
+    matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
+    reconcile = Reconcile(wait=10.0, matcher=lambda p, s: matcher, clock=lambda: clock[0],
+                          horizon=lambda: latest[0],
+                          concluded=lambda flow: oldest_open[0] is None or oldest_open[0] > flow)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), missing(note(4, "lost")))])
+    latest[0] = 9  # later exchanges begin: they cannot hold its twin
+    clock[0] = 3.0
+    reconcile.due()
+    assert got == []
+    oldest_open[0] = 8
+    reconcile.due()
+    assert got == [("post", ["row_missing"], 0)]
+
+
+def test_a_twin_in_an_exchange_begun_before_is_still_paired_when_it_concludes_late():
+    clock, oldest_open = [0.0], [3]
+    keymap = KeyMap()
+    matcher = ChangeMatcher(LEGACY, CANDIDATE, RowRules(), keymap, RowStamps())
+    reconcile = Reconcile(wait=10.0, matcher=lambda p, s: matcher, clock=lambda: clock[0],
+                          horizon=lambda: 4,
+                          concluded=lambda flow: oldest_open[0] is None or oldest_open[0] > flow)
+    got: list = []
+    reconcile.offer(ROLES, [(Verdicts("post", got), missing(note(4, "audit")))])
+    clock[0] = 6.0  # past the old 2 s wait: the shadow is seconds behind
+    reconcile.due()
+    oldest_open[0] = None
+    reconcile.offer(ROLES, [(Verdicts("get", got), extra(note(9, "audit", legacy=False)))])
+    assert sorted(got) == [("get", [], 1), ("post", [], 1)]
