@@ -94,13 +94,14 @@ async def test_the_running_proxy_follows_each_migration_and_verifies_new_columns
                 await asyncio.sleep(0.02)
 
     async def post(kind: str, body: dict) -> tuple:
+        concluded = runtime.verifier.concluded  # before: it may conclude before we look
         async with aiohttp.ClientSession() as session:
             async with session.post(f"http://127.0.0.1:{runtime.proxy_port}/{kind}",
                                     json=body) as resp:
                 assert resp.status == 201, await resp.text()
         # Past rows.attribution_timeout (10 s) a lost change concludes as a mismatch the
         # assertions name; the wait itself is only bounded for a loaded machine.
-        await settle(runtime, len(comparisons) + 1, timeout=40.0)
+        await settle(runtime, concluded + 1, timeout=40.0)
         last = comparisons[-1]
         return last.verdict, [(d.kind, d.path) for d in last.differences]
 
