@@ -20,7 +20,7 @@ from shadow.verdict import Exchange, Reply
 if TYPE_CHECKING:
     from shadow.recheck import Watch
     from shadow.verifier import Verifier
-    from shadow.writes.attribution import GroupRows
+    from shadow.writes.groups import GroupRows
 
 
 class Pair:

@@ -3,23 +3,57 @@ verifier: A/A probes (shadow.calibrate), which send a safe read once more to the
 build to learn its noise, and rechecks (shadow.rechecker), which send a mismatched read
 that raced writes once more to both builds. Both go through the mirror lane, carry the
 marker header, and never re-send a route that A/A policy keeps from a second request
-(`skip`, `writes = true`, `calibrate = false`) or that was seen writing rows.
+(`skip`, `writes = true`, `calibrate = false`) or that was seen writing rows. Each opens a
+window in row attribution on the build it goes to (`Resent`): a read sent again may still
+write, on a path its first send did not take (a session that has expired since answers
+401 and audits it), and that row is then its own, neither an outside write nor another
+exchange's.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shadow.calibrate import Calibrator, probe_filter
 from shadow.compare.rules import ReplyRules
 from shadow.marker import Marker
 from shadow.recheck import SAFE
 from shadow.rechecker import Rechecker
+from shadow.upstream import Upstream
+from shadow.verdict import Reply
 from shadow.writes import Writes
+from shadow.writes.attribution import Attribution
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
+
+
+class Resent:
+    """`upstream` of `backend`, whose every request opens and closes a window of its own
+    in `attribution` (see `Attribution.resent`)."""
+
+    def __init__(self, upstream: Upstream, backend: str, attribution: Attribution) -> None:
+        self.upstream = upstream
+        self.backend = backend
+        self.attribution = attribution
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Reply:
+        window = self.attribution.resent(self.backend)
+        try:
+            return await self.upstream.fetch(*args, **kwargs)
+        finally:
+            self.attribution.close(window, self.backend)
+
+
+def resent(upstreams: dict[str, Upstream], writes: Writes) -> dict[str, Any]:
+    """`upstreams` as requests sent again reach them: in a window of their own on each
+    backend with row capture."""
+    attribution = writes.attribution
+    if attribution is None:
+        return dict(upstreams)
+    return {backend: Resent(upstream, backend, attribution) if backend in attribution.sides
+            else upstream for backend, upstream in upstreams.items()}
 
 
 def quiet_since(writes: Writes) -> float | None:
@@ -40,7 +74,7 @@ def attach_resends(rt: Runtime, rules: ReplyRules) -> None:
     cfg, metrics, writes, verifier = rt.config, rt.metrics, rt.writes, rt.verifier
     allowed = probe_filter(rt.routes)
     verifier.probes.append(Calibrator(
-        model=rt.noise, upstreams=rt.probes, lane=rt.lane, rules=rules,
+        model=rt.noise, upstreams=resent(rt.probes, writes), lane=rt.lane, rules=rules,
         share=cfg.noise.share, methods=cfg.noise.methods,
         marker=(cfg.mirror.marker_header, cfg.mirror.marker_value),
         timeout=cfg.mirror.timeout, max_bytes=cfg.mirror.max_reply_bytes,
@@ -57,7 +91,7 @@ def attach_resends(rt: Runtime, rules: ReplyRules) -> None:
     verifier.recheck = Rechecker(
         settings=settings, clocks=rt.clocks,
         quiet=lambda: rt.clocks.quiet() and (causality is None or causality.pending == 0),
-        lane=rt.lane, upstreams=rt.upstreams,
+        lane=rt.lane, upstreams=resent(rt.upstreams, writes),
         marker=Marker(cfg.mirror.marker_header, cfg.mirror.marker_value,
                       os.environ.get(cfg.mirror.marker_secret_env) or None),
         exchange_header=cfg.proxy.exchange_header, timeout=cfg.mirror.timeout,

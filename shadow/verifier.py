@@ -43,7 +43,7 @@ from shadow.verdict import (
 
 if TYPE_CHECKING:
     from shadow.rechecker import Rechecker
-    from shadow.writes.attribution import GroupRows
+    from shadow.writes.groups import GroupRows
 
 __all__ = ["Pair", "Verifier"]
 log = logging.getLogger("shadow.verifier")

@@ -26,7 +26,7 @@ from shadow.rows.ids import IdTranslator
 from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import RowRules, TableInfo, fold
-from shadow.rows.sequences import as_anchor
+from shadow.rows.sequences import as_anchor, surrogate_key
 from shadow.rows.stamps import RowStamps
 from shadow.verdict import RowChange
 
@@ -238,6 +238,22 @@ class RowState:
         """`table`'s sequences stand at `positions` (primary, shadow), as read while no
         write ran: burnt values included, which no change shows."""
         self._seen_from(roles[0]).set_anchor(table, (positions[0],), (positions[1],))
+
+    def passed(self, backend: str, change: RowChange) -> None:
+        """`change` was written on `backend` by a request the proxy sent again on its
+        own, and is compared with nothing: a new row still took a value of that side's
+        sequence, so the table's anchor moves past it there (see shadow.rows.sequences),
+        and the next pair of new rows is expected from where it truly stands."""
+        info = next((i for n, i in self.tables.get(backend, {}).items()
+                     if fold(n) == fold(change.table)), None)
+        if change.op != "insert" or surrogate_key(info, [change.key]) is None:
+            return
+        key, anchor = change.key[0], as_anchor(self.keymap.anchor(change.table))
+        if backend == "legacy":  # the key map reads from legacy to candidate
+            moved = (key, key - 1) if anchor is None else (max(anchor[0], key), anchor[1])
+        else:
+            moved = (key - 1, key) if anchor is None else (anchor[0], max(anchor[1], key))
+        self.keymap.set_anchor(change.table, (moved[0],), (moved[1],))
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)

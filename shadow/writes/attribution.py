@@ -18,17 +18,16 @@ large to compare as a whole has its changes verified one by one as they are drai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from shadow.tasks import cancelled
-from shadow.rows.keymap import Pair
 from shadow.rows.live import RowState
-from shadow.verdict import Difference, RowChange
 from shadow.writes.causality import Ticket
-from shadow.writes.groups import Group, Groups, Member
+from shadow.writes.groups import Group, GroupRows, Groups, Member
 from shadow.writes.hold import Hold
 from shadow.writes.outside import OutsideWrites
 from shadow.writes.reconcile import Reconcile
@@ -43,6 +42,8 @@ RECONCILE_WAIT = 10.0
 KEY_DIFFERENCE_WAIT = 10.0
 """Seconds a verdict with a sequence-key difference waits for the sequences to be back in
 step (groups that took their keys in another order on each side)."""
+RESENT = "(sent again)"
+"""The route of the windows of requests the proxy sends again on its own."""
 KEY_WAIT = 1.0
 """Seconds a shadow request waits at most for the key pairs of the writes it follows."""
 
@@ -51,28 +52,6 @@ def _same_replies(pair) -> bool:
     primary, shadow = pair.primary, pair.shadow
     return (primary is not None and shadow is not None and primary.status == shadow.status
             and primary.body == shadow.body)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRows:
-    """What one exchange's group wrote on each side, and how the two compare.
-
-    `members` is the group's size (1: attributed exactly); `names` lists the group's
-    exchanges (`METHOD route #id`); `skipped` says why rows were not compared; `pairs`
-    are the key pairs (table, primary key, shadow key) these rows taught, through which
-    each member's reply ids are read (see shadow.rows.ids); `counts_rows` is True for one
-    member only, so a group's row differences, which every member carries, are counted
-    once in the row metrics."""
-
-    primary: tuple[RowChange, ...] = ()
-    shadow: tuple[RowChange, ...] = ()
-    differences: tuple[Difference, ...] = ()
-    normalised: int = 0
-    members: int = 1
-    names: tuple[str, ...] = ()
-    skipped: str = ""
-    pairs: tuple[Pair, ...] = ()
-    counts_rows: bool = True
 
 
 class Attribution:
@@ -119,6 +98,8 @@ class Attribution:
         self._seq = 0
         self.joined = 0  # exchanges that ever joined
         self.latest = 0  # the latest exchange that joined
+        self.resent_rows = 0  # rows written by requests the proxy sent again on its own
+        self._resent = itertools.count(-1, -1)  # their windows' numbers: never an exchange
         self._since: dict[int, float] = {}
         self._unconcluded: dict[int, int] = {}
         self._asked: dict[int, float] = {}  # flow -> when it began waiting for a drain
@@ -159,6 +140,13 @@ class Attribution:
 
     def open(self, flow: int, backend: str, route: str, writes: bool) -> Window:
         return self.sides[backend].open(flow, route, writes, time.time())
+
+    def resent(self, backend: str) -> Window:
+        """A window for a request the proxy sends again on its own (an A/A probe, a
+        recheck): a row it writes anyway (a read that hit an error path and audited it)
+        is its own, counted in `resent_rows`, neither compared nor an outside write; a
+        new row's key moves its table's sequence on that side (`RowState.passed`)."""
+        return self.open(next(self._resent), backend, RESENT, False)
 
     def close(self, window: Window, backend: str) -> None:
         if window.end is None:
@@ -270,9 +258,12 @@ class Attribution:
         outside = []
         for placed in side.place(changes, d0, d1):
             self._seq += 1
-            if placed.windows:
+            if placed.windows and all(w.flow < 0 for w in placed.windows):
+                self.resent_rows += 1  # written by a request the proxy sent again
+                self.rows.passed(backend, placed.change)
+            elif placed.windows:
                 self.groups.place(backend, self._seq, placed.change,
-                                  [w.flow for w in placed.windows])
+                                  [w.flow for w in placed.windows if w.flow >= 0])
             else:
                 outside.append(placed.change)
         self.outside.add(backend, outside, when="while running")
@@ -391,5 +382,5 @@ class Attribution:
                 "waits_expired": self.keys_expired, "pairs_learnt_early": self.pairs_early,
                 "exact_share": self.exact_share, "groups_open": len(self.groups),
                 **self.streams.status(), "rows_reconciled": self.reconcile.reconciled,
-                "keys_reordered": self.reconcile.reordered,
+                "keys_reordered": self.reconcile.reordered, "resent_rows": self.resent_rows,
                 "outside": self.outside.status()}

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shadow.rows.keymap import Pair
 from shadow.rows.model import fold
-from shadow.verdict import RowChange
+from shadow.verdict import Difference, RowChange
 
 Placed = tuple[int, RowChange, tuple[int, ...]]
 """A change of a group: its drain order, the change, the exchanges it may belong to."""
@@ -61,6 +62,28 @@ class Group:
     @property
     def exact(self) -> bool:
         return len(self.members) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRows:
+    """What one exchange's group wrote on each side, and how the two compare.
+
+    `members` is the group's size (1: attributed exactly); `names` lists the group's
+    exchanges (`METHOD route #id`); `skipped` says why rows were not compared; `pairs`
+    are the key pairs (table, primary key, shadow key) these rows taught, through which
+    each member's reply ids are read (see shadow.rows.ids); `counts_rows` is True for one
+    member only, so a group's row differences, which every member carries, are counted
+    once in the row metrics."""
+
+    primary: tuple[RowChange, ...] = ()
+    shadow: tuple[RowChange, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    normalised: int = 0
+    members: int = 1
+    names: tuple[str, ...] = ()
+    skipped: str = ""
+    pairs: tuple[Pair, ...] = ()
+    counts_rows: bool = True
 
 
 class Groups:

@@ -9,15 +9,11 @@ and charged to it, the key pairs its changes made.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from shadow.rows.live import RowState
 from shadow.rows.stream import PRIMARY, SHADOW, Settled, Stream
 from shadow.verdict import Difference, RowChange
-from shadow.writes.groups import Groups, Member
-
-if TYPE_CHECKING:
-    from shadow.writes.attribution import GroupRows
+from shadow.writes.groups import GroupRows, Groups, Member
 
 
 class Streams:
@@ -64,8 +60,6 @@ class Streams:
 
     def rows_of(self, member: Member, name: str) -> GroupRows:
         """`member`'s GroupRows from what its end settled: leftovers diffed, charged to it."""
-        from shadow.writes.attribution import GroupRows
-
         settled = self.release(member.flow)
         if member.pair is None or member.shadow is None:
             return GroupRows(members=0, names=(name,), pairs=tuple(settled.pairs))
