@@ -89,14 +89,14 @@ class Attribution:
                                    concluded=lambda flow: self.groups.oldest() is None
                                    or self.groups.oldest() > flow)
         self.sequence_reads = SequenceReads(rows, self.reconcile,
-                                            quiet=lambda: len(self.groups) == 0,
-                                            epoch=lambda: self.joined)
+                                            quiet=lambda: not self.groups.writing(self._may_write),
+                                            epoch=lambda: self.write_joins)
         self.learnt = Learnt()
         self.sides: dict[str, Side] = {b: Side(b, learnt=self.learnt) for b in rows.captures}
         self._wake = {b: asyncio.Event() for b in rows.captures}
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
-        self.joined = 0  # exchanges that ever joined
+        self.write_joins = 0  # exchanges that may write that ever joined
         self.latest = 0  # the latest exchange that joined
         self.resent_rows = 0  # rows written by requests the proxy sent again on its own
         self._resent = itertools.count(-1, -1)  # their windows' numbers: never an exchange
@@ -131,12 +131,17 @@ class Attribution:
     # --- the proxy's side ----------------------------------------------------------------
 
     def join(self, member: Member) -> None:
-        self.joined += 1
+        if self._may_write(member):
+            self.write_joins += 1
         self.latest = max(self.latest, member.flow)
         self.groups.add(member)
         self._since[member.flow] = time.monotonic()
         if member.writes and member.pair is not None:
             self.writes_waiting.add(member.flow)
+
+    def _may_write(self, member: Member) -> bool:
+        """A write, or a read of a route seen writing rows."""
+        return member.writes or member.route in self.learnt.routes
 
     def open(self, flow: int, backend: str, route: str, writes: bool) -> Window:
         return self.sides[backend].open(flow, route, writes, time.time())

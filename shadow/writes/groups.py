@@ -111,6 +111,10 @@ class Groups:
         self._parent[member.flow] = member.flow
         self._groups[member.flow] = Group([member], unfinished=1)
 
+    def writing(self, writes: Callable[[Member], bool]) -> bool:
+        """Whether an open member may write (`writes(member)`)."""
+        return any(writes(member) for member in self._members.values())
+
     def oldest(self) -> int | None:
         """The earliest exchange still open, or None."""
         return min(self._members, default=None)

@@ -3,11 +3,12 @@
 See `shadow.writes.reconcile`: neither change log shows a burnt sequence value, so a key
 difference with nothing else left to wait for asks for the positions of its table's two
 sequences (`Reconcile.asking`). They are read here, after a drain of the primary, and
-only while no exchange is open on either backend (`quiet`): a write in flight could have
-taken a value on one side and not yet on the other, and a shadow behind the primary has
-not yet taken what the primary took. The reads are kept only when no exchange began
-between them (`quiet` still, and the same `epoch`); otherwise they are tried again after
-a later drain. A held difference whose sequences are never read so is reported when its
+only while no exchange that may write is open on either backend (`quiet`: no write, no
+read of a route seen writing): a write in flight could have taken a value on one side and
+not yet on the other, and a shadow behind the primary has not yet taken what the primary
+took. Reads that never wrote may run meanwhile: a busy proxy is seldom without one. The
+reads are kept only when no exchange began between them (`quiet` still, and the same
+`epoch`); otherwise they are tried again after a later drain. A held difference whose sequences are never read so is reported when its
 wait ends, as it stands. The positions read also become the table's anchor (see
 `shadow.rows.sequences`): the next pair of new rows is expected from where the sequences
 truly stand. Each read is one short query per side (`Capture.sequence_position`), made
