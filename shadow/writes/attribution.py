@@ -86,8 +86,7 @@ class Attribution:
                                    busy=lambda table: self.groups.inserting(table)
                                    or self.streams.inserting(table), read=True,
                                    horizon=lambda: self.latest,
-                                   concluded=lambda flow: self.groups.oldest() is None
-                                   or self.groups.oldest() > flow)
+                                   concluded=self.groups.concluded_through)
         self.sequence_reads = SequenceReads(rows, self.reconcile,
                                             quiet=lambda: not self.groups.writing(self._may_write),
                                             epoch=lambda: self.write_joins)

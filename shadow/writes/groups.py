@@ -115,9 +115,9 @@ class Groups:
         """Whether an open member may write (`writes(member)`)."""
         return any(writes(member) for member in self._members.values())
 
-    def oldest(self) -> int | None:
-        """The earliest exchange still open, or None."""
-        return min(self._members, default=None)
+    def concluded_through(self, flow: int) -> bool:
+        """Whether every exchange up to `flow` has left its group (none is open)."""
+        return all(open_flow > flow for open_flow in self._members)
 
     def member(self, flow: int) -> Member | None:
         return self._members.get(flow)

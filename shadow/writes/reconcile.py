@@ -158,16 +158,9 @@ class Reconcile:
         """The positions (primary, shadow) of `table`'s sequences, read while no write
         ran, or None when they cannot be read: drop the held key differences they show
         back in step, confirm the others."""
-        chain = self._chain(roles, table)
-        if positions is not None:
-            offset = positions[1] - positions[0]
-            step = next((i for i, (_, _, o) in enumerate(chain) if o == offset), None)
-            if step is not None:
-                for held, diff, _ in chain[step:]:
-                    held.gone.add(id(diff))
-                    self.reordered += 1
-                chain = chain[:step]
-        for held, diff, _ in chain:
+        left = self._in_step(roles, table, None if positions is None
+                             else positions[1] - positions[0])
+        for held, diff, _ in left:
             held.checked.add(id(diff))
         self._deliver_ready()
 
@@ -213,14 +206,21 @@ class Reconcile:
                   if id(diff) not in held.gone}
         for roles, table in tables:
             anchor = self.anchor(roles, table)
-            if anchor is None:
-                continue
-            chain = self._chain(roles, table)
-            step = next((i for i, (_, _, offset) in enumerate(chain)
-                         if offset == anchor[1] - anchor[0]), None)
-            for held, diff, _ in chain[step:] if step is not None else ():
-                held.gone.add(id(diff))
-                self.reordered += 1
+            if anchor is not None:
+                self._in_step(roles, table, anchor[1] - anchor[0])
+
+    def _in_step(self, roles: tuple[str, str], table: str, offset: int | None
+                 ) -> list[tuple[Held, Difference, int | None]]:
+        """Drop `table`'s held key differences from the first that expected the
+        sequences at `offset` (where they stand now; None: unknown) on; returns the
+        ones before it, still held."""
+        chain = self._chain(roles, table)
+        step = next((i for i, (_, _, o) in enumerate(chain)
+                     if offset is not None and o == offset), len(chain))
+        for held, diff, _ in chain[step:]:
+            held.gone.add(id(diff))
+            self.reordered += 1
+        return chain[:step]
 
     def _chain(self, roles: tuple[str, str], table: str
                ) -> list[tuple[Held, Difference, int | None]]:
