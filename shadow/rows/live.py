@@ -219,11 +219,9 @@ class RowState:
     async def sequence_position(self, backend: str, table: str) -> int | None:
         """Where the integer key generator of `table` (folded name) stands on `backend`
         (see `Capture.sequence_position`), or None when it cannot be read."""
-        found = [(name, info) for name, info in self.tables[backend].items()
-                 if fold(name) == table and len(info.key) == 1]
-        if not found:
+        name, info = self._table(backend, table)
+        if info is None or len(info.key) != 1:
             return None
-        name, info = found[0]
         try:
             return await self.captures[backend].sequence_position(name, info.key[0])
         except CaptureError as exc:
@@ -244,8 +242,7 @@ class RowState:
         own, and is compared with nothing: a new row still took a value of that side's
         sequence, so the table's anchor moves past it there (see shadow.rows.sequences),
         and the next pair of new rows is expected from where it truly stands."""
-        info = next((i for n, i in self.tables.get(backend, {}).items()
-                     if fold(n) == fold(change.table)), None)
+        _, info = self._table(backend, change.table)
         if change.op != "insert" or surrogate_key(info, [change.key]) is None:
             return
         key, anchor = change.key[0], as_anchor(self.keymap.anchor(change.table))
@@ -254,6 +251,11 @@ class RowState:
         else:
             moved = (key - 1, key) if anchor is None else (anchor[0], max(anchor[1], key))
         self.keymap.set_anchor(change.table, (moved[0],), (moved[1],))
+
+    def _table(self, backend: str, table: str) -> tuple[str, TableInfo | None]:
+        """`table`'s own name and catalogue entry on `backend`, found by folded name."""
+        return next(((name, info) for name, info in self.tables.get(backend, {}).items()
+                     if fold(name) == fold(table)), (table, None))
 
     def _seen_from(self, primary_backend: str) -> KeyMap | _Inverted:
         return self.keymap if primary_backend == "legacy" else _Inverted(self.keymap)
