@@ -27,12 +27,14 @@ from shadow.browser_html import (
 )
 from shadow.auth import identity_of
 from shadow.compare.jsonpath import Path, parse_path
-from shadow.verdict import Kind, signature
+from shadow.verdict import Kind, Verdict, signature
 
 if TYPE_CHECKING:
     from shadow.app import Runtime
 
-KINDS = tuple(k.value for k in Kind)
+KINDS = (*(k.value for k in Kind), str(Verdict.RACED))
+"""The kinds a signature has: a difference's kind, or `raced` (the differences of an
+exchange recorded raced, unverified, kept apart from the mismatches)."""
 MAX_PARAM = 2048
 LIST_LIMIT = 500
 SAMPLE_LIMIT = 50
@@ -234,6 +236,23 @@ def _recheck(kept: dict | None) -> str:
                      [difference_row(d) for d in fresh], "") if fresh else ""))
 
 
+_RACED = {"resend_writes": "sending it again would write rows (an audit row) in production",
+          "policy": "its route may not be sent again",
+          "unsettled": "its recheck found no moment to settle it"}
+
+
+def _raced(kept: dict | None) -> str:
+    """Why a sample's exchange was recorded raced: unverified, not a mismatch."""
+    if not kept:
+        return ""
+    return (f'<h3>Unverified: raced writes</h3><p>the replies differed while '
+            f'{e(kept.get("writes_overlapped", 0))} write(s) overlapped the read, and the '
+            f'proxy could not settle it: {e(_RACED.get(kept.get("why"), kept.get("why")))}. '
+            'The shadow cannot replay which of those writes the primary saw, so this is '
+            'no evidence either way; the same difference on a read no write overlapped is '
+            'a mismatch.</p>')
+
+
 def sample_detail(row: dict) -> str:
     """One sample's page (a store row with its `sample`): the differences, both
     replies side by side with differing lines marked, row changes, the request."""
@@ -267,7 +286,8 @@ def sample_detail(row: dict) -> str:
         f' JSON: <a href="/api/samples/{e(row["id"])}">this sample</a></div>'
         "<h2>Differences</h2>"
         + table(("kind", "where", "primary", "shadow", "detail"), diff_rows, "none")
-        + _translated(s.get("translated") or ()) + _recheck(s.get("recheck"))
+        + _translated(s.get("translated") or ()) + _raced(s.get("raced"))
+        + _recheck(s.get("recheck"))
         + '<h2>Replies</h2><div class="sides">'
         f'{_side(s["primary"], "primary", body_paths, headers, status_differs)}'
         f'{_side(s.get("shadow"), "shadow", body_paths, headers, status_differs)}</div>'

@@ -121,7 +121,8 @@ class Cutover:
         """Load the saved window and ledger, listen to the verifier, start refreshing."""
         g = runtime.config.gate
         cutover = cls(runtime, Thresholds(g.min_compared, g.max_mismatch_rate,
-                                          g.max_shadow_error_rate, tuple(g.expected_routes)))
+                                          g.max_shadow_error_rate, tuple(g.expected_routes),
+                                          g.max_raced_share))
         store = runtime.store
         cutover.stats = GateStats.from_json(await store.get_meta("gate"), time.time())
         cutover.ledger = RollbackLedger.from_json(await store.get_meta("rollback"))
@@ -195,7 +196,7 @@ class Cutover:
                        "rechecks": rt.verifier.recheck.status()
                        if rt.verifier and rt.verifier.recheck is not None else None,
                        "compared": result.compared, "mismatches": result.mismatches,
-                       "shadow_errors": result.shadow_errors},
+                       "raced": result.raced, "shadow_errors": result.shadow_errors},
             "writes": self._writes_status(),
             "rows": self._rows_status(),
         }

@@ -149,14 +149,24 @@ def _show_status(admin: _Admin, status: dict[str, Any]) -> None:
     show_rows(status.get("rows", {}))
 
 
-def show_rechecks(rechecks: dict[str, int] | None) -> None:
-    """How the rechecks of mismatched reads that raced writes ended (nothing before any)."""
-    if not rechecks or not any(rechecks.values()):
+def show_rechecks(rechecks: dict[str, Any] | None) -> None:
+    """How the rechecks of mismatched reads that raced writes ended, and the reads
+    recorded raced, unverified (nothing before any)."""
+    if not rechecks:
         return
-    click.echo(f"rechecks  {rechecks['race']} race(s) (both builds agreed when asked again; "
-               f"the reads had overlapped {rechecks['race_writes']} write(s)), "
-               f"{rechecks['confirmed']} confirmed, {rechecks['unsettled']} unsettled, "
-               f"{rechecks['held']} waiting")
+    if any(rechecks.get(k) for k in ("held", "race", "confirmed", "unsettled")):
+        click.echo(f"rechecks  {rechecks['race']} race(s) (both builds agreed when asked again; "
+                   f"the reads had overlapped {rechecks['race_writes']} write(s)), "
+                   f"{rechecks['confirmed']} confirmed, {rechecks['unsettled']} unsettled, "
+                   f"{rechecks['held']} waiting")
+    if rechecks.get("raced"):
+        why = rechecks.get("raced_why", {})
+        click.echo(f"raced     {rechecks['raced']} read(s) unverified: their replies differed "
+                   f"while {rechecks.get('raced_writes', 0)} write(s) overlapped them and the "
+                   f"proxy could not settle them ({why.get('resend_writes', 0)} would write "
+                   f"rows if sent again, {why.get('policy', 0)} may not be sent again by "
+                   f"policy, {why.get('unsettled', 0)} unsettled rechecks); not evidence "
+                   "either way, see the gate's raced column")
 
 
 def show_attribution(writes: dict[str, Any]) -> None:
@@ -194,14 +204,15 @@ def _show_gate(gate: dict[str, Any]) -> None:
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(gate["since"]))
     click.echo(f"gate      {'holds' if gate['passed'] else 'refuses'}   window since {since} UTC,"
                f" {gate['compared']} compared, {gate['mismatches']} mismatches, "
-               f"{gate['shadow_errors']} shadow errors")
+               f"{gate.get('raced', 0)} raced (unverified), {gate['shadow_errors']} shadow errors")
     if gate["routes"]:
         width = max(len(r["route"]) for r in gate["routes"])
         click.echo(f"          {'route':<{width}}  {'compared':>9} {'mismatches':>10} "
-                   f"{'upper bound':>11} {'still needed':>12}")
+                   f"{'raced':>7} {'upper bound':>11} {'still needed':>12}")
         for r in gate["routes"]:
             click.echo(f"          {r['route']:<{width}}  {r['compared']:>9} {r['mismatches']:>10} "
-                       f"{r['upper_bound'] * 100:>10.3g}% {r['compared_needed']:>12}")
+                       f"{r.get('raced', 0):>7} {r['upper_bound'] * 100:>10.3g}% "
+                       f"{r['compared_needed']:>12}")
     for reason in gate["reasons"]:
         click.echo(f"          - {reason}")
     findings = gate.get("findings") or {}

@@ -10,8 +10,17 @@ The gate holds when, in its window,
   - every route seen has at least `min_compared` compared exchanges, and the one-sided 95%
     upper confidence bound (Wilson score) of its mismatch rate is under `max_mismatch_rate`;
   - no row mismatch is left unresolved, and the shadow is not diverged;
-  - the shadow error rate, shadow_error / (compared + shadow_error), is under its limit.
+  - the shadow error rate, shadow_error / (compared + shadow_error), is under its limit;
+  - no route has more than `max_raced_share` of its exchanges raced, raced / (compared +
+    raced).
 Every rule that fails adds one reason with its numbers; the gate holds when none does.
+
+Raced exchanges (verdict `raced`: a read whose replies differed while writes overlapped it,
+which the proxy could not settle) are not evidence either way: they are neither compared
+exchanges nor mismatches, so a route needs its `min_compared` verified exchanges however
+many raced, and its mismatch rate is that of its verified ones. A route that races far
+more often than it is verified could hide a bug behind its races, so past
+`max_raced_share` it fails the gate, named with its numbers.
 
 The gate only asks "is the rate below the target?", so the bound is one-sided (z = 1.645).
 With zero mismatches in n exchanges it is z^2 / (n + z^2), about 2.7/n (the "rule of three"
@@ -81,6 +90,7 @@ class Thresholds:
     max_mismatch_rate: float = 0.001
     max_shadow_error_rate: float = 0.01
     expected_routes: tuple[str, ...] = ()
+    max_raced_share: float = 0.5
 
 
 @dataclass(slots=True)
@@ -91,6 +101,7 @@ class RouteCounts:
     mismatches: int = 0
     shadow_errors: int = 0
     row_mismatches: int = 0
+    raced: int = 0
 
 
 class GateStats:
@@ -113,13 +124,15 @@ class GateStats:
 
     def observe(self, method: str, template: str, verdict: Verdict | str) -> None:
         """Count one published comparison; skipped and primary errors say nothing about
-        the shadow and are not counted."""
+        the shadow and are not counted; raced ones are counted apart from the compared."""
         if verdict in (Verdict.MATCH, Verdict.MISMATCH):
             counts = self._route(f"{method} {template}")
             counts.compared += 1
             counts.mismatches += verdict == Verdict.MISMATCH
         elif verdict == Verdict.SHADOW_ERROR:
             self._route(f"{method} {template}").shadow_errors += 1
+        elif verdict == Verdict.RACED:
+            self._route(f"{method} {template}").raced += 1
 
     def row_mismatch(self, route: str, n: int = 1) -> None:
         """Record `n` unresolved row mismatches on "METHOD /template"."""
@@ -145,8 +158,8 @@ class GateStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"since": self.since, "diverged": self.diverged,
-                "routes": {k: [c.compared, c.mismatches, c.shadow_errors, c.row_mismatches]
-                           for k, c in self.routes.items()}}
+                "routes": {k: [c.compared, c.mismatches, c.shadow_errors, c.row_mismatches,
+                               c.raced] for k, c in self.routes.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None, since: float = 0.0) -> GateStats:
@@ -171,6 +184,7 @@ class RouteGate:
     shadow_errors: int
     upper_bound: float
     compared_needed: int
+    raced: int = 0
 
     @property
     def template(self) -> str:
@@ -194,22 +208,24 @@ class GateResult:
     thresholds: Thresholds = field(default_factory=Thresholds)
     counted: tuple[dict[str, Any], ...] = ()
     uncounted: tuple[dict[str, Any], ...] = ()
+    raced: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         t = self.thresholds
         return {
             "passed": self.passed, "reasons": list(self.reasons), "since": self.since,
-            "compared": self.compared, "mismatches": self.mismatches,
+            "compared": self.compared, "mismatches": self.mismatches, "raced": self.raced,
             "shadow_errors": self.shadow_errors,
             "shadow_error_rate": round(self.shadow_error_rate, 6),
             "row_mismatches": self.row_mismatches, "diverged": self.diverged,
             "routes": [{"route": r.route, "compared": r.compared, "mismatches": r.mismatches,
-                        "shadow_errors": r.shadow_errors,
+                        "shadow_errors": r.shadow_errors, "raced": r.raced,
                         "upper_bound": round(r.upper_bound, 6),
                         "compared_needed": r.compared_needed} for r in self.routes],
             "thresholds": {"min_compared": t.min_compared,
                            "max_mismatch_rate": t.max_mismatch_rate,
                            "max_shadow_error_rate": t.max_shadow_error_rate,
+                           "max_raced_share": t.max_raced_share,
                            "expected_routes": list(t.expected_routes)},
             "findings": {"counted": list(self.counted), "uncounted": list(self.uncounted)},
         }
@@ -225,17 +241,24 @@ def evaluate(stats: GateStats, t: Thresholds) -> GateResult:
     """The gate's answer for the counts of one window under thresholds `t`."""
     reasons: list[str] = []
     routes: list[RouteGate] = []
-    seen = {k: c for k, c in stats.routes.items() if c.compared or c.shadow_errors}
+    seen = {k: c for k, c in stats.routes.items() if c.compared or c.shadow_errors or c.raced}
     compared = sum(c.compared for c in seen.values())
     mismatches = sum(c.mismatches for c in seen.values())
     errors = sum(c.shadow_errors for c in seen.values())
+    raced = sum(c.raced for c in seen.values())
     if compared == 0:
         reasons.append("no evidence yet: no compared exchanges in this window")
     for key in sorted(seen):
         c = seen[key]
         bound = wilson_upper(c.mismatches, c.compared)
         needed = compared_needed(c.mismatches, c.compared, t.max_mismatch_rate, t.min_compared)
-        routes.append(RouteGate(key, c.compared, c.mismatches, c.shadow_errors, bound, needed))
+        routes.append(RouteGate(key, c.compared, c.mismatches, c.shadow_errors, bound, needed,
+                                c.raced))
+        share = c.raced / (c.compared + c.raced) if c.raced else 0.0
+        if share > t.max_raced_share:
+            reasons.append(
+                f"{key}: {c.raced} of {c.compared + c.raced} exchanges raced writes "
+                f"(unverified), {pct(share)} > {pct(t.max_raced_share)}")
         if needed:
             relation = ">=" if bound >= t.max_mismatch_rate else "<"
             reasons.append(
@@ -258,7 +281,7 @@ def evaluate(stats: GateStats, t: Thresholds) -> GateResult:
         reasons.append(f"shadow error rate {pct(rate)} ({errors} of {compared + errors}) "
                        f">= {pct(t.max_shadow_error_rate)}")
     return GateResult(not reasons, tuple(reasons), tuple(routes), compared, mismatches, errors,
-                      rate, rows, stats.diverged, stats.since, t)
+                      rate, rows, stats.diverged, stats.since, t, raced=raced)
 
 
 def evaluate_with_findings(stats: GateStats, t: Thresholds,
@@ -274,5 +297,6 @@ def evaluate_with_findings(stats: GateStats, t: Thresholds,
     for key, c in stats.routes.items():
         gone, rows = excused.get(key, (0, 0))
         adjusted.routes[key] = RouteCounts(c.compared, max(0, c.mismatches - gone),
-                                           c.shadow_errors, max(0, c.row_mismatches - rows))
+                                           c.shadow_errors, max(0, c.row_mismatches - rows),
+                                           c.raced)
     return replace(evaluate(adjusted, t), counted=tuple(counted), uncounted=tuple(uncounted))

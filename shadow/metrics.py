@@ -22,7 +22,7 @@ UPSTREAM_ERRORS = ("connect", "timeout", "protocol", "too_large")
 INTERNAL_OPERATIONS = ("conclude", "compare", "compare_offload", "store", "listener",
                        "rows_state", "cutover_refresh", "drain_legacy", "drain_candidate",
                        "lane_shadow", "lane_shadow_drop", "attribute", "held", "recheck")
-VERDICTS = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
+VERDICTS = ("match", "mismatch", "raced", "shadow_error", "primary_error", "skipped")
 LISTENERS = ("proxy", "admin")
 CONNECTION_CLOSES = ("header_timeout", "limit")
 COMPARE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -166,6 +166,13 @@ class Metrics:
             "write ran, by outcome: race (the fresh replies agree: recorded as a match), "
             "confirmed or unsettled (recorded as the mismatch it was; unit: exchanges).",
             ["route", "method", "outcome"], registry=r)
+        self.reads_raced = Counter(
+            "shadow_reads_raced_total",
+            "Safe reads recorded raced (unverified: their replies differed while writes "
+            "overlapped them, and the proxy could not settle them), by why: resend_writes "
+            "(a second send would write rows, e.g. an audit row), policy (the route may not "
+            "be sent again) or unsettled (its recheck found no quiet moment; unit: exchanges).",
+            ["route", "method", "why"], registry=r)
         self.recheck_unsettled = Counter(
             "shadow_recheck_unsettled_total",
             "Rechecks that could not settle, by why: moved (a write ran during it), failed "

@@ -18,8 +18,18 @@ to the shadow, and the two fresh replies are compared with the original pair's r
     changed the builds' roles meanwhile (MODE)
 
 So a difference is never hidden silently: only a recheck that reproduced the read in a
-quiet moment on both sides, and found both builds agreeing, turns it into a match. The one
-limit: a read that races writes for as long as it may wait is recorded as it was.
+quiet moment on both sides, and found both builds agreeing, turns it into a match. A
+recheck that moved (a write ran while it was sent again) waits for the next quiet moment.
+
+A mismatch the proxy cannot settle is no evidence that the candidate is wrong: the shadow
+cannot replay which of the overlapping writes the primary's read saw. It is recorded as
+`raced` (unverified: raced writes), neither match nor mismatch, when `raced_why` says so:
+a read that overlapped a write, of a safe method, whose differences are all in the
+replies (its own rows, an audit row, compared as usual: any row difference keeps it a
+mismatch), with no status difference where a side answered 5xx (no race makes a build
+fail), none of whose signatures was already recorded as a mismatch (the same difference
+without a race to explain it), and that may not be sent again (it wrote rows, or its
+route has, or its policy forbids a second send) or whose recheck ended unsettled.
 
 A comparison qualifies (`refusal` returns None) when it is a mismatch of a safe method
 whose differences are all in the replies (no row difference), that wrote no row on either
@@ -31,11 +41,11 @@ shadow between the shadow request's send and its reply (`Watch`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadow.verdict import ROW_KINDS, Comparison, Difference, Reply, Verdict
+from shadow.verdict import ROW_KINDS, Comparison, Difference, Kind, Reply, Verdict
 
 RACE, CONFIRMED, UNSETTLED = "race", "confirmed", "unsettled"
 """How a recheck ended (the `outcome` label of `shadow_reads_rechecked_total`)."""
@@ -45,6 +55,11 @@ OUTCOMES = (RACE, CONFIRMED, UNSETTLED)
 SAFE = frozenset({"GET", "HEAD"})
 """The methods a recheck may send again."""
 UNSETTLED_WHY = (MOVED, FAILED, BUSY, FULL, STOPPED, MODE)
+RESEND_WRITES, POLICY = "resend_writes", "policy"
+"""Why a read may not be sent again: it (or its route) writes rows; its route's policy."""
+RACED_WHY = (RESEND_WRITES, POLICY, UNSETTLED)
+"""Why a read was recorded `raced` (the `why` label of `shadow_reads_raced_total`)."""
+_NOT_RESENT = {"wrote_rows": RESEND_WRITES, "route_writes": RESEND_WRITES, "policy": POLICY}
 
 Mark = tuple[int, int]
 """(writes ever started, writes running) on one side at one moment."""
@@ -52,13 +67,15 @@ Mark = tuple[int, int]
 
 class WriteClock:
     """The writes running on one side (`in_flight`) and how many ever `started` there:
-    enough to tell how many writes overlapped any span of time from its two ends."""
+    enough to tell how many writes overlapped any span of time from its two ends.
+    `idle`, when set, is called each time the last running write ends (it must not wait)."""
 
-    __slots__ = ("in_flight", "started")
+    __slots__ = ("in_flight", "started", "idle")
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.started = 0
+        self.idle: Callable[[], None] | None = None
 
     def sent(self) -> None:
         self.in_flight += 1
@@ -66,6 +83,8 @@ class WriteClock:
 
     def finished(self) -> None:
         self.in_flight -= 1
+        if self.in_flight == 0 and self.idle is not None:
+            self.idle()
 
     def start(self) -> Callable[[], None]:
         """Count one write running from now; returns what ends it (once, however often
@@ -165,6 +184,28 @@ def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing
     if overlapped <= 0:
         return "no_overlap"
     return None
+
+
+def raced_why(c: Comparison, *, refused: str | None, unsettled: bool, overlapped: int,
+              methods: frozenset[str], mismatched: Container[str]) -> str | None:
+    """Why the mismatch `c` is recorded `raced`, one of RACED_WHY, or None when it stays a
+    mismatch. `refused`: why it was not rechecked (`refusal`); `unsettled`: its recheck
+    ended unsettled; `overlapped`: writes that ran beside it; `mismatched`: signatures
+    already recorded as mismatches."""
+    why = UNSETTLED if unsettled else _NOT_RESENT.get(refused or "")
+    if (why is None or c.verdict is not Verdict.MISMATCH or c.exchange.method not in methods
+            or overlapped <= 0):
+        return None
+    for d in c.differences:
+        if d.kind in ROW_KINDS or (d.kind == Kind.STATUS and _failed(d)):
+            return None
+    if any(s in mismatched for s in c.signatures):
+        return None
+    return why
+
+
+def _failed(d: Difference) -> bool:
+    return any(isinstance(v, int) and v >= 500 for v in (d.primary, d.shadow))
 
 
 def outcome(primary: Reply | None, shadow: Reply | None, differences: tuple[Difference, ...],

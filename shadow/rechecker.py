@@ -13,11 +13,20 @@ header, each bounded by the lane's queue and timeout. No client waits on any of 
 read the primary gets again is one read more on production, as an A/A probe is.
 
 Each held read is recorded exactly once, through `publish` (with `held` set to the seconds
-it waited): as a match with the reason `race`, or as the mismatch it was, its sample then
-carrying the recheck's evidence (`recheck`: outcome, why, writes overlapped, the fresh
-pair's differences as the sample shows them). A read whose builds changed roles while it
-waited (a mode change) is recorded as it was, never sent again. At shutdown, after the lane has drained,
-`flush` records what is still held as it was.
+it waited): as a match with the reason `race`; as `raced` when its recheck ended unsettled
+and `shadow.recheck.raced_why` says so; or as the mismatch it was. Its sample then carries
+the recheck's evidence (`recheck`: outcome, why, writes overlapped, the fresh pair's
+differences as the sample shows them). A recheck that a write moved waits for the next
+quiet moment while its wait lasts; the timer looks at once when the last write on a side
+ends, so a short write-free gap between two writes is not missed. A read whose builds
+changed roles while it waited (a mode change) is never sent again. At shutdown, after the
+lane has drained, `flush` records what is still held.
+
+A mismatch that qualifies for `raced` but may not be sent again (it wrote rows: an audited
+read) is recorded `raced` at once by `offer`. Every raced sample says why (`raced`: why,
+writes overlapped) and carries the verdict `raced`. The signatures of the mismatches
+recorded (the verifier's listener `heard`) are remembered, at most MAX_MISMATCHED, so a
+difference already seen without a race to explain it is never recorded as raced.
 """
 
 from __future__ import annotations
@@ -33,9 +42,9 @@ from shadow.flow import for_shadow
 from shadow.marker import Marker
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
-from shadow.recheck import (BUSY, CONFIRMED, FAILED, FULL, MODE, OUTCOMES, RACE, STOPPED,
-                            UNSETTLED, Budget, Clocks, Waiter, Waiting, evidence, outcome,
-                            refusal)
+from shadow.recheck import (BUSY, CONFIRMED, FAILED, FULL, MODE, MOVED, OUTCOMES, RACE,
+                            RACED_WHY, STOPPED, UNSETTLED, Budget, Clocks, Waiter, Waiting,
+                            evidence, outcome, raced_why, refusal)
 from shadow.routes import RoutePolicy
 from shadow.settings_compare import RecheckSettings
 from shadow.upstream import Upstream
@@ -47,6 +56,8 @@ if TYPE_CHECKING:
 
 MAX_SHOWN = 20
 """Differences of a confirming recheck kept in the sample, at most."""
+MAX_MISMATCHED = 10_000
+"""Signatures of recorded mismatches remembered (the oldest forgotten first)."""
 _DROPS = {"queue_full": FULL, "timeout": FAILED}
 
 Compare = Callable[[Exchange, RoutePolicy, str, Reply, Reply, float], tuple[Difference, ...]]
@@ -107,7 +118,12 @@ class Rechecker:
         self.budget = Budget(settings.per_second, clock)
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.race_writes = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self.raced = dict.fromkeys(RACED_WHY, 0)
+        self.raced_writes = 0
+        self.mismatched: dict[str, None] = {}
+        self._timer: asyncio.Handle | None = None
+        self._soon = False
+        clocks.primary.idle = clocks.shadow.idle = self._idle
         metrics.rechecks_held.set_function(lambda: len(self.waiting))
 
     def __len__(self) -> int:
@@ -126,7 +142,12 @@ class Rechecker:
                                   for b in (c.primary.backend, c.shadow.backend)),
                       overlapped=watch.writes)
         if why is not None:
-            return False
+            raced = raced_why(c, refused=why, unsettled=False, overlapped=watch.writes,
+                              methods=self.methods, mismatched=self.mismatched)
+            if raced is None:
+                return False
+            self._publish_raced(c, sample(), raced, watch.writes)
+            return True
         held = Recheck(c, pair.policy, c.primary.backend, c.shadow.backend, sample(),
                        watch.writes, self.clock())
         if self.waiting.add(held) is None:
@@ -135,10 +156,23 @@ class Rechecker:
             self._arm()
         return True
 
-    def status(self) -> dict[str, int]:
-        """How many reads are held, how their rechecks ended, and how many writes the
-        reads found to be races had overlapped."""
-        return {"held": len(self.waiting), **self.counts, "race_writes": self.race_writes}
+    def status(self) -> dict[str, Any]:
+        """How many reads are held, how their rechecks ended, how many writes the reads
+        found to be races had overlapped, and the reads recorded `raced` (by why, and the
+        writes they overlapped)."""
+        return {"held": len(self.waiting), **self.counts, "race_writes": self.race_writes,
+                "raced": sum(self.raced.values()), "raced_why": dict(self.raced),
+                "raced_writes": self.raced_writes}
+
+    def heard(self, c: Comparison) -> None:
+        """Verifier listener: remember the signatures of a recorded mismatch."""
+        if c.verdict is not Verdict.MISMATCH:
+            return
+        for sig in c.signatures:
+            self.mismatched.pop(sig, None)
+            self.mismatched[sig] = None
+        while len(self.mismatched) > MAX_MISMATCHED:
+            del self.mismatched[next(iter(self.mismatched))]
 
     def flush(self) -> None:
         """Record every held read as it was (the proxy stops; the lane has drained)."""
@@ -152,8 +186,19 @@ class Rechecker:
         if self._timer is None and len(self.waiting):
             self._timer = asyncio.get_running_loop().call_later(self.tick, self._due)
 
+    def _idle(self) -> None:
+        """The last write on one side ended: look for a quiet moment on the next turn of
+        the loop rather than at the next tick."""
+        if self._soon or not len(self.waiting) or not self.quiet():
+            return
+        self._soon = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_soon(self._due)
+
     def _due(self) -> None:
         self._timer = None
+        self._soon = False
         try:
             for waiter in self.waiting.due():
                 self._record(waiter.item, UNSETTLED, BUSY)
@@ -203,6 +248,10 @@ class Rechecker:
         except Exception as exc:
             self.raised("recheck", exc)
             result, why, differences = UNSETTLED, FAILED, ()
+        if why == MOVED and not waiter.settled and self.clock() < waiter.deadline:
+            self.waiting.back(waiter)  # a write ran meanwhile: the next quiet moment
+            self._arm()
+            return
         if self.waiting.done(waiter):
             self._record(held, result, why, differences)
 
@@ -228,7 +277,26 @@ class Rechecker:
             shown = [self.shown(d) for d in differences[:MAX_SHOWN]] if result == CONFIRMED else []
             sample = {**sample, "recheck": evidence(result, why, held.overlapped, shown)}
             c = replace(c, held=waited)
+            if result == UNSETTLED:
+                raced = raced_why(c, refused=None, unsettled=True, overlapped=held.overlapped,
+                                  methods=self.methods, mismatched=self.mismatched)
+                if raced is not None:
+                    self._publish_raced(c, sample, raced, held.overlapped)
+                    return
         try:
             self._publish(c, sample)
+        except Exception as exc:
+            self.raised("recheck", exc)
+
+    def _publish_raced(self, c: Comparison, sample: dict[str, Any], why: str,
+                       overlapped: int) -> None:
+        """Record `c` as `raced` (unverified), its sample saying why and how many writes
+        it overlapped."""
+        self.raced[why] += 1
+        self.raced_writes += overlapped
+        sample = {**sample, "verdict": str(Verdict.RACED),
+                  "raced": {"why": why, "writes_overlapped": overlapped}}
+        try:
+            self._publish(replace(c, verdict=Verdict.RACED, reason=why), sample)
         except Exception as exc:
             self.raised("recheck", exc)

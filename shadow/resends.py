@@ -102,3 +102,4 @@ def attach_resends(rt: Runtime, rules: ReplyRules) -> None:
         compare=verifier.fresh_differences, shown=rt.privacy.difference,
         publish=verifier.publish_held, metrics=metrics, raised=rt.raised,
         roles=lambda: (rt.modes.current.primary, rt.modes.current.shadow))
+    verifier.listeners.append(verifier.recheck.heard)

@@ -261,6 +261,8 @@ class GateSettings(_Model):
     max_mismatch_rate: Annotated[float, Field(gt=0, le=1)] = 0.001
     max_shadow_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
     expected_routes: list[str] = []
+    #: the share of a route's exchanges that may be raced (unverified) before it fails
+    max_raced_share: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     @field_validator("expected_routes")
     @classmethod

@@ -262,11 +262,12 @@ class Store:
             return cur.rowcount
 
     async def signatures(self, *, route: str | None = None, kind: str | None = None,
-                         limit: int = 200) -> list[dict]:
-        """Signatures, most frequent first, with their hourly trend (last 24 hours)."""
+                         limit: int = 200, not_kind: str | None = None) -> list[dict]:
+        """Signatures, most frequent first, with their hourly trend (last 24 hours);
+        `not_kind` leaves one kind out."""
         query = "SELECT * FROM signatures WHERE (? IS NULL OR route = ?) AND (? IS NULL OR kind = ?)" \
-                " ORDER BY count DESC, signature LIMIT ?"
-        out = await self._rows(query, (route, route, kind, kind, limit))
+                " AND (? IS NULL OR kind <> ?) ORDER BY count DESC, signature LIMIT ?"
+        out = await self._rows(query, (route, route, kind, kind, not_kind, not_kind, limit))
         now_hour = int(time.time() // 3600)
         for row in out:
             hours = await self._rows(

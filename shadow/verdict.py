@@ -22,10 +22,13 @@ Headers = tuple[tuple[str, str], ...]
 
 
 class Verdict(StrEnum):
-    """The outcome of one exchange."""
+    """The outcome of one exchange. `raced`: unverified, a safe read whose replies differed
+    while writes overlapped it and that the proxy could not settle (shadow.recheck); not
+    evidence either way, never a match."""
 
     MATCH = "match"
     MISMATCH = "mismatch"
+    RACED = "raced"
     SHADOW_ERROR = "shadow_error"
     PRIMARY_ERROR = "primary_error"
     SKIPPED = "skipped"

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from shadow.writes.groups import GroupRows
 
 __all__ = ["Pair", "Verifier"]
+RACED = str(Verdict.RACED)
+"""The `kind` of the store's signatures of raced exchanges (unverified, not mismatches)."""
 log = logging.getLogger("shadow.verifier")
 _NO_DIFFERENCE = ReplyDiff(())
 
@@ -289,7 +291,9 @@ class Verifier:
             m.skipped.labels(route, c.reason).inc()
         if c.normalised:
             m.normalised.labels(route, method).inc(c.normalised)
-        if c.differences:
+        if c.verdict is Verdict.RACED:
+            m.reads_raced.labels(route, method, c.reason).inc()
+        elif c.differences:
             for kind in dict.fromkeys(d.kind for d in c.differences):
                 m.mismatches.labels(route, method, kind).inc()
             rows = Counter((table, kind) for table, _key, kind in dict.fromkeys(
@@ -328,14 +332,16 @@ class Verifier:
             return
         ex = c.exchange
         seen: dict[str, tuple[str, str, str, str, str]] = {}
+        raced = c.verdict is Verdict.RACED
         for d in c.differences:
             path = self._path(d)
-            sig = signature(ex.method, ex.route, d.kind, path)
-            seen.setdefault(sig, (sig, ex.method, ex.route, str(d.kind), signature_path(path)))
+            kind = RACED if raced else str(d.kind)  # raced: apart from the mismatches
+            sig = signature(ex.method, ex.route, kind, path)
+            seen.setdefault(sig, (sig, ex.method, ex.route, kind, signature_path(path)))
         sigs = list(seen.values())
         sample = None
         if self.store.wants_sample(sigs[0][0]):
-            sample = self._held_sample if c.held else self._sample(c, pair)
+            sample = self._held_sample if self._held_sample is not None else self._sample(c, pair)
         self.store.record(signatures=sigs, exchange_id=ex.id, method=ex.method,
                           route=ex.route, sample=sample)
         self.metrics.samples_stored.inc(1 if sample is not None else 0)

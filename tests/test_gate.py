@@ -154,3 +154,27 @@ def test_stats_count_compared_exchanges_only_and_round_trip():
     again = GateStats.from_json(stats.to_json())
     assert again.routes == stats.routes and again.since == 5.0 and not again.dirty
     assert GateStats.from_json(None, since=9.0).since == 9.0
+
+
+def test_raced_exchanges_are_counted_apart_and_are_no_evidence():
+    stats = GateStats(since=5.0)
+    for verdict in (Verdict.MATCH, Verdict.RACED, Verdict.RACED):
+        stats.observe("GET", "/stats", verdict)
+    assert stats.routes == {"GET /stats": RouteCounts(compared=1, raced=2)}
+    assert GateStats.from_json(stats.to_json()).routes == stats.routes
+    old = {"since": 1.0, "routes": {"GET /a": [3, 1, 0, 0]}}   # saved before raced was counted
+    assert GateStats.from_json(old).routes == {"GET /a": RouteCounts(3, 1)}
+    clean = stats_of(GET__stats=RouteCounts(compared=5000, raced=100))
+    result = evaluate(clean, STRICT)
+    assert result.passed and (result.compared, result.mismatches, result.raced) == (5000, 0, 100)
+    assert result.to_dict()["routes"][0]["raced"] == 100
+    # raced exchanges never stand in for the verified ones a route needs
+    assert not evaluate(stats_of(GET__stats=RouteCounts(compared=999, raced=5000)), STRICT).passed
+
+
+def test_a_route_raced_more_often_than_allowed_fails_with_its_numbers():
+    t = Thresholds(min_compared=10, max_mismatch_rate=0.05, max_raced_share=0.2)
+    result = evaluate(stats_of(GET__stats=RouteCounts(compared=3000, raced=1000)), t)
+    assert result.reasons == (
+        "GET /stats: 1000 of 4000 exchanges raced writes (unverified), 25% > 20%",)
+    assert evaluate(stats_of(GET__stats=RouteCounts(compared=3000, raced=750)), t).passed

@@ -7,8 +7,9 @@ import pytest
 
 from shadow.config import ConfigError, parse_config
 from shadow.cutover_cli import show_rechecks
-from shadow.recheck import (BUSY, CONFIRMED, FAILED, MOVED, RACE, SAFE, UNSETTLED, Budget,
-                            Clocks, Waiting, WriteClock, evidence, outcome, refusal)
+from shadow.recheck import (BUSY, CONFIRMED, FAILED, MOVED, POLICY, RACE, RESEND_WRITES, SAFE,
+                            UNSETTLED, Budget, Clocks, Waiting, WriteClock, evidence, outcome,
+                            raced_why, refusal)
 from shadow.verdict import (Comparison, Difference, Exchange, Kind, Observation, Reply, Role,
                             RowChange, Verdict)
 
@@ -23,7 +24,8 @@ def _comparison(*differences: Difference, method: str = "GET", rows: tuple = (),
     ex = Exchange("x-1", method, "/count", "/count", (), b"", 0.0)
     return Comparison(ex, Observation("legacy", Role.PRIMARY, OK, rows),
                       Observation("candidate", Role.SHADOW, OK, shadow_rows), differences,
-                      verdict or (Verdict.MISMATCH if differences else Verdict.MATCH))
+                      verdict or (Verdict.MISMATCH if differences else Verdict.MATCH),
+                      signatures=tuple(f"{method} /count {d.kind} {d.path}" for d in differences))
 
 
 def _why(c: Comparison, *, may_resend: bool = True, writing: bool = False,
@@ -164,3 +166,58 @@ def test_a_bad_recheck_section_lists_every_problem_with_its_place():
                     "compare.recheck.max_held:", "compare.recheck.concurrency:",
                     "compare.recheck.per_second:"):
         assert problem in text, text
+
+
+def _raced(c: Comparison, *, refused: str | None = "wrote_rows", unsettled: bool = False,
+           overlapped: int = 1, mismatched: frozenset[str] = frozenset()) -> str | None:
+    return raced_why(c, refused=refused, unsettled=unsettled, overlapped=overlapped,
+                     methods=SAFE, mismatched=mismatched)
+
+
+def test_a_read_the_proxy_cannot_settle_is_raced_and_says_why():
+    audited = _comparison(BODY, rows=(CHANGE,), shadow_rows=(CHANGE,))
+    assert _raced(audited) == RESEND_WRITES
+    assert _raced(_comparison(BODY), refused="route_writes") == RESEND_WRITES
+    assert _raced(_comparison(BODY), refused="policy") == POLICY
+    assert _raced(_comparison(BODY), refused=None, unsettled=True) == UNSETTLED
+    assert _raced(_comparison(Difference(Kind.STATUS, "status", 200, 404),
+                              Difference(Kind.HEADER, "etag", "a", "b"))) == RESEND_WRITES
+
+
+def test_what_keeps_a_mismatch_from_being_raced():
+    audited = _comparison(BODY, rows=(CHANGE,), shadow_rows=(CHANGE,))
+    assert _raced(audited, overlapped=0) is None              # no write beside it
+    assert _raced(audited, refused=None) is None              # settled, or not yet tried
+    for refused in ("verdict", "method", "rows_differ", "no_overlap"):
+        assert _raced(audited, refused=refused) is None
+    assert _raced(_comparison(BODY, method="POST"), refused="wrote_rows") is None
+    assert _raced(_comparison(BODY, ROW, rows=(CHANGE,))) is None   # its own rows differ
+    assert _raced(_comparison(Difference(Kind.STATUS, "status", 200, 500))) is None
+    assert _raced(_comparison(Difference(Kind.STATUS, "status", 503, 200))) is None
+    assert _raced(_comparison(verdict=Verdict.MATCH)) is None
+    assert _raced(_comparison(BODY, verdict=Verdict.SHADOW_ERROR)) is None
+    known = frozenset({f"GET /count {Kind.BODY} $.n"})         # seen with no race beside it
+    assert _raced(audited, mismatched=known) is None
+    assert _raced(audited, refused=None, unsettled=True, mismatched=known) is None
+
+
+def test_a_side_going_idle_is_told_once_its_last_write_ends():
+    clock, told = WriteClock(), []
+    clock.idle = lambda: told.append(clock.in_flight)
+    first, second = clock.start(), clock.start()
+    first()
+    assert told == []
+    second()
+    second()
+    assert told == [0]
+
+
+def test_shadow_status_says_how_many_reads_raced(capsys):
+    show_rechecks({"held": 0, "race": 0, "confirmed": 0, "unsettled": 2, "race_writes": 0,
+                   "raced": 5, "raced_why": {"resend_writes": 3, "policy": 0, "unsettled": 2},
+                   "raced_writes": 11})
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "raced     5 read(s) unverified: their replies differed while 11 write(s) overlapped "
+        "them and the proxy could not settle them (3 would write rows if sent again, 0 may "
+        "not be sent again by policy, 2 unsettled rechecks); not evidence either way, see "
+        "the gate's raced column")

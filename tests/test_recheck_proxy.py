@@ -90,8 +90,9 @@ async def test_a_count_that_raced_a_write_is_rechecked_and_recorded_as_a_race(
     assert sample_value(runtime, "shadow_requests_total", route="/feed", method="GET",
                         verdict="mismatch") == 0
     assert signatures == []
-    assert status["counts"]["rechecks"] == {"held": 0, "race": 1, "confirmed": 0,
-                                            "unsettled": 0, "race_writes": 1}
+    assert status["counts"]["rechecks"] == {
+        "held": 0, "race": 1, "confirmed": 0, "unsettled": 0, "race_writes": 1, "raced": 0,
+        "raced_why": {"resend_writes": 0, "policy": 0, "unsettled": 0}, "raced_writes": 0}
     assert status["counts"]["mismatches"] == 0
 
 
@@ -129,7 +130,7 @@ async def test_a_count_that_is_off_by_one_stays_a_mismatch_confirmed_by_the_rech
     assert page.count("<code>$.items</code>") == 2  # the difference, and the fresh one
 
 
-async def test_a_read_whose_writes_never_stop_in_time_is_recorded_as_it_was(
+async def test_a_read_whose_writes_never_stop_in_time_is_recorded_raced(
         aiohttp_server, tmp_path, pg_dsn):
     config, gate, inserted = await _pair(aiohttp_server, tmp_path, pg_dsn, max_wait=0.2)
     async with _watched(config) as (runtime, session, seen):
@@ -137,16 +138,37 @@ async def test_a_read_whose_writes_never_stop_in_time_is_recorded_as_it_was(
         await _until(lambda: len(seen) == 1)     # the write still runs: no quiet moment
         gate.set()
         await writing
+        await _until(lambda: len(seen) == 2)
+        async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
+            status = await r.json()
         await runtime.store.flush()
         [sample] = await runtime.store.samples(route="/feed")
+        mismatches = await runtime.store.signatures(not_kind="raced")
+        [raced] = await runtime.store.signatures(kind="raced")
     [count] = [c for c in seen if c.exchange.route == "/feed"]
-    assert count.verdict == Verdict.MISMATCH and count.held > 0
+    assert count.verdict == Verdict.RACED and count.held > 0 and count.reason == "unsettled"
+    assert count.differences                      # kept, not hidden
+    assert sample["sample"]["verdict"] == "raced"
     assert sample["sample"]["recheck"] == {"outcome": "unsettled", "why": "busy",
                                            "writes_overlapped": 1}
-    assert "recorded as it was: writes never stopped long enough" in sample_detail(sample)
+    assert sample["sample"]["raced"] == {"why": "unsettled", "writes_overlapped": 1}
+    page = sample_detail(sample)
+    assert "recorded as it was: writes never stopped long enough" in page
+    assert "<h3>Unverified: raced writes</h3><p>the replies differed while 1 write(s)" in page
+    assert (raced["route"], raced["path"], raced["count"]) == ("/feed", "$.items", 1)
+    assert mismatches == []
     assert sample_value(runtime, RECHECKED, route="/feed", method="GET",
                         outcome="unsettled") == 1
     assert sample_value(runtime, "shadow_recheck_unsettled_total", why="busy") == 1
+    assert sample_value(runtime, "shadow_reads_raced_total", route="/feed", method="GET",
+                        why="unsettled") == 1
+    assert sample_value(runtime, "shadow_requests_total", route="/feed", method="GET",
+                        verdict="mismatch") == 0
+    gate_route = {r["route"]: r for r in status["gate"]["routes"]}["GET /feed"]
+    assert (gate_route["compared"], gate_route["raced"]) == (0, 1)
+    assert status["counts"]["raced"] == 1 and status["counts"]["rechecks"]["raced"] == 1
+    assert "GET /feed: 1 of 1 exchanges raced writes (unverified), 100% > 50%" in \
+        status["gate"]["reasons"]
 
 
 async def test_held_reads_are_recorded_as_they_were_when_the_proxy_stops(
@@ -155,7 +177,7 @@ async def test_held_reads_are_recorded_as_they_were_when_the_proxy_stops(
     async with _watched(config) as (runtime, session, seen):
         writing = await _race(runtime, session, gate, inserted, seen)
         runtime.verifier.recheck.flush()
-        assert [c.verdict for c in seen] == [Verdict.MISMATCH]
+        assert [c.verdict for c in seen] == [Verdict.RACED]
         gate.set()
         await writing
         await _until(lambda: len(seen) == 2)     # the write's own comparison
@@ -225,6 +247,6 @@ async def test_a_read_whose_builds_changed_roles_while_it_waited_is_not_sent_aga
         await runtime.store.flush()
         [sample] = await runtime.store.samples(route="/feed")
     [count] = [c for c in seen if c.exchange.route == "/feed"]
-    assert count.verdict == Verdict.MISMATCH
+    assert count.verdict == Verdict.RACED
     assert sample["sample"]["recheck"]["why"] == "mode"
     assert sample_value(runtime, "shadow_recheck_unsettled_total", why="mode") == 1

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -40,7 +41,9 @@ from shadow.demo.seed import seed
 from shadow.demo.traffic import run_traffic
 from shadow.findings import queries
 from shadow.pgserver import PostgresServer
-from shadow.verdict import signature_path
+from shadow.verdict import Verdict, signature_path
+
+RACED = str(Verdict.RACED)
 
 
 class PortBusy(RuntimeError):
@@ -61,8 +64,12 @@ class DemoResult:
     urls: dict[str, str] = field(default_factory=dict)
     fresh: list[dict] = field(default_factory=list)
     """Places learnt from values the builds draw fresh per reply (shadow.compare.fresh)."""
-    rechecks: dict[str, int] = field(default_factory=dict)
-    """How the rechecks of reads that raced writes ended (shadow.rechecker)."""
+    rechecks: dict[str, Any] = field(default_factory=dict)
+    """How the rechecks of reads that raced writes ended, and the reads recorded raced
+    (shadow.rechecker)."""
+    raced: list[dict] = field(default_factory=list)
+    """The store's signatures of raced exchanges (unverified; kept apart from the
+    mismatches in `signatures`)."""
 
 
 def check_free(address: str) -> None:
@@ -188,7 +195,8 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
             if sample.name.endswith("_total") and sample.value:
                 result.rows.setdefault(sample.labels["table"], {})[sample.labels["kind"]] = \
                     int(sample.value)
-    result.signatures = await runtime.store.signatures(limit=top)
+    result.signatures = await runtime.store.signatures(limit=top, not_kind=RACED)
+    result.raced = await runtime.store.signatures(limit=top, kind=RACED)
     fresh = runtime.noise.fresh if runtime.noise is not None else None
     result.fresh = fresh.listing() if fresh is not None else []
     result.findings, found = await queries.listing(runtime.store, queries.Query(limit=top),
@@ -242,7 +250,7 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
                 last[0] = now
                 counts = _verdicts(runtime)
                 total = {v: sum(r.get(v, 0) for r in counts.values())
-                         for v in ("match", "mismatch", "shadow_error")}
+                         for v in ("match", "mismatch", "raced", "shadow_error")}
                 say(f"  {runtime.verifier.concluded:5d} compared  " + "  ".join(
                     f"{k} {n}" for k, n in total.items()))
 
@@ -312,7 +320,7 @@ def _verdicts(runtime: Runtime) -> dict[str, dict[str, int]]:
 
 def summary(result: DemoResult) -> str:
     """The ten-second read: verdicts per route, then the top mismatch causes."""
-    verdicts = ("match", "mismatch", "shadow_error", "primary_error", "skipped")
+    verdicts = ("match", "mismatch", "raced", "shadow_error", "primary_error", "skipped")
     width = max((len(k) for k in result.verdicts), default=20)
     lines = ["", f"{'route':<{width}}  " + "  ".join(f"{v:>13}" for v in verdicts)]
     for route in sorted(result.verdicts, key=lambda k: (k.split(" ", 1)[1], k)):
@@ -336,6 +344,15 @@ def summary(result: DemoResult) -> str:
         lines.append(f"\nreads that raced writes, asked again once none ran: "
                      f"{rechecks['race']} agreed (a race, not a fault), {rechecks['confirmed']} "
                      f"still differed, {rechecks['unsettled']} could not be settled")
+    if rechecks.get("raced"):
+        why = rechecks.get("raced_why", {})
+        lines.append(f"\nraced (unverified, neither match nor mismatch): {rechecks['raced']} "
+                     f"read(s) whose replies differed while writes overlapped them, which the "
+                     f"proxy could not settle ({why.get('resend_writes', 0)} would write rows "
+                     f"if sent again, {why.get('unsettled', 0)} unsettled rechecks, "
+                     f"{why.get('policy', 0)} by route policy); where:")
+        for row in result.raced:
+            lines.append(f"  {row['count']:6d}x  {row['method']} {row['route']}  at {row['path']}")
     if not result.signatures:
         lines.append("\nno mismatches: the candidate answered and wrote like the legacy build.")
         return "\n".join(lines)

@@ -26,7 +26,7 @@ from shadow.findings.triage import TriageError, blocks, change, reopens
 from shadow.findings.window import GateWindow
 from shadow.gate import GateResult, GateStats, Thresholds, evaluate_with_findings
 from shadow.store import Store
-from shadow.verdict import Comparison
+from shadow.verdict import Comparison, Verdict
 
 CANDIDATE = "candidate"
 VERSION_META = "candidate_version"
@@ -108,8 +108,9 @@ class Findings:
         return self.version
 
     def observe(self, c: Comparison) -> None:
-        """Verifier listener: record the findings of a mismatching exchange."""
-        if not c.differences:
+        """Verifier listener: record the findings of a mismatching exchange (a raced
+        one is no evidence of a cause: the store keeps it apart)."""
+        if not c.differences or c.verdict is Verdict.RACED:
             return
         ex, store = c.exchange, self.store
         safe = self.safe(c)
