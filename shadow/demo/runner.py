@@ -127,10 +127,18 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 COACH_DELAY = (0.5, 1.5)
-THINK = 0.05
-"""Seconds a simulated user pauses between actions, on average (0: back to back)."""
 """The demo's AI coach waits this long (seconds, low and high): slow, yet a minute's run
 sees a few dozen reflections."""
+THINK = 0.05
+"""Seconds a simulated user pauses between actions, on average (0: back to back)."""
+USERS, DURATION, GROUPS = 6, 20.0, 4
+"""`shadow demo`'s defaults: simulated users, seconds of traffic, and at most how many
+groups of users act at once (`groups`)."""
+
+
+def groups(users: int) -> int:
+    """How many groups of users `shadow demo` sends at once."""
+    return min(users, GROUPS)
 
 
 @contextlib.asynccontextmanager
@@ -210,7 +218,7 @@ async def collect(runtime: Runtime, result: DemoResult, top: int = 8) -> DemoRes
     return result
 
 
-async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: int = 7,
+async def run_demo(*, duration: float, bugs: str, users: int = USERS, seed_value: int = 7,
                    think: float = THINK,
                    listen: str = "127.0.0.1:8080", admin_listen: str = "127.0.0.1:8081",
                    keep_running: bool = False, say: Callable[[str], None] = print,
@@ -256,7 +264,7 @@ async def run_demo(*, duration: float, bugs: str, users: int = 6, seed_value: in
 
         traffic = asyncio.ensure_future(run_traffic(
             proxy, users=users, duration=duration, seed=seed_value, on_progress=progress,
-            concurrency=min(users, 4), think=think))
+            concurrency=groups(users), think=think))
         stop = asyncio.ensure_future((until or asyncio.Event()).wait())
         try:
             await asyncio.wait({traffic, stop}, return_when=asyncio.FIRST_COMPLETED)
