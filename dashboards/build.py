@@ -90,8 +90,10 @@ def overview_layout() -> Layout:
                description="Click a line to open the route dashboard."),
         series("Verdict mix", ("sum by (verdict) (job_verdict:shadow_requests:rate5m)",
                                "{{verdict}}"), unit="reqps", stack=True,
-               description="Exchanges per second by verdict: match, mismatch, shadow_error, "
-                           "primary_error, skipped."),
+               description="Exchanges per second by verdict: match, mismatch, raced "
+                           "(unverified: a read that differed while writes overlapped it, "
+                           "which the proxy could not settle), shadow_error, primary_error, "
+                           "skipped."),
         series("Mismatches by kind",
                ("sum by (kind) (job_kind:shadow_mismatches:rate5m)", "{{kind}}"),
                unit="reqps", description="Mismatching exchanges per second by the kind of "
@@ -131,10 +133,13 @@ def overview_layout() -> Layout:
                            "are still being learnt, held until those places are decided."),
         series("Reads rechecked", (
             "sum by (outcome) (rate(shadow_reads_rechecked_total[$__rate_interval]))",
-            "{{outcome}}"), ("sum(shadow_rechecks_held)", "waiting"), w=8,
+            "{{outcome}}"), ("sum(shadow_rechecks_held)", "waiting"),
+            ("sum by (why) (rate(shadow_reads_raced_total[$__rate_interval]))", "raced {{why}}"),
+            w=8,
             description="Mismatched reads that overlapped writes, sent again to both "
                         "builds once no write ran: race (recorded as a match), confirmed "
-                        "or unsettled (recorded as the mismatch it was)."),
+                        "(the mismatch it was) or unsettled; and reads recorded raced, "
+                        "unverified, by why (resend_writes, policy, unsettled)."),
         series("Internal errors by operation", (
             "sum by (operation) (job_operation:shadow_internal_errors:rate5m)",
             "{{operation}}"), unit="reqps"),

@@ -105,7 +105,8 @@ def findings_list(rows: list[dict], total: int, query: queries.Query, params: di
     api = "/api/findings" + (f"?{urlencode(params)}" if params else "")
     return (f'<h1>Findings</h1>{form}<div class="links"><span id="shown">{e(shown)}</span> '
             f'{" ".join(nav)} JSON: <a href="{e(api)}">{e(api)}</a> '
-            '<a href="/signatures">all signatures</a></div>'
+            '<a href="/signatures">all signatures</a> <a href="/signatures?kind=raced" '
+            'id="raced">raced reads (unverified, no finding)</a></div>'
             + table(head, body, "No findings (for these filters)."))
 
 

@@ -189,12 +189,15 @@ class Rechecker:
     def _idle(self) -> None:
         """The last write on one side ended: look for a quiet moment on the next turn of
         the loop rather than at the next tick."""
-        if self._soon or not len(self.waiting) or not self.quiet():
-            return
-        self._soon = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_soon(self._due)
+        try:
+            if self._soon or not len(self.waiting) or not self.quiet():
+                return
+            self._soon = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_soon(self._due)
+        except Exception as exc:  # a write's end on the request path must not fail
+            self.raised("recheck", exc)
 
     def _due(self) -> None:
         self._timer = None

@@ -114,8 +114,8 @@ async def test_the_default_demo_beside_a_busy_loop_gives_no_mismatch_and_no_row_
         status = runtime.cutover.status()
     mismatches = {route: row["mismatch"] for route, row in result.verdicts.items()
                   if row.get("mismatch")}
-    assert mismatches == {}, (mismatches, [(s["method"], s["route"], s["kind"], s["path"])
-                                           for s in result.signatures])
+    assert mismatches == {}, ([(s["method"], s["route"], s["kind"], s["path"])
+                               for s in result.signatures], mismatches)
     assert result.signatures == [] and result.rows == {}
     assert not [r for r in result.verdicts.values() if r.get("shadow_error")], result.verdicts
     raced = [c for c in seen if c.verdict == "raced"]
