@@ -30,6 +30,7 @@ import click
 import orjson
 
 from shadow.modes import Mode, is_forward
+from shadow.recheck import raced_said
 
 DEFAULT_ADMIN = "http://127.0.0.1:8081"
 _BACK = {Mode.CANDIDATE_ONLY: Mode.SHADOW, Mode.CUTOVER: Mode.SHADOW}
@@ -160,13 +161,7 @@ def show_rechecks(rechecks: dict[str, Any] | None) -> None:
                    f"{rechecks['confirmed']} confirmed, {rechecks['unsettled']} unsettled, "
                    f"{rechecks['held']} waiting")
     if rechecks.get("raced"):
-        why = rechecks.get("raced_why", {})
-        click.echo(f"raced     {rechecks['raced']} read(s) unverified: their replies differed "
-                   f"while {rechecks.get('raced_writes', 0)} write(s) overlapped them and the "
-                   f"proxy could not settle them ({why.get('resend_writes', 0)} would write "
-                   f"rows if sent again, {why.get('policy', 0)} may not be sent again by "
-                   f"policy, {why.get('unsettled', 0)} unsettled rechecks); not evidence "
-                   "either way, see the gate's raced column")
+        click.echo(f"raced     {raced_said(rechecks)}; see the gate's raced column")
 
 
 def show_attribution(writes: dict[str, Any]) -> None:

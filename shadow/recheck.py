@@ -209,6 +209,16 @@ def raced_why(c: Comparison, *, refused: str | None, unsettled: bool, overlapped
     return why
 
 
+def raced_said(status: dict[str, Any]) -> str:
+    """The reads recorded raced, in words, from a rechecker's `status()`."""
+    why = status.get("raced_why", {})
+    return (f"{status['raced']} read(s) unverified: their replies differed while "
+            f"{status.get('raced_writes', 0)} write(s) overlapped them and the proxy could not "
+            f"settle them ({why.get(RESEND_WRITES, 0)} would write rows if sent again, "
+            f"{why.get(POLICY, 0)} may not be sent again by policy, {why.get(UNSETTLED, 0)} "
+            "unsettled rechecks); not evidence either way")
+
+
 def _failed(d: Difference) -> bool:
     return any(isinstance(v, int) and v >= 500 for v in (d.primary, d.shadow))
 

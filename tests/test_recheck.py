@@ -236,5 +236,5 @@ def test_shadow_status_says_how_many_reads_raced(capsys):
     assert capsys.readouterr().out.splitlines()[1] == (
         "raced     5 read(s) unverified: their replies differed while 11 write(s) overlapped "
         "them and the proxy could not settle them (3 would write rows if sent again, 0 may "
-        "not be sent again by policy, 2 unsettled rechecks); not evidence either way, see "
+        "not be sent again by policy, 2 unsettled rechecks); not evidence either way; see "
         "the gate's raced column")

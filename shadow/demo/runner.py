@@ -41,6 +41,7 @@ from shadow.demo.seed import seed
 from shadow.demo.traffic import run_traffic
 from shadow.findings import queries
 from shadow.pgserver import PostgresServer
+from shadow.recheck import raced_said
 from shadow.verdict import Verdict, signature_path
 
 RACED = str(Verdict.RACED)
@@ -353,12 +354,7 @@ def summary(result: DemoResult) -> str:
                      f"{rechecks['race']} agreed (a race, not a fault), {rechecks['confirmed']} "
                      f"still differed, {rechecks['unsettled']} could not be settled")
     if rechecks.get("raced"):
-        why = rechecks.get("raced_why", {})
-        lines.append(f"\nraced (unverified, neither match nor mismatch): {rechecks['raced']} "
-                     f"read(s) whose replies differed while writes overlapped them, which the "
-                     f"proxy could not settle ({why.get('resend_writes', 0)} would write rows "
-                     f"if sent again, {why.get('unsettled', 0)} unsettled rechecks, "
-                     f"{why.get('policy', 0)} by route policy); where:")
+        lines.append(f"\nraced, neither match nor mismatch: {raced_said(rechecks)}; where:")
         for row in result.raced:
             lines.append(f"  {row['count']:6d}x  {row['method']} {row['route']}  at {row['path']}")
     if not result.signatures:
