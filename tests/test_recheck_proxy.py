@@ -141,10 +141,17 @@ async def test_a_read_whose_writes_never_stop_in_time_is_recorded_raced(
         await _until(lambda: len(seen) == 2)
         async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as r:
             status = await r.json()
+        async with session.get(admin_url(runtime, "/signatures?kind=raced"),
+                               headers=VIEWER) as r:
+            assert r.status == 200 and ('<td>/feed</td><td>GET</td><td class="kind">raced'
+                                        '</td>') in await r.text()
+        async with session.get(admin_url(runtime, "/"), headers=VIEWER) as r:
+            assert 'href="/signatures?kind=raced"' in await r.text()  # no finding: a link
         await runtime.store.flush()
         [sample] = await runtime.store.samples(route="/feed")
         mismatches = await runtime.store.signatures(not_kind="raced")
         [raced] = await runtime.store.signatures(kind="raced")
+        findings = await runtime.store.rows("SELECT * FROM findings")
     [count] = [c for c in seen if c.exchange.route == "/feed"]
     assert count.verdict == Verdict.RACED and count.held > 0 and count.reason == "unsettled"
     assert count.differences                      # kept, not hidden
@@ -156,7 +163,7 @@ async def test_a_read_whose_writes_never_stop_in_time_is_recorded_raced(
     assert "recorded as it was: writes never stopped long enough" in page
     assert "<h3>Unverified: raced writes</h3><p>the replies differed while 1 write(s)" in page
     assert (raced["route"], raced["path"], raced["count"]) == ("/feed", "$.items", 1)
-    assert mismatches == []
+    assert mismatches == [] and findings == []
     assert sample_value(runtime, RECHECKED, route="/feed", method="GET",
                         outcome="unsettled") == 1
     assert sample_value(runtime, "shadow_recheck_unsettled_total", why="busy") == 1

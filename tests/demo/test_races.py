@@ -5,12 +5,13 @@ rechecked once no write runs, and recorded as a race when both builds then agree
 
 What is held here: no shadow error; no recheck ever confirms a race on a faithful port
 (both builds, asked again while no write runs, agree); every race recorded is a match
-that was held for its recheck, and the metrics say the same as the summary. Not held to
-zero: a reply difference on a read whose recheck found no quiet moment within its wait
-(`unsettled`, why `busy`), or whose race the proxy did not see as one (see the README's
-*Faithful port* section), is reported as it was. Reads that write an audit row
-(`shadow.demo.request_context.AUDITED_READS`) are never sent again, since a second send would write a second audit
-row in production; rows are `tests/demo/test_crowd.py`'s to hold.
+that was held for its recheck, and the metrics say the same as the summary. A read whose
+recheck found no quiet moment within its wait (`unsettled`, why `busy`) is recorded
+`raced`, unverified. Reads that write an audit row
+(`shadow.demo.request_context.AUDITED_READS`) are never sent again, since a second send
+would write a second audit row in production: they are `raced` when they differ beside
+writes. `tests/demo/test_busy_machine.py` holds the mismatches of this traffic to zero;
+rows are `tests/demo/test_crowd.py`'s to hold.
 """
 
 from __future__ import annotations
