@@ -35,8 +35,8 @@ A comparison qualifies (`refusal` returns None) when it is a mismatch of a safe 
 whose differences are all in the replies (no row difference), that wrote no row on either
 side, whose route A/A probing may send again (never `skip`, `writes = true` or
 `calibrate = false`) and has not been seen writing rows, and that overlapped a write: one
-ran on the primary at some moment between the read's arrival and the later of its two
-replies, or on the shadow between the shadow request's send and its reply (`Watch`).
+ran on the primary at some moment between the read's arrival and its reply, or on the
+shadow between the shadow request's send and its reply (`Watch`).
 """
 
 from __future__ import annotations
@@ -139,11 +139,8 @@ class Clocks:
 @dataclass(slots=True, eq=False)
 class Watch:
     """How many writes overlapped one exchange: on the primary from its arrival to the
-    later of the last bytes of its two replies, on the shadow from the shadow request's
-    send to the last byte of its reply. The primary's span runs on to the shadow's reply
-    because a write the primary received after replying to the read may have reached the
-    shadow, and been served there, before the read's copy: the shadow saw it, the primary
-    did not. Each end is taken once, the first time it is reported."""
+    last byte of its reply, on the shadow from the shadow request's send to the last byte
+    of its reply. Each end is taken once, the first time it is reported."""
 
     clocks: Clocks
     arrived: Mark
@@ -161,8 +158,6 @@ class Watch:
     def shadow_replied(self) -> None:
         if self.shadow is None and self.shadow_sent is not None:
             self.shadow = self.clocks.shadow.overlapped(self.shadow_sent)
-            if self.primary is not None:  # the primary replied first: its span runs on
-                self.primary = self.clocks.primary.overlapped(self.arrived)
 
     @property
     def writes(self) -> int:
