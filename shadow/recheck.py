@@ -27,7 +27,8 @@ cannot replay which of the overlapping writes the primary's read saw. It is reco
 a read that overlapped a write, of a safe method, whose differences are all in the
 replies (its own rows, an audit row, compared as usual: any row difference keeps it a
 mismatch), with no status difference where a side answered 5xx (no race makes a build
-fail), none of whose signatures was already recorded as a mismatch (the same difference
+fail) and no value of another JSON type on each side, neither null (no race makes a count a
+string), none of whose signatures was already recorded as a mismatch (the same difference
 without a race to explain it), and that may not be sent again (it wrote rows, or its
 route has, or its policy forbids a second send) or whose recheck ended unsettled.
 
@@ -45,6 +46,7 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shadow.compare.walk import TYPE_CHANGED
 from shadow.verdict import ROW_KINDS, Comparison, Difference, Kind, Reply, Verdict
 
 RACE, CONFIRMED, UNSETTLED = "race", "confirmed", "unsettled"
@@ -197,7 +199,7 @@ def raced_why(c: Comparison, *, refused: str | None, unsettled: bool, overlapped
             or overlapped <= 0):
         return None
     for d in c.differences:
-        if d.kind in ROW_KINDS or (d.kind == Kind.STATUS and _failed(d)):
+        if d.kind in ROW_KINDS or (d.kind == Kind.STATUS and _failed(d)) or _retyped(d):
             return None
     if any(s in mismatched for s in c.signatures):
         return None
@@ -216,6 +218,14 @@ def raced_said(status: dict[str, Any]) -> str:
 
 def _failed(d: Difference) -> bool:
     return any(isinstance(v, int) and v >= 500 for v in (d.primary, d.shadow))
+
+
+def _retyped(d: Difference) -> bool:
+    """A value of another JSON type on each side, neither null: no write makes a count a
+    string (a race may make an average null)."""
+    if d.kind != Kind.BODY or not d.detail.startswith(TYPE_CHANGED):
+        return False
+    return "null" not in d.detail[len(TYPE_CHANGED):].split(" -> ")
 
 
 def outcome(primary: Reply | None, shadow: Reply | None, differences: tuple[Difference, ...],

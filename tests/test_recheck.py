@@ -194,6 +194,10 @@ def test_what_keeps_a_mismatch_from_being_raced():
     assert _raced(_comparison(BODY, ROW, rows=(CHANGE,))) is None   # its own rows differ
     assert _raced(_comparison(Difference(Kind.STATUS, "status", 200, 500))) is None
     assert _raced(_comparison(Difference(Kind.STATUS, "status", 503, 200))) is None
+    retyped = Difference(Kind.BODY, "$.avg", 6.5, "6.50", "type changed: number -> string")
+    assert _raced(_comparison(retyped)) is None                 # no race makes a string
+    emptied = Difference(Kind.BODY, "$.avg", None, 6.5, "type changed: null -> number")
+    assert _raced(_comparison(emptied)) == RESEND_WRITES        # a race may: no rows yet
     assert _raced(_comparison(verdict=Verdict.MATCH)) is None
     assert _raced(_comparison(BODY, verdict=Verdict.SHADOW_ERROR)) is None
     known = frozenset({f"GET /count {Kind.BODY} $.n"})         # seen with no race beside it

@@ -43,6 +43,9 @@ MATCH_BUDGET = 40_000
 MISSING_IN_SHADOW = "missing in shadow"
 MISSING_IN_PRIMARY = "missing in primary"
 CHANGED = "changed"
+TYPE_CHANGED = "type changed: "
+"""The detail of a body difference whose two values have other JSON types, before
+`number -> string`."""
 _BAG_NOTE = " (unordered array)"
 _DIGITS = str.maketrans("0123456789", "0000000000")
 _CONTAINERS = (dict, list, Bag)
@@ -251,7 +254,7 @@ def difference(path: Path, primary: Any, shadow: Any, detail: str | None = None)
     number -> string'. Long values are cut (see `preview`)."""
     if detail is None:
         a, b = json_type(primary), json_type(shadow)
-        detail = CHANGED if a == b else f"type changed: {a} -> {b}"
+        detail = CHANGED if a == b else f"{TYPE_CHANGED}{a} -> {b}"
     return Difference(Kind.BODY, render_path(path), preview(primary), preview(shadow), detail)
 
 

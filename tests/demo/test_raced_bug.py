@@ -3,9 +3,9 @@
 `GET /api/admin/stats` writes an audit row, so it is never sent twice; when it overlaps
 writes and its replies differ, the proxy cannot tell a race from a fault, and such a read
 is `raced` (unverified). A candidate with `avg_decimal` (AVG serialised as the string
-"6.50") differs on every read of that route that has an average, raced or not: the reads no write overlapped
-show it as a mismatch, and from the first of them on, a read that differs at the same
-place is a mismatch even when writes overlapped it. The route never passes the gate.
+"6.50") differs on every read of that route that has an average: a value of another
+JSON type is never raced, and the other differences of such a read (counts a race moved)
+are a mismatch with it. The route never passes the gate.
 """
 
 from __future__ import annotations
