@@ -126,31 +126,34 @@ async def drain_cost(capture: Capture, write: Callable[[int], None | Awaitable[N
 
 
 async def bench_sqlite(n: int, repeat: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
-        path = Path(tmp) / "app.db"
-        conn = sqlite3.connect(path)
-        for t in range(TABLES):
-            conn.execute(f"CREATE TABLE t{t} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                         f"{columns(TYPES_SQLITE)})")
-        conn.commit()
-        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        print(f"SQLite {sqlite3.sqlite_version}, journal {journal}, {TABLES} tables, "
-              f"{n} requests x {repeat} rounds")
-
-        async def install() -> Capture:
-            capture = open_capture(f"sqlite:///{path}", RowRules())
-            await capture.open()
-            return capture
-
-        await compare("sqlite triggers", sqlite_requests(path), install, n, repeat)
-
-        def write(k: int) -> None:
-            for i in range(k):
-                conn.execute(f"INSERT INTO t{i % TABLES} (c0) VALUES ('d')")
+    for method in ("wal", "triggers"):
+        with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
+            path = Path(tmp) / "app.db"
+            conn = sqlite3.connect(path)
+            if method == "wal":  # without capture too: the same journal mode both ways
+                conn.execute("PRAGMA journal_mode = WAL")
+            for t in range(TABLES):
+                conn.execute(f"CREATE TABLE t{t} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                             f"{columns(TYPES_SQLITE)})")
             conn.commit()
+            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            print(f"SQLite {sqlite3.sqlite_version}, capture {method}, journal {journal}, "
+                  f"{TABLES} tables, {n} requests x {repeat} rounds")
 
-        await drain_cost(await install(), write, "sqlite triggers")
-        conn.close()
+            async def install(method: str = method) -> Capture:
+                capture = open_capture(f"sqlite:///{path}", RowRules(), sqlite_method=method)
+                await capture.open()
+                return capture
+
+            await compare(f"sqlite {method}", sqlite_requests(path), install, n, repeat)
+
+            def write(k: int) -> None:
+                for i in range(k):
+                    conn.execute(f"INSERT INTO t{i % TABLES} (c0) VALUES ('d')")
+                conn.commit()
+
+            await drain_cost(await install(), write, f"sqlite {method}")
+            conn.close()
 
 
 async def bench_postgres(n: int, repeat: int) -> None:

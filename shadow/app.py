@@ -165,7 +165,7 @@ class Runtime:
                 {name: cfg.backends[name].database_map for name in BACKENDS}, row_rules(cfg),
                 keymap_size=cfg.rows.keymap_size, saved=await self.store.get_meta(ROWS_META),
                 max_pending=cfg.rows.max_pending, method=cfg.rows.postgres_capture,
-                renamed=cfg.rows.renamed)
+                sqlite_method=cfg.rows.sqlite_capture, renamed=cfg.rows.renamed)
             self.rows.listeners.append(self._diverged)
             self._diverged(self.rows.diverged)
         self._step = "start"

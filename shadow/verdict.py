@@ -105,7 +105,8 @@ class RowChange:
     images (column -> value), None for the side an insert or delete does not have. `at` is
     when the database made the change, in seconds since the epoch on the database's own
     clock (None when the capture method does not record it); it places the change among
-    the exchanges that were running then, and takes no part in equality.
+    the exchanges that were running then, and takes no part in equality. `since`, when
+    set, says the moment is known only to lie between `since` and `at`.
     """
 
     table: str
@@ -114,6 +115,7 @@ class RowChange:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     at: float | None = field(default=None, compare=False)
+    since: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import heapq
 import logging
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.model import RowRules, TableInfo, fold
@@ -117,6 +118,12 @@ class DatabasesCapture(Capture):
         seen = [{"database": db, **change} for db, part in self.parts.items()
                 if (change := getattr(part, "last_schema_change", None))]
         return max(seen, key=lambda change: change["at"]) if seen else None
+
+    @property
+    def change_clock(self) -> Any:
+        """How the changes' times map to the proxy's clock, when a database says."""
+        return next((clock for part in self.parts.values()
+                     if (clock := getattr(part, "change_clock", None)) is not None), None)
 
     async def now(self) -> float | None:
         """The database server's clock (the first database that has one), else None."""

@@ -36,25 +36,33 @@ META = "rows"
 
 def open_capture(database: str | Mapping[str, str], rules: RowRules, *,
                  names: Mapping[str, str] | None = None, max_pending: int = 100_000,
-                 method: str = "auto") -> Capture:
+                 method: str = "auto", sqlite_method: str = "wal") -> Capture:
     """The capture of one backend: `database` is its one database setting
     (sqlite:///path or postgresql://...) or several by name; `names` maps tables the
     migration renamed to the name they are compared under (see `shadow.rows.databases`);
     `max_pending` bounds a SQLite change log while nobody drains it; `method` is how
-    PostgreSQL changes are captured (auto, decoding, triggers)."""
+    PostgreSQL changes are captured (auto, decoding, triggers), `sqlite_method` how
+    SQLite's are (wal, triggers)."""
     databases = {"main": database} if isinstance(database, str) else dict(database)
     if len(databases) == 1 and not names:
-        return _one(next(iter(databases.values())), rules, max_pending, method)
+        return _one(next(iter(databases.values())), rules, max_pending, method, sqlite_method)
     own_rules = inner_rules(rules, names or {})
-    parts = {db: _one(url, own_rules, max_pending, method) for db, url in databases.items()}
+    parts = {db: _one(url, own_rules, max_pending, method, sqlite_method)
+             for db, url in databases.items()}
     return DatabasesCapture(parts, rules=rules, names=names)
 
 
-def _one(database: str, rules: RowRules, max_pending: int, method: str) -> Capture:
+def _one(database: str, rules: RowRules, max_pending: int, method: str,
+         sqlite_method: str) -> Capture:
     if database.startswith("sqlite:///"):
-        from shadow.rows.sqlite import SqliteCapture
+        path = database.removeprefix("sqlite://")
+        if sqlite_method == "triggers":
+            from shadow.rows.sqlite import SqliteCapture
 
-        return SqliteCapture(database.removeprefix("sqlite://"), rules=rules, cap=max_pending)
+            return SqliteCapture(path, rules=rules, cap=max_pending)
+        from shadow.rows.sqlite_walcapture import SqliteWalCapture
+
+        return SqliteWalCapture(path, rules=rules)
     from shadow.rows.postgres import PostgresCapture
 
     return PostgresCapture(database, rules=rules, method=method)
@@ -68,7 +76,8 @@ def backend_capture(config: Any, backend: str, rules: RowRules | None = None) ->
                         rules if rules is not None else row_rules(config),
                         names=compared_names(config.rows.renamed, backend),
                         max_pending=config.rows.max_pending,
-                        method=config.rows.postgres_capture)
+                        method=config.rows.postgres_capture,
+                        sqlite_method=config.rows.sqlite_capture)
 
 
 class _Inverted:
@@ -114,7 +123,8 @@ class RowState:
     @classmethod
     async def open(cls, databases: Mapping[str, str | Mapping[str, str]], rules: RowRules, *,
                    keymap_size: int, saved: dict[str, Any] | None, max_pending: int = 100_000,
-                   method: str = "auto", renamed: Mapping[str, str] | None = None) -> RowState:
+                   method: str = "auto", renamed: Mapping[str, str] | None = None,
+                   sqlite_method: str = "wal") -> RowState:
         """Open both captures (`databases`: per backend its database, or several by
         name; `renamed`: legacy table name -> candidate name); raises CaptureError when a
         database cannot be reached or one backend holds a compared table twice."""
@@ -122,6 +132,7 @@ class RowState:
         try:
             for backend, database in databases.items():
                 capture = open_capture(database, rules, max_pending=max_pending, method=method,
+                                       sqlite_method=sqlite_method,
                                        names=compared_names(renamed or {}, backend))
                 await capture.open()
                 captures[backend] = capture

@@ -213,16 +213,8 @@ class SqliteCapture(Capture):
     async def sequence_position(self, table: str, column: str) -> int | None:
         """An AUTOINCREMENT table's `sqlite_sequence` entry (an ignored insert burns a
         value there too); any other rowid table reuses its highest key plus one."""
-        def read() -> int | None:
-            if self._rows("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"):
-                found = self._rows("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
-                if found and isinstance(found[0][0], int):
-                    return found[0][0]
-            found = self._rows(f"SELECT max({schema.quote_ident(column)}) "
-                               f"FROM {schema.quote_ident(table)}")
-            return found[0][0] if found and isinstance(found[0][0], int) else None
-
-        return await self._run("sequence", read)
+        return await self._run("sequence", lambda: schema.sequence_position(
+            self._rows, table, column))
 
     def _drain(self) -> list[RowChange]:
         with self._transaction():

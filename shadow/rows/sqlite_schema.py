@@ -143,6 +143,17 @@ def read_tables(rows: Rows, kind_of: Callable[[str], ValueKind]
     return with_named_references(infos), layouts
 
 
+def sequence_position(rows: Rows, table: str, column: str) -> int | None:
+    """An AUTOINCREMENT table's `sqlite_sequence` entry (an ignored insert burns a value
+    there too); for any other rowid table, its highest key (SQLite reuses it plus one)."""
+    if rows("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'", ()):
+        found = rows("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+        if found and isinstance(found[0][0], int):
+            return found[0][0]
+    found = rows(f"SELECT max({quote_ident(column)}) FROM {quote_ident(table)}", ())
+    return found[0][0] if found and isinstance(found[0][0], int) else None
+
+
 def columns_type(columns: Sequence[Column], name: str) -> str:
     """The declared type of column `name`, upper case ('' when unknown)."""
     return next((c.declared.upper() for c in columns if c.name == name), "")

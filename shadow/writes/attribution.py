@@ -111,7 +111,7 @@ class Attribution:
         """Measure the clocks, report what is already in the logs, start draining."""
         for backend, capture in self.rows.captures.items():
             now = getattr(capture, "now", None)
-            clock = SQLITE_CLOCK
+            clock = getattr(capture, "change_clock", None) or SQLITE_CLOCK
             if now is not None and await now() is not None:
                 clock = await measure_clock(now)
             self.sides[backend].clock = clock

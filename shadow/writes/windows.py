@@ -60,6 +60,22 @@ class Clock:
 
 
 SQLITE_CLOCK = Clock()
+def _coarse_tick() -> float:
+    """The resolution of the clock the kernel may stamp a file's modification with
+    (Linux's CLOCK_REALTIME_COARSE, id 5: a tick, 4 ms at 250 Hz); 10 ms where unknown."""
+    try:
+        tick = time.clock_getres(5)
+    except (OSError, AttributeError):
+        return 0.010
+    return tick if 0 < tick <= 0.010 else 0.010
+
+
+WAL_TICK = _coarse_tick() + 0.001
+WAL_CLOCK = Clock(before=0.0002, after=0.0002)
+"""A SQLite capture reading the write-ahead log knows a change's moment only between
+two bounds (`RowChange.since` and `at`): the log file's modification time, which the
+kernel may keep to its coarse clock (up to `WAL_TICK` early), and the moment it read the
+log."""
 
 
 @dataclass(slots=True, eq=False)
@@ -138,20 +154,27 @@ class Side:
         return sum(1 for w in self.live if w.end is None)
 
     def place(self, changes: list[RowChange], d0: float, d1: float) -> list[Placed]:
-        """Where each change of one batch may belong; teaches `writing` from reads that
-        are the only candidates. Call `settle(d0)` after it."""
+        """Where each change of one batch may belong; teaches `writing` from reads of one
+        route that are the only candidates. Call `settle(d0)` after it."""
         after_previous = self._previous_d0
         placed = []
         for change in changes:
             found = [w for w in self.live if self._holds(w, change, after_previous, d1)]
             writes = [w for w in found if w.writes or w.route in self.writing]
+            sure = True
             if found and not writes:
-                self.writing.update(w.route for w in found)
+                # reads alone may hold it: a route is taught to write only when it is
+                # the one route they serve (a change known only within a span may fall
+                # in the reads of several routes; the route that writes is seen alone)
+                sure = len({w.route for w in found}) == 1
+                if sure:
+                    self.writing.update(w.route for w in found)
                 writes = found
             for w in writes:
                 if not w.writes and not w.wrote:
                     w.wrote = True
-                    self.learnt.wrote(w.route)
+                    if sure:
+                        self.learnt.wrote(w.route)
             placed.append(Placed(change, writes))
         self._previous_d0 = d0
         return placed
@@ -164,6 +187,8 @@ class Side:
         if change.at is None:
             return True
         low, high = self.clock.span(change.at)
+        if change.since is not None:
+            low = min(low, change.since - self.clock.offset - self.clock.before)
         return w.start <= high and (w.end is None or w.end >= low)
 
     def settle(self, d0: float) -> list[Window]:

@@ -86,6 +86,22 @@ def test_reads_are_candidates_only_until_a_change_shows_their_route_writes():
     assert flows(side.place([change(16.5)], 18.0, 18.1)) == [[4, 5]]
 
 
+def test_a_change_known_within_a_span_teaches_no_read_route_it_could_be_two_of():
+    side = Side("legacy", EXACT)
+    feed = side.open(1, "/feed", False, 10.0)
+    side.close(feed, 10.004)
+    item = side.open(2, "/items/{id}", False, 10.005)    # the client's next read
+    side.close(item, 10.009)
+    spanned = RowChange("t", (1,), "insert", None, {"id": 1}, at=10.006, since=10.003)
+    assert flows(side.place([spanned], 10.0095, 10.0099)) == [[1, 2]]
+    assert side.writing == set() and feed.wrote and item.wrote  # both kept from rechecks
+    side.settle(10.0095)
+    alone = side.open(3, "/feed", False, 11.0)
+    side.close(alone, 11.004)
+    assert flows(side.place([change(11.002)], 11.005, 11.006)) == [[3]]
+    assert side.writing == {"/feed"}
+
+
 def test_a_change_without_a_time_may_belong_to_any_window_the_batch_allows():
     side = Side("legacy", EXACT)
     a = side.open(1, "/a", True, 10.0)

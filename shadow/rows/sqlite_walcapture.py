@@ -1,0 +1,479 @@
+"""Change capture on a SQLite database read from its write-ahead log: nothing in the app.
+
+The database runs in WAL mode (`install()` switches it, as SQLite's own `PRAGMA
+journal_mode = WAL` does, once; the mode is kept in the file). Every transaction the
+app commits appends the pages it changed to the `-wal` file; `drain()` reads the frames
+appended since the last drain and turns each commit's pages into the rows it inserted,
+updated and deleted, with their images before and after (`sqlite_tree`). Nothing is
+added to the app's schema, so a connection the app opens parses exactly what it parsed
+before, and no statement of the app does any more work: capture costs the app nothing
+per connection or per write.
+
+What keeps it exact: the capture holds one read transaction open (`_pin`) from open to
+close. SQLite restarts the log from its first frame only when no reader uses it, so no
+frame is overwritten before it was read, and the checkpoint copies pages back into the
+database file only up to the snapshot that transaction holds, so a page with no frame
+in the log reads the same from the file as it did when the capture last looked. The
+log then grows until `rotate_frames` frames: the next drain takes the write lock for a
+moment (`BEGIN IMMEDIATE`, as any writer), reads what is left, lets the checkpoint copy
+everything back and takes its read transaction again; the next writer restarts the log.
+A restart nobody expected (the capture's read transaction was lost) is counted in
+`lost` and the tables are walked afresh.
+
+The app's migrations run as without capture. A commit that changes the schema cookie
+reads the catalogue again; tables created, altered or renamed by it are walked afresh
+and their rows in that commit are not reported (a DROP COLUMN rewrites every row), as a
+trigger would not have fired for them either.
+
+Limits: the database must live on a local file system (as WAL requires); an app that
+forces `PRAGMA journal_mode = DELETE` gets "database is locked" while the proxy runs;
+a VIRTUAL generated column is not stored, so images show it as None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shadow.compare.bridge import kind_of_sqlite
+from shadow.rows import sqlite_schema as schema
+from shadow.rows.capture import Capture, CaptureError, CaptureStatus
+from shadow.rows.model import RowRules, TableInfo
+from shadow.rows.sqlite import _mapped
+from shadow.rows.sqlite_pages import DbHeader
+from shadow.rows.sqlite_records import record_layouts
+from shadow.rows.sqlite_tree import Change, Trees
+from shadow.rows.sqlite_wal import WalLog
+from shadow.verdict import RowChange
+from shadow.writes.windows import WAL_CLOCK, WAL_TICK
+
+log = logging.getLogger("shadow.rows")
+T = TypeVar("T")
+METHOD = "wal"
+ROTATE_FRAMES = 1000
+"""Frames the log may hold before a drain lets it restart (SQLite's own checkpoint size)."""
+
+
+class SqliteWalCapture(Capture):
+    """Capture of the SQLite file at `path` through its write-ahead log."""
+
+    method = METHOD
+    change_clock = WAL_CLOCK
+
+    def __init__(self, path: str | Path, *, rules: RowRules | None = None,
+                 busy_timeout: float = 5.0, rotate_frames: int = ROTATE_FRAMES) -> None:
+        super().__init__(rules=rules)
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self.rotate_frames = rotate_frames
+        self.reason = ""
+        self._db: sqlite3.Connection | None = None
+        self._pin: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+        self._log: WalLog | None = None
+        self._trees: Trees | None = None
+        self._layouts: dict[str, schema.Layout] = {}
+        self._cookie: int | None = None
+        #: The capture let the log restart: the next restart seen is that one.
+        self._expected_restart = False
+        #: When the last scan began: every commit a later scan finds was made after it.
+        self._scanned_at = time.time()
+        #: Commits made while the proxy was down, for the first drain; the frame its
+        #: reading begins after.
+        self._backlog: list[Any] = []
+        self._base = 0
+        self._saved_at = float("-inf")
+        self.rotations = 0
+        self.schema_changes = 0
+        self.lost = 0
+        self.last_schema_change: dict[str, Any] | None = None
+
+    # --- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        return db
+
+    async def open(self) -> None:
+        """Connect; start reading the log at once when the file is in WAL mode."""
+        if self._db is not None:
+            return
+        if not Path(self.path).is_file():
+            raise CaptureError(f"sqlite open: no database file at {self.path}")
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-sqlite-wal")
+        try:
+            with _mapped("open"):
+                self._db = await asyncio.get_running_loop().run_in_executor(thread, self._connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        self._thread = thread
+        await self._run("open", self._start)
+
+    async def close(self) -> None:
+        """Disconnect, then note where reading stopped (see `_start`)."""
+        thread, self._thread = self._thread, None
+        conns = [c for c in (self._pin, self._db) if c is not None]
+        self._pin = self._db = None
+        if thread is not None:
+            for conn in conns:
+                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
+            thread.shutdown(wait=False)
+            self._save_position()
+        self._log = self._trees = None
+
+    async def _run(self, action: str, work: Callable[[], T]) -> T:
+        if self._db is None or self._thread is None:
+            raise CaptureError("sqlite capture is not open")
+        async with self._lock:
+            with _mapped(action):
+                return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        assert self._db is not None
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _wal_mode(self) -> bool:
+        return self._rows("PRAGMA journal_mode")[0][0] == "wal"
+
+    def _start(self) -> None:
+        """Hold the read transaction, then read the log as it stands and walk every
+        table. What the log holds is the base, not reported, but for the commits made
+        since the position a previous run saved, while the proxy was down: reported by
+        the first drain when the log still holds them and none was copied back yet."""
+        if self._pin is not None or not self._wal_mode():
+            return
+        self._pin = self._connect()
+        self._hold()
+        self._log = WalLog(self.path)
+        commits, _ = self._log.scan()
+        base = self._log.frames
+        saved = (self._marker() or {}).get("position")
+        if isinstance(saved, dict):
+            base = self._resume(saved, base)
+            self._backlog = [c for c in commits if c.first > base]
+        self._base = base
+        self._rebuild(base)
+
+    def _resume(self, saved: dict[str, Any], base: int) -> int:
+        """The frame reading goes on after, from the position a previous run saved: there
+        when the log still holds what was written since and none of it was copied back
+        into the database; else the log as it stands, the loss said when the database
+        changed meanwhile."""
+        assert self._log is not None
+        frames, salts = saved.get("frames"), saved.get("salts")
+        copied = self._log.backfilled() or 0
+        same_file = saved.get("file") == self._file_state()
+        if isinstance(frames, int) and frames <= base and copied <= frames and (
+                (salts is not None and salts == self._log.salts)
+                or (salts is None and frames == 0 and same_file)):
+            return frames
+        if salts != self._log.salts or not same_file:
+            self._lose("writes made while the proxy was down were copied into the database "
+                       "before they could be read")
+        return base
+
+    def _save_position(self, *, now: float | None = None) -> None:
+        """Note in the marker where reading stopped (at most once a second unless `now`
+        is None): the next run reads on from there."""
+        if self._log is None:
+            return
+        if now is not None and now - self._saved_at < 1.0:
+            return
+        marker = self._marker()
+        if marker is None:
+            return
+        salts, frames = self._log.salts, self._log.frames
+        if now is None and WalLog(self.path).size() == 0:
+            salts, frames = None, 0  # closing checkpointed the log and removed it
+        marker["position"] = {"salts": salts, "frames": frames, "file": self._file_state()}
+        try:
+            Path(self.marker_path).write_text(json.dumps(marker))
+        except OSError as exc:
+            log.warning("capture position not saved", extra={"path": self.path, "why": str(exc)})
+        self._saved_at = time.monotonic()
+
+    def _file_state(self) -> list[int]:
+        """The database file's size and modification time: a checkpoint changes them."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return []
+        return [found.st_size, found.st_mtime_ns]
+
+    def _hold(self) -> None:
+        assert self._pin is not None
+        self._pin.execute("BEGIN")
+        self._pin.execute("SELECT count(*) FROM sqlite_master").fetchall()
+
+    def _rebuild(self, frame: int, keep: Iterable[str] = ()) -> None:
+        """Read the catalogue and walk the tables it captures at `frame` (but those in
+        `keep` whose layout is unchanged)."""
+        assert self._log is not None
+        header = DbHeader.parse(self._log.page(1, frame))
+        self._cookie = header.schema_cookie
+        if self._trees is None:
+            self._trees = Trees(self._log.page, header.usable, header.encoding,
+                                self._log.version)
+        infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
+        self._catalogue(infos)
+        wanted = [n for n, i in infos.items() if i.verifiable and self.rules.covers(n)]
+        layouts = record_layouts(self._rows, {n: infos[n] for n in wanted}, self._layouts)
+        self._trees.build(layouts, frame, keep=keep)
+
+    # --- install, status ---------------------------------------------------------------
+
+    async def introspect(self) -> dict[str, TableInfo]:
+        def read() -> dict[str, TableInfo]:
+            infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
+            return self._catalogue(infos)
+
+        return await self._run("introspect", read)
+
+    async def install(self, tables: Iterable[str] | None = None) -> CaptureStatus:
+        """Switch the file to WAL mode and remove a trigger capture left by an earlier
+        install. Every table the rules cover is captured (the log holds them all), so
+        `tables` is only checked."""
+        wanted = None if tables is None else list(tables)
+
+        def install() -> None:
+            infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
+            self._selected(self._catalogue(infos), wanted)
+            was = self._rows("PRAGMA journal_mode")[0][0]
+            if was != "wal":
+                mode = self._rows("PRAGMA journal_mode = WAL")[0][0]
+                if mode != "wal":
+                    raise CaptureError(
+                        f"sqlite install: cannot switch {self.path} to WAL mode (it stays "
+                        f"{mode}); set rows.sqlite_capture = \"triggers\" to capture with "
+                        "triggers instead")
+            self.reason = ("the write-ahead log (nothing added to the database" +
+                           (f"; switched from journal_mode={was} to WAL)" if was != "wal" else ")"))
+            self._remove_triggers()
+            marker = self._marker()
+            before = marker.get("journal_mode", was) if marker else was
+            Path(self.marker_path).write_text(json.dumps({"method": METHOD,
+                                                          "journal_mode": before}))
+            self._start()
+
+        await self._run("install", install)
+        return await self.status()
+
+    def _remove_triggers(self) -> None:
+        found = schema.read_triggers(self._rows)
+        if not found and not self._rows(schema.HAS_LOG):
+            return
+        self._rows("BEGIN IMMEDIATE")
+        try:
+            for trigger in found:
+                self._rows(f"DROP TRIGGER {schema.quote_ident(trigger.name)}")
+            self._rows(schema.DROP_LOG)
+        except BaseException:
+            self._rows("ROLLBACK")
+            raise
+        self._rows("COMMIT")
+
+    @property
+    def marker_path(self) -> str:
+        """The file beside the database that says capture is installed, and the journal
+        mode the database had before (the database itself holds nothing of it)."""
+        return self.path + "-shadow.json"
+
+    def _marker(self) -> dict[str, Any] | None:
+        try:
+            found = json.loads(Path(self.marker_path).read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    async def uninstall(self) -> None:
+        """Stop reading the log, remove any trigger capture and the marker, and give the
+        database back the journal mode it had before install where nobody holds it
+        open (else it stays in WAL mode, which SQLite apps run in unchanged)."""
+        def uninstall() -> None:
+            self._remove_triggers()
+            if self._pin is not None:
+                self._pin.close()
+                self._pin = None
+            self._log = self._trees = None
+            marker = self._marker()
+            Path(self.marker_path).unlink(missing_ok=True)
+            before = (marker or {}).get("journal_mode")
+            if isinstance(before, str) and before.isalpha() and before != "wal":
+                try:
+                    self._rows("PRAGMA busy_timeout = 0")  # never wait for the app's
+                    self._rows(f"PRAGMA journal_mode = {before}")
+                except sqlite3.OperationalError as exc:
+                    log.warning("journal mode left in WAL", extra={"path": self.path,
+                                                                   "why": str(exc)})
+
+        await self._run("uninstall", uninstall)
+
+    async def status(self) -> CaptureStatus:
+        return await self._run("status", self._status)
+
+    def _status(self) -> CaptureStatus:
+        infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
+        self._catalogue(infos)
+        wal = self._wal_mode()
+        verifiable = [n for n, i in infos.items() if i.verifiable]
+        faults = []
+        marked = self._marker() is not None
+        if marked and not wal:
+            faults.append("the database is not in WAL mode: `shadow rows install` switches it")
+        if schema.read_triggers(self._rows) or self._rows(schema.HAS_LOG):
+            faults.append("triggers of an earlier trigger capture remain (the app pays for "
+                          "them): `shadow rows install` removes them")
+        wal_bytes = self._log.size() if self._log is not None else 0
+        detail = (f"reads the write-ahead log, nothing in the database; the log is "
+                  f"{wal_bytes / 1e6:.1f} MB, restarted {self.rotations} time(s) by the capture")
+        return CaptureStatus(
+            log_table=marked,
+            captured=tuple(n for n in verifiable if self.rules.covers(n)) if marked else (),
+            uncaptured=(),
+            unverifiable={n: i.reason for n, i in infos.items() if not i.verifiable},
+            excluded=tuple(n for n in verifiable if not self.rules.covers(n)),
+            method=METHOD, detail=detail, faults=tuple(faults))
+
+    async def sequence_position(self, table: str, column: str) -> int | None:
+        return await self._run("sequence", lambda: schema.sequence_position(
+            self._rows, table, column))
+
+    # --- drain -------------------------------------------------------------------------
+
+    async def drain(self) -> list[RowChange]:
+        """Every row change committed since the last drain, in commit order."""
+        return await self._run("drain", self._drain)
+
+    def _drain(self) -> list[RowChange]:
+        if self._log is None:
+            self._start()
+            if self._log is None:
+                raise CaptureError(f"sqlite drain: {self.path} is not in WAL mode")
+        changes = self._read()
+        if self._log.frames >= self.rotate_frames:
+            changes += self._rotate()
+        self._save_position(now=time.monotonic())
+        return changes
+
+    def _read(self) -> list[RowChange]:
+        assert self._log is not None and self._trees is not None
+        last = min(self._base, self._log.frames) if self._backlog else self._log.frames
+        since, self._scanned_at = self._scanned_at, time.time()
+        written = self._log.written()
+        commits, restarted = self._log.scan()
+        commits, self._backlog = self._backlog + commits, []
+        if restarted:
+            self._trees.forget_pages()
+        if restarted and not self._expected_restart:
+            self._lose("the log restarted before it was read")
+            self._rebuild(0)
+            last = 0
+        elif restarted:
+            last = 0
+        self._expected_restart = False
+        # The log keeps no time. Each commit found was made after the previous scan began
+        # and before this one read the index (`read_at`). The file's modification time
+        # is when its last frame was written, on the kernel's clock that may lag a tick:
+        # the last commit's moment, within that tick, when no frame came while it was
+        # read and none of a later transaction lies beyond it.
+        upper = self._log.read_at
+        quiet = (written is not None and written == self._log.written()
+                 and not self._log.tail)
+        last_since, last_at = since, upper
+        if quiet and written is not None:
+            last_since = max(written, since)
+            last_at = max(min(written + WAL_TICK, upper), last_since)
+        changes: list[RowChange] = []
+        for number, commit in enumerate(commits, 1):
+            skip: list[str] = []
+            if 1 in commit.pages:
+                skip = self._follow_schema(last, commit.last)
+            found = self._trees.changes(commit.pages, last, commit.last)
+            final = number == len(commits)
+            low, high = (last_since, last_at) if final else (since, upper)
+            changes += [c for change in found if change.table not in skip
+                        for c in self._row_changes(change, high, low)]
+            last = commit.last
+        return changes
+
+    def _follow_schema(self, before: int, frame: int) -> list[str]:
+        """When the commit ending at `frame` moved the schema cookie: the catalogue read
+        again, the tables it created, altered, renamed or dropped walked afresh (their
+        rows in that commit are not reported); returns those tables."""
+        assert self._log is not None and self._trees is not None
+        cookie = DbHeader.parse(self._log.page(1, frame)).schema_cookie
+        if cookie == self._cookie:
+            return []
+        was, now = self._trees.catalogue(before), self._trees.catalogue(frame)
+        moved = sorted(n for n in was.keys() | now.keys() if was.get(n) != now.get(n))
+        keep = [n for n in self._trees.layouts if n not in moved]
+        self._rebuild(frame, keep=keep)
+        self.schema_changes += 1
+        change = {"added": sorted(now.keys() - was.keys()),
+                  "dropped": sorted(was.keys() - now.keys()),
+                  "altered": sorted(n for n in moved if n in was and n in now),
+                  "recaptured": sorted(n for n in moved if n in self._trees.layouts)}
+        self.last_schema_change = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   **change}
+        log.info("schema changed; capture follows it", extra={"path": self.path, **change})
+        return moved
+
+    def _rotate(self) -> list[RowChange]:
+        """Let the log restart: under the write lock, read it to its end, let the
+        checkpoint copy it all back, take the read transaction again."""
+        assert self._pin is not None and self._db is not None
+        self._db.execute("PRAGMA busy_timeout = 100")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        try:
+            changes = self._read()
+            self._pin.execute("COMMIT")
+            self._pin.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._hold()
+            self._expected_restart = True
+            self.rotations += 1
+        finally:
+            self._db.execute("ROLLBACK")
+        return changes
+
+    def _lose(self, why: str) -> None:
+        self.lost += 1
+        log.warning("changes lost", extra={"count": 1, "why": why, "path": self.path})
+
+    def _row_changes(self, change: Change, at: float, since: float | None) -> list[RowChange]:
+        """One Change as RowChanges (an update of the key: a delete and an insert)."""
+        info, layout = self._tables.get(change.table), self._layouts.get(change.table)
+        if info is None or layout is None:
+            return []
+
+        def key(image: dict[str, Any] | None) -> tuple[Any, ...]:
+            if layout.key_is_rowid or image is None:
+                return change.locator if isinstance(change.locator, tuple) else (change.locator,)
+            return tuple(image.get(k) for k in info.key)
+
+        if change.op == "update":
+            old, new = key(change.before), key(change.after)
+            if old != new:
+                return [RowChange(change.table, old, "delete", change.before, None, at, since),
+                        RowChange(change.table, new, "insert", None, change.after, at, since)]
+            return [RowChange(change.table, new, "update", change.before, change.after, at,
+                              since)]
+        image = change.after if change.op == "insert" else change.before
+        return [RowChange(change.table, key(image), change.op, change.before, change.after, at,
+                          since)]
