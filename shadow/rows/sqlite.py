@@ -29,33 +29,24 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from shadow.compare.bridge import kind_of_sqlite
 from shadow.rows import sqlite_schema as schema
 from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.model import RowRules, TableInfo
 from shadow.rows.sqlite_log import LogRow, build_changes
+from shadow.rows.sqlite_thread import OneThread, mapped
 from shadow.verdict import RowChange
 
 log = logging.getLogger("shadow.rows")
-T = TypeVar("T")
 
 
-@contextmanager
-def _mapped(action: str) -> Iterator[None]:
-    """Translate sqlite3 errors into CaptureError (the one place this happens)."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise CaptureError(f"sqlite {action}: {exc}") from exc
-
-
-class SqliteCapture(Capture):
+class SqliteCapture(OneThread, Capture):
     """Change capture on the SQLite file at `path` through one connection. `cap` bounds
     the change log while nobody drains it (see `sqlite_schema`)."""
 
@@ -103,7 +94,7 @@ class SqliteCapture(Capture):
             return db
 
         try:
-            with _mapped("open"):
+            with mapped("open"):
                 self._db = await asyncio.get_running_loop().run_in_executor(thread, connect)
         except BaseException:
             thread.shutdown(wait=False)
@@ -115,18 +106,6 @@ class SqliteCapture(Capture):
         if db is not None and thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, db.close)
             thread.shutdown(wait=False)
-
-    async def _run(self, action: str, work: Callable[[], T]) -> T:
-        """`work()` in the capture's thread, alone, sqlite3 errors mapped."""
-        if self._db is None or self._thread is None:
-            raise CaptureError("sqlite capture is not open")
-        async with self._lock:
-            with _mapped(action):
-                return await asyncio.get_running_loop().run_in_executor(self._thread, work)
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        assert self._db is not None
-        return self._db.execute(sql, tuple(params)).fetchall()
 
     def _exec(self, sql: str) -> None:
         assert self._db is not None

@@ -1,4 +1,5 @@
-"""How each table's rows are stored, read from the catalogue (for `sqlite_tree`).
+"""How each table's rows are stored, read from the catalogue (for `sqlite_tree`), and
+how a row's change is keyed.
 
 A rowid table's record holds its columns in declaration order, less VIRTUAL generated
 ones, the INTEGER PRIMARY KEY (the rowid itself) as NULL. A WITHOUT ROWID table's record
@@ -15,7 +16,8 @@ from typing import Any
 
 from shadow.rows.model import TableInfo
 from shadow.rows.sqlite_schema import Layout, Rows, columns_type
-from shadow.rows.sqlite_tree import RecordLayout
+from shadow.rows.sqlite_tree import Change, RecordLayout
+from shadow.verdict import RowChange
 
 _ROOTS = "SELECT name, rootpage FROM sqlite_master WHERE type = 'table'"
 _COLUMNS = "SELECT name, type, pk, hidden, dflt_value FROM pragma_table_xinfo(?) ORDER BY cid"
@@ -78,3 +80,23 @@ def _default(rows: Rows, expression: str | None) -> Any:
         return rows(f"SELECT {expression}", ())[0][0]
     except sqlite3.Error:
         return None
+
+
+def row_changes(change: Change, info: TableInfo, key_is_rowid: bool, at: float,
+                since: float | None) -> list[RowChange]:
+    """One row's change as RowChanges keyed by the table's key (the rowid when
+    `key_is_rowid`): an update that moved the key is a delete and an insert."""
+    def key(image: dict[str, Any] | None) -> tuple[Any, ...]:
+        if key_is_rowid or image is None:
+            return change.locator if isinstance(change.locator, tuple) else (change.locator,)
+        return tuple(image.get(k) for k in info.key)
+
+    table = change.table
+    if change.op == "update":
+        old, new = key(change.before), key(change.after)
+        if old != new:
+            return [RowChange(table, old, "delete", change.before, None, at, since),
+                    RowChange(table, new, "insert", None, change.after, at, since)]
+        return [RowChange(table, new, "update", change.before, change.after, at, since)]
+    image = change.after if change.op == "insert" else change.before
+    return [RowChange(table, key(image), change.op, change.before, change.after, at, since)]

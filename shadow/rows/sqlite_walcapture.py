@@ -33,36 +33,34 @@ a VIRTUAL generated column is not stored, so images show it as None.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from shadow.compare.bridge import kind_of_sqlite
 from shadow.rows import sqlite_schema as schema
 from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.model import RowRules, TableInfo
-from shadow.rows.sqlite import _mapped
+from shadow.rows.sqlite_marker import Marker
 from shadow.rows.sqlite_pages import DbHeader
-from shadow.rows.sqlite_records import record_layouts
+from shadow.rows.sqlite_records import record_layouts, row_changes
+from shadow.rows.sqlite_thread import OneThread, mapped
 from shadow.rows.sqlite_tree import Change, Trees
 from shadow.rows.sqlite_wal import WalLog
 from shadow.verdict import RowChange
 from shadow.writes.windows import WAL_CLOCK, WAL_TICK
 
 log = logging.getLogger("shadow.rows")
-T = TypeVar("T")
 METHOD = "wal"
 ROTATE_FRAMES = 1000
 """Frames the log may hold before a drain lets it restart (SQLite's own checkpoint size)."""
 
 
-class SqliteWalCapture(Capture):
+class SqliteWalCapture(OneThread, Capture):
     """Capture of the SQLite file at `path` through its write-ahead log."""
 
     method = METHOD
@@ -91,7 +89,7 @@ class SqliteWalCapture(Capture):
         #: reading begins after.
         self._backlog: list[Any] = []
         self._base = 0
-        self._saved_at = float("-inf")
+        self.marker = Marker(self.path)
         self.rotations = 0
         self.schema_changes = 0
         self.lost = 0
@@ -113,7 +111,7 @@ class SqliteWalCapture(Capture):
             raise CaptureError(f"sqlite open: no database file at {self.path}")
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-sqlite-wal")
         try:
-            with _mapped("open"):
+            with mapped("open"):
                 self._db = await asyncio.get_running_loop().run_in_executor(thread, self._connect)
         except BaseException:
             thread.shutdown(wait=False)
@@ -130,19 +128,11 @@ class SqliteWalCapture(Capture):
             for conn in conns:
                 await asyncio.get_running_loop().run_in_executor(thread, conn.close)
             thread.shutdown(wait=False)
-            self._save_position()
+            if self._log is not None:
+                gone = WalLog(self.path).size() == 0  # closing checkpointed and removed it
+                self.marker.save(None if gone else self._log.salts,
+                                 0 if gone else self._log.frames)
         self._log = self._trees = None
-
-    async def _run(self, action: str, work: Callable[[], T]) -> T:
-        if self._db is None or self._thread is None:
-            raise CaptureError("sqlite capture is not open")
-        async with self._lock:
-            with _mapped(action):
-                return await asyncio.get_running_loop().run_in_executor(self._thread, work)
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        assert self._db is not None
-        return self._db.execute(sql, tuple(params)).fetchall()
 
     def _wal_mode(self) -> bool:
         return self._rows("PRAGMA journal_mode")[0][0] == "wal"
@@ -159,58 +149,13 @@ class SqliteWalCapture(Capture):
         self._log = WalLog(self.path)
         commits, _ = self._log.scan()
         base = self._log.frames
-        saved = (self._marker() or {}).get("position")
-        if isinstance(saved, dict):
-            base = self._resume(saved, base)
-            self._backlog = [c for c in commits if c.first > base]
-        self._base = base
-        self._rebuild(base)
-
-    def _resume(self, saved: dict[str, Any], base: int) -> int:
-        """The frame reading goes on after, from the position a previous run saved: there
-        when the log still holds what was written since and none of it was copied back
-        into the database; else the log as it stands, the loss said when the database
-        changed meanwhile."""
-        assert self._log is not None
-        frames, salts = saved.get("frames"), saved.get("salts")
-        copied = self._log.backfilled() or 0
-        same_file = saved.get("file") == self._file_state()
-        if isinstance(frames, int) and frames <= base and copied <= frames and (
-                (salts is not None and salts == self._log.salts)
-                or (salts is None and frames == 0 and same_file)):
-            return frames
-        if salts != self._log.salts or not same_file:
+        base, lost = self.marker.resume(self._log.salts, base, self._log.backfilled() or 0)
+        if lost:
             self._lose("writes made while the proxy was down were copied into the database "
                        "before they could be read")
-        return base
-
-    def _save_position(self, *, now: float | None = None) -> None:
-        """Note in the marker where reading stopped (at most once a second unless `now`
-        is None): the next run reads on from there."""
-        if self._log is None:
-            return
-        if now is not None and now - self._saved_at < 1.0:
-            return
-        marker = self._marker()
-        if marker is None:
-            return
-        salts, frames = self._log.salts, self._log.frames
-        if now is None and WalLog(self.path).size() == 0:
-            salts, frames = None, 0  # closing checkpointed the log and removed it
-        marker["position"] = {"salts": salts, "frames": frames, "file": self._file_state()}
-        try:
-            Path(self.marker_path).write_text(json.dumps(marker))
-        except OSError as exc:
-            log.warning("capture position not saved", extra={"path": self.path, "why": str(exc)})
-        self._saved_at = time.monotonic()
-
-    def _file_state(self) -> list[int]:
-        """The database file's size and modification time: a checkpoint changes them."""
-        try:
-            found = os.stat(self.path)
-        except OSError:
-            return []
-        return [found.st_size, found.st_mtime_ns]
+        self._backlog = [c for c in commits if c.first > base]
+        self._base = base
+        self._rebuild(base)
 
     def _hold(self) -> None:
         assert self._pin is not None
@@ -261,10 +206,7 @@ class SqliteWalCapture(Capture):
             self.reason = ("the write-ahead log (nothing added to the database" +
                            (f"; switched from journal_mode={was} to WAL)" if was != "wal" else ")"))
             self._remove_triggers()
-            marker = self._marker()
-            before = marker.get("journal_mode", was) if marker else was
-            Path(self.marker_path).write_text(json.dumps({"method": METHOD,
-                                                          "journal_mode": before}))
+            self.marker.install(METHOD, was)
             self._start()
 
         await self._run("install", install)
@@ -284,19 +226,6 @@ class SqliteWalCapture(Capture):
             raise
         self._rows("COMMIT")
 
-    @property
-    def marker_path(self) -> str:
-        """The file beside the database that says capture is installed, and the journal
-        mode the database had before (the database itself holds nothing of it)."""
-        return self.path + "-shadow.json"
-
-    def _marker(self) -> dict[str, Any] | None:
-        try:
-            found = json.loads(Path(self.marker_path).read_text())
-        except (OSError, ValueError):
-            return None
-        return found if isinstance(found, dict) else None
-
     async def uninstall(self) -> None:
         """Stop reading the log, remove any trigger capture and the marker, and give the
         database back the journal mode it had before install where nobody holds it
@@ -307,16 +236,16 @@ class SqliteWalCapture(Capture):
                 self._pin.close()
                 self._pin = None
             self._log = self._trees = None
-            marker = self._marker()
-            Path(self.marker_path).unlink(missing_ok=True)
-            before = (marker or {}).get("journal_mode")
+            before = (self.marker.remove() or {}).get("journal_mode")
             if isinstance(before, str) and before.isalpha() and before != "wal":
+                self._rows("PRAGMA busy_timeout = 0")  # never wait for the app's connections
                 try:
-                    self._rows("PRAGMA busy_timeout = 0")  # never wait for the app's
                     self._rows(f"PRAGMA journal_mode = {before}")
                 except sqlite3.OperationalError as exc:
                     log.warning("journal mode left in WAL", extra={"path": self.path,
                                                                    "why": str(exc)})
+                finally:
+                    self._rows(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
         await self._run("uninstall", uninstall)
 
@@ -329,7 +258,7 @@ class SqliteWalCapture(Capture):
         wal = self._wal_mode()
         verifiable = [n for n, i in infos.items() if i.verifiable]
         faults = []
-        marked = self._marker() is not None
+        marked = self.marker.read() is not None
         if marked and not wal:
             faults.append("the database is not in WAL mode: `shadow rows install` switches it")
         if schema.read_triggers(self._rows) or self._rows(schema.HAS_LOG):
@@ -364,7 +293,7 @@ class SqliteWalCapture(Capture):
         changes = self._read()
         if self._log.frames >= self.rotate_frames:
             changes += self._rotate()
-        self._save_position(now=time.monotonic())
+        self.marker.save(self._log.salts, self._log.frames, throttle=True)
         return changes
 
     def _read(self) -> list[RowChange]:
@@ -457,23 +386,7 @@ class SqliteWalCapture(Capture):
         log.warning("changes lost", extra={"count": 1, "why": why, "path": self.path})
 
     def _row_changes(self, change: Change, at: float, since: float | None) -> list[RowChange]:
-        """One Change as RowChanges (an update of the key: a delete and an insert)."""
         info, layout = self._tables.get(change.table), self._layouts.get(change.table)
         if info is None or layout is None:
             return []
-
-        def key(image: dict[str, Any] | None) -> tuple[Any, ...]:
-            if layout.key_is_rowid or image is None:
-                return change.locator if isinstance(change.locator, tuple) else (change.locator,)
-            return tuple(image.get(k) for k in info.key)
-
-        if change.op == "update":
-            old, new = key(change.before), key(change.after)
-            if old != new:
-                return [RowChange(change.table, old, "delete", change.before, None, at, since),
-                        RowChange(change.table, new, "insert", None, change.after, at, since)]
-            return [RowChange(change.table, new, "update", change.before, change.after, at,
-                              since)]
-        image = change.after if change.op == "insert" else change.before
-        return [RowChange(change.table, key(image), change.op, change.before, change.after, at,
-                          since)]
+        return row_changes(change, info, layout.key_is_rowid, at, since)
