@@ -54,7 +54,7 @@ from shadow.rows.netchange import (NetChange, key_text, net_changes, parents_fir
 from shadow.rows.pairing import CompareColumn, Content, pair_inserts
 from shadow.rows.sequences import (Anchor, as_anchor, follow, is_int, key_detail,
                                    surrogate_key)
-from shadow.rows.stamps import Moments, RowStamps
+from shadow.rows.stamps import Moments, RecentImages, RowStamps
 from shadow.verdict import Difference, Kind, RowChange
 
 
@@ -73,8 +73,10 @@ class _Differ:
 
     def __init__(self, primary_tables: Mapping[str, TableInfo],
                  shadow_tables: Mapping[str, TableInfo], rules: RowRules,
-                 keymap: KeyMap, stamps: RowStamps | None = None) -> None:
+                 keymap: KeyMap, stamps: RowStamps | None = None,
+                 recent: tuple[RecentImages | None, RecentImages | None] = (None, None)) -> None:
         self.stamps = stamps
+        self.recent = recent
         self.p_tables = {fold(n): t for n, t in primary_tables.items()}
         self.s_tables = {fold(n): t for n, t in shadow_tables.items()}
         self.rules = rules
@@ -123,11 +125,12 @@ class _Differ:
                     and mapped in (None, p.key)):
                 used.add(id(s))
                 pairs.append((p, s))
-            elif not p.noop:
+            elif not p.noop and not self.as_before(table, p, primary=True):
                 missing.append(p)
                 self.add(Kind.ROW_MISSING, p, p.after if p.after is not None else p.before,
                          None, f"{p.op} on the primary only")
-        extra = [s for s in s_rows if id(s) not in used and not s.noop]
+        extra = [s for s in s_rows if id(s) not in used and not s.noop
+                 and not self.as_before(table, s, primary=False)]
         for s in extra:
             self.differences.append(Difference(
                 Kind.ROW_EXTRA, f"{s.table}[{key_text(s.key)}]", None,
@@ -137,6 +140,25 @@ class _Differ:
                                  [p.key[0] for p in missing if p.op == "insert"],
                                  [s.key[0] for s in extra if s.op == "insert"])
         return pairs
+
+    def as_before(self, table: str, row: NetChange, *, primary: bool) -> bool:
+        """Whether `row`, an update on one side only, leaves the row as one of the other
+        side's recent writes left it, compared by the same rules: no difference in what
+        the databases hold (see `RecentImages`: an update that stored the same bytes is
+        invisible to a capture that reads pages)."""
+        recent = self.recent[1] if primary else self.recent[0]
+        if row.op != "update" or recent is None:
+            return False
+        key = (self.keymap.shadow_key(table, row.key) if primary
+               else self.keymap.primary_key(table, row.key)) or row.key
+        for image, at in recent.images(table, key):
+            probe = _Differ({}, {}, self.rules, self.keymap)
+            probe.p_tables, probe.s_tables = self.p_tables, self.s_tables
+            other = NetChange(table, key, True, None, image, at=at)
+            probe.compare(table, *((row, other) if primary else (other, row)))
+            if not probe.differences:
+                return True
+        return False
 
     def content(self, table: str, p_rows: list[NetChange], s_rows: list[NetChange],
                 surrogate: str | None) -> Content:
@@ -312,15 +334,19 @@ def pairing_content(primary_tables: Mapping[str, TableInfo],
 
 def diff_rows(primary: Sequence[RowChange], shadow: Sequence[RowChange], *,
               primary_tables: Mapping[str, TableInfo], shadow_tables: Mapping[str, TableInfo],
-              rules: RowRules, keymap: KeyMap, stamps: RowStamps | None = None) -> RowDiff:
+              rules: RowRules, keymap: KeyMap, stamps: RowStamps | None = None,
+              recent: tuple[RecentImages | None, RecentImages | None] = (None, None)) -> RowDiff:
     """Compare the rows each side changed for one exchange.
 
     `primary_tables` / `shadow_tables` come from each side's `introspect()`. New key
     pairs are learnt into `keymap` and also returned, for the state store; the moments
-    of each compared write are remembered in `stamps` (shadow.rows.stamps) when given. Differences come table by table in primary write order: missing,
-    extra and key differences first, then the column differences of paired rows.
+    of each compared write are remembered in `stamps` (shadow.rows.stamps) when given;
+    `recent` holds the rows' recent images on the primary and the shadow, against which
+    an update on one side only is read (`_Differ.as_before`). Differences come table by
+    table in primary write order: missing, extra and key differences first, then the
+    column differences of paired rows.
     """
-    differ = _Differ(primary_tables, shadow_tables, rules, keymap, stamps)
+    differ = _Differ(primary_tables, shadow_tables, rules, keymap, stamps, recent)
     p_tables = {fold(n): t for n, t in primary_tables.items()}
     s_tables = {fold(n): t for n, t in shadow_tables.items()}
 

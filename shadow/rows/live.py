@@ -27,7 +27,7 @@ from shadow.rows.keymap import KeyMap, Pair
 from shadow.rows.match import ChangeMatcher
 from shadow.rows.model import RowRules, TableInfo, fold
 from shadow.rows.sequences import as_anchor, surrogate_key
-from shadow.rows.stamps import RowStamps
+from shadow.rows.stamps import RecentImages, RowStamps
 from shadow.verdict import RowChange
 
 log = logging.getLogger("shadow.rows")
@@ -118,6 +118,7 @@ class RowState:
         self._status_seen: dict[str, int] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
         self.stamps: dict[str, RowStamps] = {}  # per primary backend: rows' write moments
+        self.recent: dict[str, RecentImages] = {}  # per backend: rows' recent images
         self.unreadable: set[tuple[str, str]] = set()  # (backend, table): sequence refused
 
     @classmethod
@@ -191,7 +192,9 @@ class RowState:
 
     async def drain(self, backend: str) -> tuple[RowChange, ...]:
         """The changes logged on `backend` since the last drain (one write's worth)."""
-        return tuple(await self.captures[backend].drain())
+        changes = tuple(await self.captures[backend].drain())
+        self.recent.setdefault(backend, RecentImages()).add(changes)
+        return changes
 
     def diff(self, primary_backend: str, primary: tuple[RowChange, ...],
              shadow_backend: str, shadow: tuple[RowChange, ...]) -> RowDiff:
@@ -199,7 +202,8 @@ class RowState:
         result = diff_rows(primary, shadow, primary_tables=self.tables[primary_backend],
                            shadow_tables=self.tables[shadow_backend], rules=self.rules,
                            keymap=self._seen_from(primary_backend),  # type: ignore[arg-type]
-                           stamps=stamps)
+                           stamps=stamps, recent=(self.recent.get(primary_backend),
+                                                  self.recent.get(shadow_backend)))
         self.ids.learn(result.new_pairs)
         return result
 

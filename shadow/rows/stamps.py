@@ -12,14 +12,19 @@ timestamp that does not match relative to this write is tried against them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
 from shadow.rows.keymap import Key, freeze
 from shadow.rows.model import fold
+from shadow.verdict import RowChange
 
 Moments = tuple[float, float]
 """(when the primary's database made a change, when the shadow's did)."""
 PER_ROW = 4
 """Writes remembered per row, newest first: an insert and the edits after it."""
+IMAGES = 10_000
+"""Rows whose last images a backend's RecentImages remembers (in memory, never stored)."""
 
 
 class RowStamps:
@@ -47,3 +52,32 @@ class RowStamps:
         self._rows[row] = ((primary_at, shadow_at), *kept)[:PER_ROW]
         while len(self._rows) > self.max_rows:
             self._rows.popitem(last=False)
+
+
+class RecentImages:
+    """What one backend's last few writes of each row left, newest first, as its drains
+    delivered them (in commit order): bounded, in memory only.
+
+    A capture that reads pages, not statements (SQLite's write-ahead log), cannot show an
+    update that stored the values the row already held (the same stamp within the same
+    second writes no byte), while the other database shows it. Such an update on one
+    side only is no difference when it leaves the row as this side held it then."""
+
+    def __init__(self, max_rows: int = IMAGES) -> None:
+        self.max_rows = max_rows
+        self._rows: OrderedDict[tuple[str, Key], tuple[tuple[dict[str, Any], float | None],
+                                                       ...]] = OrderedDict()
+
+    def add(self, changes: Iterable[RowChange]) -> None:
+        for change in changes:
+            row = (fold(change.table), freeze(change.key))
+            kept = self._rows.pop(row, ())
+            if change.after is None:
+                continue
+            self._rows[row] = ((change.after, change.at), *kept)[:PER_ROW]
+            while len(self._rows) > self.max_rows:
+                self._rows.popitem(last=False)
+
+    def images(self, table: str, key: Key) -> tuple[tuple[dict[str, Any], float | None], ...]:
+        """(image, when its database made it) of the row's remembered writes."""
+        return self._rows.get((fold(table), freeze(key)), ())

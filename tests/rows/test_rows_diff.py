@@ -389,3 +389,26 @@ def test_row_stamps_are_bounded():
     assert len(stamps) == 2 and stamps.earlier("t", (1,)) == ()
     stamps.wrote("t", (4,), None, 1.0)
     assert stamps.earlier("t", (4,)) == ()
+
+
+def test_an_update_one_side_cannot_show_is_no_difference_when_nothing_changed():
+    """SQLite's write-ahead log shows pages, not statements: an update that stored the
+    same bytes (the same values stamped within the same second) writes nothing, while
+    PostgreSQL stamps microseconds and shows it. Read against the row as the primary's
+    recent writes left it, that update changes nothing the two databases hold."""
+    from shadow.rows.stamps import RecentImages
+
+    edited = {"id": 1, "note": "b", "at": "2026-02-04 15:47:20"}
+    primary = RecentImages()
+    primary.add([upd("entries", (1,), None, edited)])
+    again = {**edited, "at": "2026-02-04T15:47:20.870+00:00"}
+
+    def shadow_only(image):
+        return diff_rows([], [upd("entries", (1,), None, image)], primary_tables=LEGACY,
+                         shadow_tables=CANDIDATE, rules=RowRules(), keymap=KeyMap(),
+                         recent=(primary, None)).differences
+
+    assert shadow_only(again) == ()
+    assert [d.kind for d in shadow_only({**again, "note": "c"})] == [Kind.ROW_EXTRA]
+    assert [d.kind for d in shadow_only({**again, "at": "2026-02-04T15:47:22+00:00"})] \
+        == [Kind.ROW_EXTRA]
