@@ -4,6 +4,7 @@ while the proxy was down, and the log kept bounded while it is held."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -121,12 +122,22 @@ async def test_every_write_of_concurrent_apps_is_seen_and_the_log_stays_bounded(
     pooled = sqlite3.connect(path, check_same_thread=False, timeout=10)
     biggest = 0
 
+    lent = threading.Lock()  # a pool of one: its connection serves one request at a time
+    failures: list[BaseException] = []
+
     def app(seed: int) -> None:
-        """A connection per request, or one pooled connection, writing at random."""
+        try:
+            requests(seed)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    def requests(seed: int) -> None:
+        """A connection per request, or the pooled connection, writing at random."""
         mine = random.Random(seed)
         for _ in range(25):
-            db = pooled if mine.random() < 0.3 else sqlite3.connect(path, timeout=10)
-            with db:
+            own = mine.random() >= 0.3
+            db = sqlite3.connect(path, timeout=10) if own else pooled
+            with contextlib.nullcontext() if own else lent, db:
                 roll, name = mine.random(), f"n{mine.randrange(10**9)}"
                 if roll < 0.6:
                     db.execute("INSERT INTO notes (title, score, body) VALUES (?, ?, ?)",
@@ -137,7 +148,7 @@ async def test_every_write_of_concurrent_apps_is_seen_and_the_log_stays_bounded(
                 else:
                     db.execute("DELETE FROM notes WHERE id = "
                                "(SELECT id FROM notes ORDER BY random() LIMIT 1)")
-            if db is not pooled:
+            if own:
                 db.close()
 
     try:
@@ -147,6 +158,7 @@ async def test_every_write_of_concurrent_apps_is_seen_and_the_log_stays_bounded(
                 thread.start()
             for thread in threads:
                 thread.join()
+            assert failures == []
             biggest = max(biggest, os.path.getsize(f"{path}-wal"))
             for change in await capture.drain():
                 if change.table != "notes":
