@@ -175,7 +175,7 @@ async def demo_stack(*, bugs: str, dsn: str, tmp: Path, listen: str = "127.0.0.1
 
 
 async def install_capture(config: Config) -> None:
-    """What an operator does with `shadow rows install`: triggers in both databases."""
+    """What an operator does with `shadow rows install`: capture in both databases."""
     from shadow.rows.live import backend_capture
 
     for name in ("legacy", "candidate"):
