@@ -325,10 +325,11 @@ class RowSettings(_Model):
     #: How PostgreSQL changes are captured: logical decoding where the server and the
     #: installing role allow it, else triggers ("auto"); or only one of them.
     postgres_capture: Literal["auto", "decoding", "triggers"] = "auto"
-    #: How SQLite changes are captured: read from the write-ahead log ("wal": install
-    #: switches the file to WAL mode; nothing is added to the app's schema), or by
-    #: triggers in the database ("triggers": every connection the app opens parses them).
-    sqlite_capture: Literal["wal", "triggers"] = "wal"
+    #: How SQLite changes are captured: by triggers in the database ("triggers": every
+    #: connection the app opens parses them; each change carries its own moment), or read
+    #: from the write-ahead log ("wal": install switches the file to WAL mode, nothing is
+    #: added to the app's schema; a change's moment is known to about a millisecond).
+    sqlite_capture: Literal["wal", "triggers"] = "triggers"
     #: Tables that changed name in the migration: legacy name = candidate name. Rows of
     #: such a table are compared, and reported, under its legacy name.
     renamed: dict[str, str] = {}

@@ -101,23 +101,23 @@ def candidate_app(dsn: str, loses: str = "") -> web.Application:
 
 
 def two_database_config(tmp_path, paths, pg_dsn, legacy_url="http://127.0.0.1:5101",
-                        candidate_url="http://127.0.0.1:5102"):
+                        candidate_url="http://127.0.0.1:5102", sqlite_capture="triggers"):
     return parse_config(config_data(
         tmp_path, legacy_url, candidate_url,
         backends={"legacy": {"url": legacy_url,
                              "databases": {db: f"sqlite:///{p}" for db, p in paths.items()}},
                   "candidate": {"url": candidate_url, "database": pg_dsn}},
         routes=[{"template": "/{kind}", "writes": True}],
-        rows={"renamed": {"toys": "pet_toys"}}))
+        rows={"renamed": {"toys": "pet_toys"}, "sqlite_capture": sqlite_capture}))
 
 
 @asynccontextmanager
-async def two_database_proxy(aiohttp_server, pg_dsn, tmp_path, loses=""):
+async def two_database_proxy(aiohttp_server, pg_dsn, tmp_path, loses="", method="triggers"):
     paths = await make_databases(tmp_path, pg_dsn)
     legacy = await aiohttp_server(legacy_app(paths))
     candidate = await aiohttp_server(candidate_app(pg_dsn, loses))
     config = two_database_config(tmp_path, paths, pg_dsn, str(legacy.make_url("")),
-                                 str(candidate.make_url("")))
+                                 str(candidate.make_url("")), sqlite_capture=method)
     await install_capture(config)
     comparisons: list = []
     async with running(config) as runtime:
@@ -137,10 +137,11 @@ WRITES = [("users", "ada"), ("pets", "rex"), ("toys", "ball"), ("pets", "tom"),
           ("users", "bob"), ("toys", "rope")]
 
 
+@pytest.mark.parametrize("method", ["triggers", "wal"])
 async def test_a_faithful_pair_over_three_databases_makes_no_mismatch(
-        aiohttp_server, pg_dsn, tmp_path):
-    async with two_database_proxy(aiohttp_server, pg_dsn, tmp_path) as (base, comparisons,
-                                                                        runtime):
+        aiohttp_server, pg_dsn, tmp_path, method):
+    async with two_database_proxy(aiohttp_server, pg_dsn, tmp_path, method=method) as (
+            base, comparisons, runtime):
         await post_all(base, runtime, WRITES)
         capture = runtime.rows.captures["legacy"]
         assert isinstance(capture, DatabasesCapture)
@@ -157,10 +158,11 @@ async def test_a_faithful_pair_over_three_databases_makes_no_mismatch(
     assert "databases" not in status["rows"]["capture"]["candidate"]
 
 
+@pytest.mark.parametrize("method", ["triggers", "wal"])
 async def test_a_lost_write_is_row_missing_in_either_legacy_database(
-        aiohttp_server, pg_dsn, tmp_path):
-    async with two_database_proxy(aiohttp_server, pg_dsn, tmp_path, loses="lost") as (
-            base, comparisons, runtime):
+        aiohttp_server, pg_dsn, tmp_path, method):
+    async with two_database_proxy(aiohttp_server, pg_dsn, tmp_path, loses="lost",
+                                  method=method) as (base, comparisons, runtime):
         await post_all(base, runtime, [("users", "ada"), ("pets", "lost"), ("pets", "rex"),
                                        ("users", "lost"), ("toys", "lost"), ("toys", "ball")])
     found = [(c.exchange.target, d.kind, d.path) for c in comparisons for d in c.differences

@@ -88,8 +88,8 @@ async def test_a_read_that_writes_on_the_candidate_only_is_a_difference_on_that_
 
 async def test_outside_writes_are_reported_and_charged_to_no_route(aiohttp_server, tmp_path,
                                                                    pg_dsn):
-    # triggers log a write made while the proxy is down until it is drained (the log
-    # capture's own account of such writes: tests/rows/test_rows_sqlite_wal_capture.py)
+    # triggers log a write made while the proxy is down until it is drained (the
+    # write-ahead log capture's account of such writes: test_rows_sqlite_wal_capture.py)
     config, legacy_db, _ = await build_pair(aiohttp_server, tmp_path, pg_dsn,
                                     rows={"drain_interval": 0.05, "max_outside_writes": 3,
                                           "sqlite_capture": "triggers"})
