@@ -40,6 +40,7 @@ from shadow.rows import sqlite_schema as schema
 from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.model import RowRules, TableInfo
 from shadow.rows.sqlite_log import LogRow, build_changes
+from shadow.rows.sqlite_marker import Marker
 from shadow.rows.sqlite_thread import OneThread, mapped
 from shadow.verdict import RowChange
 
@@ -69,6 +70,8 @@ class SqliteCapture(OneThread, Capture):
         #: a dropped table, since open.
         self.schema_changes = 0
         self.lost = 0
+        #: What install chose and what it costs (the CLI prints it).
+        self.reason = ""
         #: The last schema change followed: when, tables added, dropped, altered and
         #: recaptured (None until one is seen).
         self.last_schema_change: dict[str, Any] | None = None
@@ -149,13 +152,20 @@ class SqliteCapture(OneThread, Capture):
                 for found in schema.read_triggers(self._rows):
                     self._exec(f"DROP TRIGGER {schema.quote_ident(found.name)}")
                 self._exec(schema.cap_sql(self.cap))
-                self._capture([n for n in selected if infos[n].verifiable], codes)
+                captured = [n for n in selected if infos[n].verifiable]
+                self._capture(captured, codes)
+            Marker(self.path).remove()  # what an earlier install by the log left
+            self.reason = (
+                f"triggers (rows.sqlite_capture): every new connection of the app parses "
+                f"their {3 * len(captured)} objects; for an app that opens a connection per "
+                "request, \"wal\" reads the write-ahead log instead, at no cost to it")
 
         await self._run("install", install)
         return await self.status()
 
     async def uninstall(self) -> None:
         def uninstall() -> None:
+            Marker(self.path).remove()
             with self._transaction():
                 for found in schema.read_triggers(self._rows):
                     self._exec(f"DROP TRIGGER {schema.quote_ident(found.name)}")

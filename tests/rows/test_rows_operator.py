@@ -42,6 +42,9 @@ async def test_install_status_uninstall_through_the_cli(pg_dsn, tmp_path):
     assert "legacy: installed; 8 table(s) captured" in done.output
     assert "candidate: installed; 8 table(s) captured" in done.output
     assert "database achievements: installed; captured: achievements" in done.output
+    assert "main: triggers (rows.sqlite_capture): every new connection of the app parses " \
+        "their 21 objects" in done.output  # and what to choose instead, per connection
+    assert '"wal" reads the write-ahead log instead' in done.output
     status = await shadow("rows", "status", "-c", str(config))
     assert status.exit_code == 0, status.output
 

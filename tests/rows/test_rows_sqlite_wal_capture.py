@@ -259,3 +259,27 @@ def test_varints_and_affinities():
     assert varint(bytes([0xFF] * 9), 0) == (-1, 9)
     assert [affinity(t) for t in ("INTEGER", "VARCHAR(9)", "", "DOUBLE", "DATETIME", "FLOATING POINT")] \
         == ["INTEGER", "TEXT", "BLOB", "REAL", "NUMERIC", "INTEGER"]
+
+
+async def test_each_method_installed_over_the_other_removes_what_the_other_left(tmp_path):
+    from shadow.rows.sqlite import SqliteCapture
+
+    path = make_db(tmp_path)
+    await (await installed(path)).close()
+    assert Path(f"{path}-shadow.json").exists()
+    triggers = SqliteCapture(path)
+    await triggers.open()
+    try:
+        status = await triggers.install()
+        assert status.healthy and not Path(f"{path}-shadow.json").exists()
+    finally:
+        await triggers.close()
+    log = await installed(path)
+    try:
+        status = await log.status()
+        assert status.healthy and status.method == "wal"
+        with closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                              "OR name = '_shadow_changes'").fetchone()[0] == 0
+    finally:
+        await log.close()
