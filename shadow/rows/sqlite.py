@@ -29,9 +29,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,24 +109,6 @@ class SqliteCapture(OneThread, Capture):
             await asyncio.get_running_loop().run_in_executor(thread, db.close)
             thread.shutdown(wait=False)
 
-    def _exec(self, sql: str) -> None:
-        assert self._db is not None
-        self._db.execute(sql)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back when the body raises."""
-        self._exec("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            try:
-                self._exec("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
-        self._exec("COMMIT")
-
     async def introspect(self) -> dict[str, TableInfo]:
         return await self._run("introspect", self._introspect)
 
@@ -167,9 +148,7 @@ class SqliteCapture(OneThread, Capture):
         def uninstall() -> None:
             Marker(self.path).remove()
             with self._transaction():
-                for found in schema.read_triggers(self._rows):
-                    self._exec(f"DROP TRIGGER {schema.quote_ident(found.name)}")
-                self._exec(schema.DROP_LOG)
+                schema.drop_capture(self._rows)
 
         await self._run("uninstall", uninstall)
 
@@ -198,12 +177,6 @@ class SqliteCapture(OneThread, Capture):
         """Read and delete every logged change, with the current image of each row, in
         write order. Follows schema changes first (see the module docstring)."""
         return await self._run("drain", self._drain)
-
-    async def sequence_position(self, table: str, column: str) -> int | None:
-        """An AUTOINCREMENT table's `sqlite_sequence` entry (an ignored insert burns a
-        value there too); any other rowid table reuses its highest key plus one."""
-        return await self._run("sequence", lambda: schema.sequence_position(
-            self._rows, table, column))
 
     def _drain(self) -> list[RowChange]:
         with self._transaction():

@@ -205,6 +205,17 @@ def read_triggers(rows: Rows) -> list[Installed]:
     return found
 
 
+def drop_capture(rows: Rows) -> bool:
+    """Drop every capture trigger and the change log (inside a transaction); returns
+    whether there was anything to drop."""
+    found = read_triggers(rows)
+    present = bool(found or rows(HAS_LOG, ()))
+    for trigger in found:
+        rows(f"DROP TRIGGER {quote_ident(trigger.name)}", ())
+    rows(DROP_LOG, ())
+    return present
+
+
 def trigger_names(table: str) -> dict[str, str]:
     """The names of the insert, update and delete triggers of `table`."""
     return {op: f"{PREFIX}{op[0]}_{table}" for op in ("insert", "update", "delete")}

@@ -87,7 +87,7 @@ class Trees:
     given to `changes()` (or the frame `build()` walked at)."""
 
     def __init__(self, page_at: PageAt, usable: int, encoding: str,
-                 version_at: VersionAt | None = None) -> None:
+                 version_at: VersionAt) -> None:
         self.page_at = page_at
         self.version_at = version_at
         self._parsed: dict[tuple[int, int], Page] = {}
@@ -133,8 +133,6 @@ class Trees:
 
     def _page(self, pgno: int, frame: int) -> Page:
         """Page `pgno` at `frame`, parsed once per version."""
-        if self.version_at is None:
-            return Page.parse(self.page_at(pgno, frame), pgno, self.usable)
         spot = (pgno, self.version_at(pgno, frame))
         page = self._parsed.get(spot)
         if page is None:
@@ -142,9 +140,6 @@ class Trees:
                 self._parsed.clear()
             page = self._parsed[spot] = Page.parse(self.page_at(pgno, frame), pgno, self.usable)
         return page
-
-    def pages_of(self, table: str) -> int:
-        return len(self._inner.get(table, ())) + len(self._leaves.get(table, ()))
 
     def changes(self, pages: frozenset[int], before: int, after: int) -> list[Change]:
         """The row changes of the transaction that wrote `pages` between frame `before`
@@ -207,7 +202,7 @@ class Trees:
 
     def _leaf(self, pgno: int, frame: int) -> tuple[int, frozenset[bytes]]:
         """`leaf_cells` of page `pgno` at `frame`, once per version."""
-        spot = (pgno, self.version_at(pgno, frame) if self.version_at else -frame)
+        spot = (pgno, self.version_at(pgno, frame))
         found = self._slices.get(spot)
         if found is None:
             if len(self._slices) >= CACHED:

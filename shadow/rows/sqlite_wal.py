@@ -56,12 +56,11 @@ class _Header:
 
 @dataclass
 class WalLog:
-    """The `-wal` file of the database at `path`; `restarted` counts the restarts seen."""
+    """The `-wal` file of the database at `path`."""
 
     path: str
     header: _Header | None = None
     frames: int = 0
-    restarted: int = 0
     #: The last scan stopped before frames of a transaction still being written.
     tail: bool = False
     #: A moment after every commit the last scan found had been made.
@@ -117,7 +116,6 @@ class WalLog:
                 restarted = self.header is not None and header.salts != self.header.salts
                 if self.header is None or restarted:
                     self._reset(header)
-                    self.restarted += restarted
                 return self._read(wal, header), restarted
         except FileNotFoundError:
             return [], False

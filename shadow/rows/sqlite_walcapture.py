@@ -171,8 +171,7 @@ class SqliteWalCapture(OneThread, Capture):
         if self._trees is None:
             self._trees = Trees(self._log.page, header.usable, header.encoding,
                                 self._log.version)
-        infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
-        self._catalogue(infos)
+        infos = self._introspect()
         wanted = [n for n, i in infos.items() if i.verifiable and self.rules.covers(n)]
         layouts = record_layouts(self._rows, {n: infos[n] for n in wanted}, self._layouts)
         self._trees.build(layouts, frame, keep=keep)
@@ -180,11 +179,11 @@ class SqliteWalCapture(OneThread, Capture):
     # --- install, status ---------------------------------------------------------------
 
     async def introspect(self) -> dict[str, TableInfo]:
-        def read() -> dict[str, TableInfo]:
-            infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
-            return self._catalogue(infos)
+        return await self._run("introspect", self._introspect)
 
-        return await self._run("introspect", read)
+    def _introspect(self) -> dict[str, TableInfo]:
+        infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
+        return self._catalogue(infos)
 
     async def install(self, tables: Iterable[str] | None = None) -> CaptureStatus:
         """Switch the file to WAL mode and remove a trigger capture left by an earlier
@@ -193,8 +192,7 @@ class SqliteWalCapture(OneThread, Capture):
         wanted = None if tables is None else list(tables)
 
         def install() -> None:
-            infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
-            self._selected(self._catalogue(infos), wanted)
+            self._selected(self._introspect(), wanted)
             was = self._rows("PRAGMA journal_mode")[0][0]
             if was != "wal":
                 mode = self._rows("PRAGMA journal_mode = WAL")[0][0]
@@ -213,18 +211,11 @@ class SqliteWalCapture(OneThread, Capture):
         return await self.status()
 
     def _remove_triggers(self) -> None:
-        found = schema.read_triggers(self._rows)
-        if not found and not self._rows(schema.HAS_LOG):
-            return
-        self._rows("BEGIN IMMEDIATE")
-        try:
-            for trigger in found:
-                self._rows(f"DROP TRIGGER {schema.quote_ident(trigger.name)}")
-            self._rows(schema.DROP_LOG)
-        except BaseException:
-            self._rows("ROLLBACK")
-            raise
-        self._rows("COMMIT")
+        """Drop what a trigger capture installed earlier, if anything (no write lock
+        taken when there is nothing)."""
+        if schema.read_triggers(self._rows) or self._rows(schema.HAS_LOG):
+            with self._transaction():
+                schema.drop_capture(self._rows)
 
     async def uninstall(self) -> None:
         """Stop reading the log, remove any trigger capture and the marker, and give the
@@ -253,8 +244,7 @@ class SqliteWalCapture(OneThread, Capture):
         return await self._run("status", self._status)
 
     def _status(self) -> CaptureStatus:
-        infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
-        self._catalogue(infos)
+        infos = self._introspect()
         wal = self._wal_mode()
         verifiable = [n for n, i in infos.items() if i.verifiable]
         faults = []
@@ -274,10 +264,6 @@ class SqliteWalCapture(OneThread, Capture):
             unverifiable={n: i.reason for n, i in infos.items() if not i.verifiable},
             excluded=tuple(n for n in verifiable if not self.rules.covers(n)),
             method=METHOD, detail=detail, faults=tuple(faults))
-
-    async def sequence_position(self, table: str, column: str) -> int | None:
-        return await self._run("sequence", lambda: schema.sequence_position(
-            self._rows, table, column))
 
     # --- drain -------------------------------------------------------------------------
 
