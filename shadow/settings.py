@@ -325,11 +325,12 @@ class RowSettings(_Model):
     #: How PostgreSQL changes are captured: logical decoding where the server and the
     #: installing role allow it, else triggers ("auto"); or only one of them.
     postgres_capture: Literal["auto", "decoding", "triggers"] = "auto"
-    #: How SQLite changes are captured: by triggers in the database ("triggers": every
-    #: connection the app opens parses them; each change carries its own moment), or read
-    #: from the write-ahead log ("wal": install switches the file to WAL mode, nothing is
-    #: added to the app's schema; a change's moment is known to about a millisecond).
-    sqlite_capture: Literal["wal", "triggers"] = "triggers"
+    #: How SQLite changes are captured: read from the write-ahead log ("wal": install
+    #: switches the file to WAL mode, nothing is added to the app's schema; a change is
+    #: placed among the exchanges by the log's own order), or by triggers in the database
+    #: ("triggers": every connection the app opens parses them; a change carries its
+    #: moment, to the millisecond).
+    sqlite_capture: Literal["wal", "triggers"] = "wal"
     #: Tables that changed name in the migration: legacy name = candidate name. Rows of
     #: such a table are compared, and reported, under its legacy name.
     renamed: dict[str, str] = {}

@@ -106,7 +106,9 @@ class RowChange:
     when the database made the change, in seconds since the epoch on the database's own
     clock (None when the capture method does not record it); it places the change among
     the exchanges that were running then, and takes no part in equality. `since`, when
-    set, says the moment is known only to lie between `since` and `at`.
+    set, says the moment is known only to lie between `since` and `at`. `mark`, when
+    set, is the change's place in its database's log, `(log, position)`: it orders the
+    change exactly among readings of that log's position (`shadow.rows.sqlite_position`).
     """
 
     table: str
@@ -116,6 +118,7 @@ class RowChange:
     after: dict[str, Any] | None
     at: float | None = field(default=None, compare=False)
     since: float | None = field(default=None, compare=False)
+    mark: tuple[str, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,16 @@ class DatabasesCapture(Capture):
         return next((clock for part in self.parts.values()
                      if (clock := getattr(part, "change_clock", None)) is not None), None)
 
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """Where the logs of the databases that can say stand now, by log name (see
+        `shadow.rows.sqlite_position`)."""
+        found: dict[str, tuple[int, int]] = {}
+        for part in self.parts.values():
+            positions = getattr(part, "positions", None)
+            if positions is not None:
+                found.update(positions())
+        return found
+
     async def now(self) -> float | None:
         """The database server's clock (the first database that has one), else None."""
         for part in self.parts.values():

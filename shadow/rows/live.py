@@ -36,7 +36,7 @@ META = "rows"
 
 def open_capture(database: str | Mapping[str, str], rules: RowRules, *,
                  names: Mapping[str, str] | None = None, max_pending: int = 100_000,
-                 method: str = "auto", sqlite_method: str = "triggers") -> Capture:
+                 method: str = "auto", sqlite_method: str = "wal") -> Capture:
     """The capture of one backend: `database` is its one database setting
     (sqlite:///path or postgresql://...) or several by name; `names` maps tables the
     migration renamed to the name they are compared under (see `shadow.rows.databases`);
@@ -125,7 +125,7 @@ class RowState:
     async def open(cls, databases: Mapping[str, str | Mapping[str, str]], rules: RowRules, *,
                    keymap_size: int, saved: dict[str, Any] | None, max_pending: int = 100_000,
                    method: str = "auto", renamed: Mapping[str, str] | None = None,
-                   sqlite_method: str = "triggers") -> RowState:
+                   sqlite_method: str = "wal") -> RowState:
         """Open both captures (`databases`: per backend its database, or several by
         name; `renamed`: legacy table name -> candidate name); raises CaptureError when a
         database cannot be reached or one backend holds a compared table twice."""

@@ -83,9 +83,10 @@ def _default(rows: Rows, expression: str | None) -> Any:
 
 
 def row_changes(change: Change, info: TableInfo, key_is_rowid: bool, at: float,
-                since: float | None) -> list[RowChange]:
+                since: float | None, mark: tuple[str, int] | None = None) -> list[RowChange]:
     """One row's change as RowChanges keyed by the table's key (the rowid when
-    `key_is_rowid`): an update that moved the key is a delete and an insert."""
+    `key_is_rowid`): an update that moved the key is a delete and an insert. `at`,
+    `since` and `mark` place it in time and in the log (see `RowChange`)."""
     def key(image: dict[str, Any] | None) -> tuple[Any, ...]:
         if key_is_rowid or image is None:
             return change.locator if isinstance(change.locator, tuple) else (change.locator,)
@@ -95,8 +96,9 @@ def row_changes(change: Change, info: TableInfo, key_is_rowid: bool, at: float,
     if change.op == "update":
         old, new = key(change.before), key(change.after)
         if old != new:
-            return [RowChange(table, old, "delete", change.before, None, at, since),
-                    RowChange(table, new, "insert", None, change.after, at, since)]
-        return [RowChange(table, new, "update", change.before, change.after, at, since)]
+            return [RowChange(table, old, "delete", change.before, None, at, since, mark),
+                    RowChange(table, new, "insert", None, change.after, at, since, mark)]
+        return [RowChange(table, new, "update", change.before, change.after, at, since, mark)]
     image = change.after if change.op == "insert" else change.before
-    return [RowChange(table, key(image), change.op, change.before, change.after, at, since)]
+    return [RowChange(table, key(image), change.op, change.before, change.after, at, since,
+                      mark)]

@@ -38,12 +38,14 @@ def checksum(data: bytes, s0: int, s1: int, big: bool) -> tuple[int, int]:
 @dataclass(frozen=True, slots=True)
 class Commit:
     """One committed transaction: `first`..`last` its frame numbers (1-based), `pages`
-    the pages it wrote, `size` the database's size in pages after it."""
+    the pages it wrote, `size` the database's size in pages after it, `salts` those of
+    the log it was written to."""
 
     first: int
     last: int
     pages: frozenset[int]
     size: int
+    salts: bytes = b""
 
 
 @dataclass(slots=True)
@@ -176,7 +178,8 @@ class WalLog:
                 for at, page in enumerate(self._pending, first):
                     self._versions.setdefault(page, []).append(at)
                 self.frames += len(self._pending)
-                commits.append(Commit(first, self.frames, frozenset(self._pending), size))
+                commits.append(Commit(first, self.frames, frozenset(self._pending), size,
+                                      header.salts))
                 self._pending = []
                 self._sum = running if limit is None else None
         self._pending = []

@@ -47,6 +47,7 @@ from shadow.rows.capture import Capture, CaptureError, CaptureStatus
 from shadow.rows.model import RowRules, TableInfo
 from shadow.rows.sqlite_marker import Marker
 from shadow.rows.sqlite_pages import DbHeader
+from shadow.rows.sqlite_position import LogPositions
 from shadow.rows.sqlite_records import record_layouts, row_changes
 from shadow.rows.sqlite_thread import OneThread, mapped
 from shadow.rows.sqlite_tree import Change, Trees
@@ -78,6 +79,7 @@ class SqliteWalCapture(OneThread, Capture):
         self._thread: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
         self._log: WalLog | None = None
+        self._positions = LogPositions(self.path)
         self._trees: Trees | None = None
         self._layouts: dict[str, schema.Layout] = {}
         self._cookie: int | None = None
@@ -133,6 +135,16 @@ class SqliteWalCapture(OneThread, Capture):
                 self.marker.save(None if gone else self._log.salts,
                                  0 if gone else self._log.frames)
         self._log = self._trees = None
+        self._positions.close()
+
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """Where the log stands now, as (lower, upper) positions under its path (see
+        `shadow.rows.sqlite_position`); empty while it cannot be read. A change's `mark`
+        is its commit's position under the same name."""
+        if self._log is None:
+            return {}
+        now = self._positions.now()
+        return {} if now is None else {self.path: now}
 
     def _wal_mode(self) -> bool:
         return self._rows("PRAGMA journal_mode")[0][0] == "wal"
@@ -318,8 +330,9 @@ class SqliteWalCapture(OneThread, Capture):
             found = self._trees.changes(commit.pages, last, commit.last)
             final = number == len(commits)
             low, high = (last_since, last_at) if final else (since, upper)
+            mark = (self.path, self._positions.at(commit.salts, commit.last))
             changes += [c for change in found if change.table not in skip
-                        for c in self._row_changes(change, high, low)]
+                        for c in self._row_changes(change, high, low, mark)]
             last = commit.last
         return changes
 
@@ -371,8 +384,9 @@ class SqliteWalCapture(OneThread, Capture):
         self.lost += 1
         log.warning("changes lost", extra={"count": 1, "why": why, "path": self.path})
 
-    def _row_changes(self, change: Change, at: float, since: float | None) -> list[RowChange]:
+    def _row_changes(self, change: Change, at: float, since: float | None,
+                     mark: tuple[str, int]) -> list[RowChange]:
         info, layout = self._tables.get(change.table), self._layouts.get(change.table)
         if info is None or layout is None:
             return []
-        return row_changes(change, info, layout.key_is_rowid, at, since)
+        return row_changes(change, info, layout.key_is_rowid, at, since, mark)

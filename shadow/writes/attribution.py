@@ -115,6 +115,7 @@ class Attribution:
             if now is not None and await now() is not None:
                 clock = await measure_clock(now)
             self.sides[backend].clock = clock
+            self.sides[backend].positions = getattr(capture, "positions", None)
             found = await self.rows.drain(backend)
             self.outside.add(backend, list(found), when="at start-up")
         loop = asyncio.get_running_loop()

@@ -9,7 +9,11 @@ The change log is drained off the request path, in **batches**. The proxy's cloc
 brackets each batch's query as `[d0, d1]`. A change may belong to a window when both hold:
 
 - *clock*: the change's time (`RowChange.at`, on the database's clock, mapped to the
-  proxy's through a `Clock`, widened by its margin) falls inside the window;
+  proxy's through a `Clock`, widened by its margin) falls inside the window; or, when
+  the capture reads a log whose position the proxy can read too (SQLite's write-ahead
+  log, `shadow.rows.sqlite_position`), the change's place in the log (`RowChange.mark`)
+  lies after the position read when the window opened and at or before the one read
+  when it closed: the log's own order, exact, whatever the clocks;
 - *batch*: it was committed before the batch's query ran, so its window started before
   `d1`; it was not committed before the previous batch's query ran, and an app commits
   before it replies, so its window ended after that batch's `d0`.
@@ -78,9 +82,14 @@ kernel may keep to its coarse clock (up to `WAL_TICK` early), and the moment it 
 log."""
 
 
+Positions = Callable[[], dict[str, tuple[int, int]]]
+"""Where each of a backend's logs stands now, by log name: (lower, upper) positions."""
+
+
 @dataclass(slots=True, eq=False)
 class Window:
-    """One exchange's time on one backend. `flow` is the exchange's number."""
+    """One exchange's time on one backend. `flow` is the exchange's number; `opened` and
+    `closed`, per log, the positions it stood at when the window opened and closed."""
 
     flow: int
     route: str
@@ -89,6 +98,8 @@ class Window:
     end: float | None = None
     final: bool = False
     wrote: bool = False
+    opened: dict[str, int] | None = None
+    closed: dict[str, int] | None = None
 
 
 class Learnt:
@@ -128,9 +139,10 @@ class Side:
     """The windows of one backend that may still receive changes."""
 
     def __init__(self, backend: str, clock: Clock = SQLITE_CLOCK,
-                 learnt: Learnt | None = None) -> None:
+                 learnt: Learnt | None = None, positions: Positions | None = None) -> None:
         self.backend = backend
         self.clock = clock
+        self.positions = positions
         self.live: list[Window] = []
         self.learnt = learnt if learnt is not None else Learnt()
         self.writing: set[str] = self.learnt.routes
@@ -139,6 +151,8 @@ class Side:
 
     def open(self, flow: int, route: str, writes: bool, at: float) -> Window:
         window = Window(flow, route, writes, at)
+        if self.positions is not None:
+            window.opened = {log: low for log, (low, _) in self.positions().items()} or None
         if not writes:
             self.learnt.read(route)
         self.live.append(window)
@@ -147,6 +161,8 @@ class Side:
     def close(self, window: Window, at: float) -> None:
         if window.end is None:
             window.end = max(at, window.start)
+            if self.positions is not None and window.opened is not None:
+                window.closed = {log: high for log, (_, high) in self.positions().items()}
             self.closed_since_drain += 1
 
     @property
@@ -184,6 +200,9 @@ class Side:
             return False
         if w.end is not None and w.end <= after_previous:
             return False
+        placed = _by_position(w, change.mark)
+        if placed is not None:
+            return placed
         if change.at is None:
             return True
         low, high = self.clock.span(change.at)
@@ -200,6 +219,23 @@ class Side:
             self.live = [w for w in self.live if not w.final]
         self.closed_since_drain = sum(1 for w in self.live if w.end is not None)
         return done
+
+
+def _by_position(w: Window, mark: tuple[str, int] | None) -> bool | None:
+    """Whether `w` holds a change at `mark` by its log's order; None when either lacks
+    a position of that log (then time decides)."""
+    if mark is None or w.opened is None:
+        return None
+    log, position = mark
+    low = w.opened.get(log)
+    if low is None:
+        return None
+    if position <= low:
+        return False
+    if w.end is None:
+        return True
+    high = (w.closed or {}).get(log)
+    return None if high is None else position <= high
 
 
 async def measure_clock(now: Callable[[], Awaitable[float]], tries: int = 5) -> Clock:

@@ -177,6 +177,32 @@ async def test_every_write_of_concurrent_apps_is_seen_and_the_log_stays_bounded(
     assert biggest < (64 + 6 * 3 * 25 * 4) * page  # restarted: never all the writes at once
 
 
+async def test_each_commit_lies_between_the_log_positions_read_around_it(tmp_path):
+    # the proxy reads the position before it sends a request and after the reply: the
+    # commit the app made in between lies after the first and at or before the second,
+    # across the log's restarts too (it rotates every 16 frames here)
+    path = make_db(tmp_path)
+    capture = await installed(path, rotate_frames=16)
+    around: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+    marks: dict[int, tuple[str, int]] = {}
+    try:
+        for n in range(1, 121):
+            before = capture.positions()[str(path)]
+            write(path, "INSERT INTO notes (title, score) VALUES (?, ?)", f"n{n}", n)
+            around[n] = (before, capture.positions()[str(path)])
+            if n % 10 == 0:
+                marks.update((c.key[0], c.mark) for c in await capture.drain()
+                             if c.table == "notes")
+        assert capture.rotations > 2 and capture.lost == 0
+    finally:
+        await capture.close()
+    assert sorted(marks) == list(range(1, 121))
+    for n, ((_, before), (_, after)) in around.items():
+        log, position = marks[n]
+        assert log == str(path) and before < position <= after, n
+    assert [marks[n][1] for n in sorted(marks)] == sorted(m[1] for m in marks.values())
+
+
 @pytest.mark.parametrize("migration, table, columns", [
     ("ALTER TABLE notes ADD COLUMN mood TEXT DEFAULT 'ok'", "notes",
      ["id", "title", "score", "body", "mood"]),

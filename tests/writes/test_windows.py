@@ -156,3 +156,62 @@ def test_a_route_is_usually_writing_when_half_its_reads_wrote():
     for n in range(Learnt.MIN_READS):
         side.open(200 + n, "/errors-only", False, at)
     assert "/errors-only" in side.writing and not learnt.usually("/errors-only")
+
+
+class Log:
+    """A log position the test moves by hand, read by the side like the proxy reads one."""
+
+    def __init__(self) -> None:
+        self.low = self.high = 0
+
+    def __call__(self) -> dict[str, tuple[int, int]]:
+        return {"db": (self.low, self.high)}
+
+    def commit(self) -> tuple[str, int]:
+        self.low = self.high = self.high + 1
+        return ("db", self.high)
+
+
+def marked(mark: tuple[str, int], key: int = 1, at: float = 10.5,
+           since: float | None = 10.0) -> RowChange:
+    return RowChange("t", (key,), "insert", None, {"id": key}, at=at, since=since, mark=mark)
+
+
+def test_a_change_placed_in_the_log_belongs_to_the_windows_its_commit_lies_between():
+    # every change is known in time only within [10.0, 10.5], which all three windows
+    # overlap; the log's order alone tells them apart
+    log = Log()
+    side = Side("legacy", EXACT, positions=log)
+    a = side.open(1, "/a", True, 10.1)
+    first = log.commit()
+    side.close(a, 10.2)
+    b = side.open(2, "/b", True, 10.2)
+    c = side.open(3, "/c", True, 10.25)
+    second = log.commit()
+    side.close(c, 10.3)
+    third = log.commit()
+    side.close(b, 10.4)
+    placed = side.place([marked(first), marked(second, 2), marked(third, 3)], 11.0, 11.1)
+    assert flows(placed) == [[1], [2, 3], [2]]
+
+
+def test_a_commit_being_published_as_a_window_opens_is_kept_in_it():
+    # the index header is written twice; a reading between the two writes gives the
+    # earlier copy as the lower bound and the later as the upper
+    log = Log()
+    side = Side("legacy", EXACT, positions=log)
+    log.high = 1                                   # frame 1 published in one copy only
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 10.1)
+    assert a.opened == {"db": 0} and a.closed == {"db": 1}
+    assert flows(side.place([marked(("db", 1), at=10.05, since=10.0)], 11.0, 11.1)) == [[1]]
+
+
+def test_the_log_decides_over_the_clock_and_time_decides_for_a_log_the_window_did_not_read():
+    log = Log()
+    side = Side("legacy", EXACT, positions=log)
+    a = side.open(1, "/a", True, 10.0)
+    side.close(a, 11.0)
+    other = marked(("pets", 7), at=10.5, since=10.4)   # a database whose log has no index
+    later = marked(("db", 9), at=10.5, since=10.4)     # inside in time, after it in the log
+    assert flows(side.place([other, change(10.5, 2), later], 13.0, 13.1)) == [[1], [1], []]
