@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ class Marker:
         """Write it for a new install (the journal mode of an earlier install is kept)."""
         before = (self.read() or {}).get("journal_mode", journal_mode)
         Path(self.path).write_text(json.dumps({"method": method, "journal_mode": before}))
+
+    def journal_mode(self) -> str | None:
+        """The journal mode the database had before install (None when unknown)."""
+        mode = (self.read() or {}).get("journal_mode")
+        return mode if isinstance(mode, str) and mode.isalpha() else None
 
     def remove(self) -> dict[str, Any] | None:
         """Delete it; returns what it held."""
@@ -87,3 +93,19 @@ class Marker:
                 (was is not None and was == salts) or (was is None and at == 0 and same_file)):
             return at, False
         return frames, was != salts or not same_file
+
+
+def leave_wal(db: sqlite3.Connection, mode: str | None) -> bool:
+    """Give the database of `db` the journal mode `mode` when that is not WAL and no
+    other connection holds the file open (SQLite refuses to leave WAL mode then); it
+    never waits for the app's connections. True when given."""
+    if mode is None or mode == "wal":
+        return False
+    (timeout,) = db.execute("PRAGMA busy_timeout").fetchone()
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        return db.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0] != "wal"
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(timeout)}")

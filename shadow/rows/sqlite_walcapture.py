@@ -1,7 +1,15 @@
 """Change capture on a SQLite database read from its write-ahead log: nothing in the app.
 
-The database runs in WAL mode (`install()` switches it, as SQLite's own `PRAGMA
-journal_mode = WAL` does, once; the mode is kept in the file). Every transaction the
+The database runs in WAL mode while the capture reads it: `install()` switches it (as
+SQLite's own `PRAGMA journal_mode = WAL` does), and the first drain of a running proxy
+switches it again when it was given back. `close()` gives the database the journal
+mode it had before install when no connection of the app holds it open at that moment
+(an app that opens a connection per request): in WAL mode with nobody holding the file,
+every request's close is the last one and pays a checkpoint and the log's removal,
+for nothing while no proxy reads it. An app that keeps its connections open keeps the
+file in WAL mode, and what it writes while the proxy is down stays readable in the log.
+Writes made in the old mode while the proxy was down cannot be read: the file's size
+and modification time tell that there were some (`lost`). Every transaction the
 app commits appends the pages it changed to the `-wal` file; `drain()` reads the frames
 appended since the last drain and turns each commit's pages into the rows it inserted,
 updated and deleted, with their images before and after (`sqlite_tree`). Nothing is
@@ -43,7 +51,7 @@ from typing import Any
 
 from shadow.compare.bridge import kind_of_sqlite
 from shadow.rows import sqlite_schema as schema
-from shadow.rows.capture import Capture, CaptureError, CaptureStatus
+from shadow.rows.capture import Capture, CaptureError
 from shadow.rows.model import RowRules, TableInfo
 from shadow.rows.sqlite_marker import Marker
 from shadow.rows.sqlite_pages import DbHeader
@@ -52,16 +60,16 @@ from shadow.rows.sqlite_records import record_layouts, row_changes
 from shadow.rows.sqlite_thread import OneThread, mapped
 from shadow.rows.sqlite_tree import Change, Trees
 from shadow.rows.sqlite_wal import WalLog
+from shadow.rows.sqlite_walinstall import METHOD, WalInstall
 from shadow.verdict import RowChange
 from shadow.writes.windows import WAL_CLOCK, WAL_TICK
 
 log = logging.getLogger("shadow.rows")
-METHOD = "wal"
 ROTATE_FRAMES = 1000
 """Frames the log may hold before a drain lets it restart (SQLite's own checkpoint size)."""
 
 
-class SqliteWalCapture(OneThread, Capture):
+class SqliteWalCapture(WalInstall, OneThread, Capture):
     """Capture of the SQLite file at `path` through its write-ahead log."""
 
     method = METHOD
@@ -122,18 +130,21 @@ class SqliteWalCapture(OneThread, Capture):
         await self._run("open", self._start)
 
     async def close(self) -> None:
-        """Disconnect, then note where reading stopped (see `_start`)."""
+        """Disconnect, give the old journal mode back where nobody holds the file, then
+        note where reading stopped (see `_start`)."""
         thread, self._thread = self._thread, None
         conns = [c for c in (self._pin, self._db) if c is not None]
         self._pin = self._db = None
         if thread is not None:
+            loop = asyncio.get_running_loop()
             for conn in conns:
-                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
-            thread.shutdown(wait=False)
+                await loop.run_in_executor(thread, conn.close)
             if self._log is not None:
-                gone = WalLog(self.path).size() == 0  # closing checkpointed and removed it
+                given = await loop.run_in_executor(thread, self._give_back)
+                gone = given or WalLog(self.path).size() == 0  # checkpointed and removed
                 self.marker.save(None if gone else self._log.salts,
                                  0 if gone else self._log.frames)
+            thread.shutdown(wait=False)
         self._log = self._trees = None
         self._positions.close()
 
@@ -149,12 +160,16 @@ class SqliteWalCapture(OneThread, Capture):
     def _wal_mode(self) -> bool:
         return self._rows("PRAGMA journal_mode")[0][0] == "wal"
 
-    def _start(self) -> None:
+    def _start(self, switch: bool = False) -> None:
         """Hold the read transaction, then read the log as it stands and walk every
         table. What the log holds is the base, not reported, but for the commits made
         since the position a previous run saved, while the proxy was down: reported by
-        the first drain when the log still holds them and none was copied back yet."""
-        if self._pin is not None or not self._wal_mode():
+        the first drain when the log still holds them and none was copied back yet.
+        `switch`: an installed database that `close()` gave its old journal mode back
+        is switched to WAL mode first (a running proxy's drain does this)."""
+        if self._pin is not None:
+            return
+        if not self._wal_mode() and not (switch and self._switch_to_wal()):
             return
         self._pin = self._connect()
         self._hold()
@@ -197,86 +212,6 @@ class SqliteWalCapture(OneThread, Capture):
         infos, self._layouts = schema.read_tables(self._rows, kind_of_sqlite)
         return self._catalogue(infos)
 
-    async def install(self, tables: Iterable[str] | None = None) -> CaptureStatus:
-        """Switch the file to WAL mode and remove a trigger capture left by an earlier
-        install. Every table the rules cover is captured (the log holds them all), so
-        `tables` is only checked."""
-        wanted = None if tables is None else list(tables)
-
-        def install() -> None:
-            self._selected(self._introspect(), wanted)
-            was = self._rows("PRAGMA journal_mode")[0][0]
-            if was != "wal":
-                mode = self._rows("PRAGMA journal_mode = WAL")[0][0]
-                if mode != "wal":
-                    raise CaptureError(
-                        f"sqlite install: cannot switch {self.path} to WAL mode (it stays "
-                        f"{mode}); set rows.sqlite_capture = \"triggers\" to capture with "
-                        "triggers instead")
-            self.reason = ("the write-ahead log (nothing added to the database" +
-                           (f"; switched from journal_mode={was} to WAL)" if was != "wal" else ")"))
-            self._remove_triggers()
-            self.marker.install(METHOD, was)
-            self._start()
-
-        await self._run("install", install)
-        return await self.status()
-
-    def _remove_triggers(self) -> None:
-        """Drop what a trigger capture installed earlier, if anything (no write lock
-        taken when there is nothing)."""
-        if schema.read_triggers(self._rows) or self._rows(schema.HAS_LOG):
-            with self._transaction():
-                schema.drop_capture(self._rows)
-
-    async def uninstall(self) -> None:
-        """Stop reading the log, remove any trigger capture and the marker, and give the
-        database back the journal mode it had before install where nobody holds it
-        open (else it stays in WAL mode, which SQLite apps run in unchanged)."""
-        def uninstall() -> None:
-            self._remove_triggers()
-            if self._pin is not None:
-                self._pin.close()
-                self._pin = None
-            self._log = self._trees = None
-            before = (self.marker.remove() or {}).get("journal_mode")
-            if isinstance(before, str) and before.isalpha() and before != "wal":
-                self._rows("PRAGMA busy_timeout = 0")  # never wait for the app's connections
-                try:
-                    self._rows(f"PRAGMA journal_mode = {before}")
-                except sqlite3.OperationalError as exc:
-                    log.warning("journal mode left in WAL", extra={"path": self.path,
-                                                                   "why": str(exc)})
-                finally:
-                    self._rows(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-
-        await self._run("uninstall", uninstall)
-
-    async def status(self) -> CaptureStatus:
-        return await self._run("status", self._status)
-
-    def _status(self) -> CaptureStatus:
-        infos = self._introspect()
-        wal = self._wal_mode()
-        verifiable = [n for n, i in infos.items() if i.verifiable]
-        faults = []
-        marked = self.marker.read() is not None
-        if marked and not wal:
-            faults.append("the database is not in WAL mode: `shadow rows install` switches it")
-        if schema.read_triggers(self._rows) or self._rows(schema.HAS_LOG):
-            faults.append("triggers of an earlier trigger capture remain (the app pays for "
-                          "them): `shadow rows install` removes them")
-        wal_bytes = self._log.size() if self._log is not None else 0
-        detail = (f"reads the write-ahead log, nothing in the database; the log is "
-                  f"{wal_bytes / 1e6:.1f} MB, restarted {self.rotations} time(s) by the capture")
-        return CaptureStatus(
-            log_table=marked,
-            captured=tuple(n for n in verifiable if self.rules.covers(n)) if marked else (),
-            uncaptured=(),
-            unverifiable={n: i.reason for n, i in infos.items() if not i.verifiable},
-            excluded=tuple(n for n in verifiable if not self.rules.covers(n)),
-            method=METHOD, detail=detail, faults=tuple(faults))
-
     # --- drain -------------------------------------------------------------------------
 
     async def drain(self) -> list[RowChange]:
@@ -285,9 +220,10 @@ class SqliteWalCapture(OneThread, Capture):
 
     def _drain(self) -> list[RowChange]:
         if self._log is None:
-            self._start()
+            self._start(switch=True)
             if self._log is None:
-                raise CaptureError(f"sqlite drain: {self.path} is not in WAL mode")
+                raise CaptureError(f"sqlite drain: {self.path} is not in WAL mode and "
+                                   "cannot be switched to it")
         changes = self._read()
         if self._log.frames >= self.rotate_frames:
             changes += self._rotate()

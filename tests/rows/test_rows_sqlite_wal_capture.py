@@ -105,7 +105,8 @@ async def test_install_adds_nothing_a_connection_parses(tmp_path):
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert status.installed and status.healthy and status.method == "wal"
         assert set(status.captured) == {"notes", "tags"}
-        assert "switched from journal_mode=delete" in capture.reason
+        assert "WAL mode while the proxy reads it, journal_mode=delete otherwise" \
+            in capture.reason
         await capture.uninstall()
         assert not (await capture.status()).installed
     finally:
@@ -245,15 +246,19 @@ async def test_a_dropped_table_is_no_longer_captured(tmp_path):
         await capture.close()
 
 
-async def test_writes_made_while_down_are_read_while_the_log_holds_them(tmp_path):
-    path = make_db(tmp_path, wal=True)
-    app = sqlite3.connect(path)  # the app keeps a connection it has used: SQLite keeps
-    app.execute("SELECT count(*) FROM notes").fetchall()  # its log while it is open
+@pytest.mark.parametrize("wal", [True, False], ids=["was-wal", "was-delete"])
+async def test_writes_made_while_down_are_read_while_the_log_holds_them(tmp_path, wal):
+    path = make_db(tmp_path, wal=wal)
+    app = sqlite3.connect(path)
     try:
         capture = await installed(path)
+        # the app keeps a connection it has used in WAL mode: SQLite keeps the log while
+        # it is open, and refuses to leave WAL mode
+        app.execute("SELECT count(*) FROM notes").fetchall()
         write(path, "INSERT INTO notes (title) VALUES ('seen')")
         assert len(await capture.drain()) == 1
-        await capture.close()
+        await capture.close()  # the app holds the file: it stays in WAL mode
+        assert journal_mode(path) == "wal"
         write(path, "INSERT INTO notes (title) VALUES ('while down')")
         again = SqliteWalCapture(path)
         await again.open()
@@ -264,6 +269,44 @@ async def test_writes_made_while_down_are_read_while_the_log_holds_them(tmp_path
             await again.close()
     finally:
         app.close()
+
+
+def journal_mode(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+async def test_the_old_journal_mode_is_given_back_while_no_proxy_reads_the_log(tmp_path):
+    # an app that opens a connection per request would pay, in WAL mode with nobody
+    # holding the file, a checkpoint and the log's removal at every close
+    path = make_db(tmp_path)
+    capture = await installed(path)
+    assert journal_mode(path) == "wal"
+    write(path, "INSERT INTO notes (title) VALUES ('seen')")
+    assert len(await capture.drain()) == 1
+    await capture.close()
+    assert journal_mode(path) == "delete" and not Path(f"{path}-wal").exists()
+    write(path, "INSERT INTO notes (title) VALUES ('while down')")   # not in any log
+    again = SqliteWalCapture(path)
+    await again.open()
+    try:
+        status = await again.status()
+        assert status.installed and status.faults == ()
+        assert "in journal_mode=delete until a running proxy switches it to WAL" in status.detail
+        assert await again.drain() == [] and again.lost == 1         # said, not silent
+        assert journal_mode(path) == "wal"
+        write(path, "INSERT INTO notes (title) VALUES ('after')")
+        assert [c.after["title"] for c in await again.drain()] == ["after"]
+        assert again.lost == 1
+    finally:
+        await again.close()
+    assert journal_mode(path) == "delete"
+    quiet = SqliteWalCapture(path)          # down with no write: nothing is said lost
+    await quiet.open()
+    try:
+        assert await quiet.drain() == [] and quiet.lost == 0
+    finally:
+        await quiet.close()
 
 
 async def test_writes_made_while_down_and_copied_back_are_said_lost(tmp_path):
