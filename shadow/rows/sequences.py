@@ -12,7 +12,11 @@ says where they stand: the next pair of new rows is expected at the anchor's off
 that overlapping writes that took their ids in another order on each side break nothing:
 
 - a pair (p, s) is expected at s = p + offset; otherwise s is *unexpected* (a burnt
-  sequence value: one difference), and the anchor moves to (p, s) either way;
+  sequence value: one difference), and the anchor moves to (p, s) either way. The key
+  said to be expected is that offset applied to the primary key of the row the shadow
+  gave s (its content pair): where the group's rows crossed, that row's primary key is
+  not p, and the offset is what a later read of both sequences is held against (see
+  `shadow.writes.reconcile`);
 - a row inserted on the primary only (missing on the shadow) used a primary id and no
   shadow id; a row inserted on the shadow only (extra) the reverse. Both move the anchor
   and are not key differences themselves: the missing or extra row is the difference,
@@ -80,10 +84,12 @@ def as_anchor(pair: tuple[tuple, tuple] | None) -> Anchor | None:
 def follow(anchor: Anchor | None, pairs: Sequence[Anchor], missing: Sequence[int],
            extra: Sequence[int]) -> tuple[list[tuple[int, int]], Anchor | None]:
     """(unexpected, anchor): the shadow keys of `pairs` that break the sequence, each with
-    the key that was expected, and the anchor after this exchange: the highest key each
+    the key its own row was expected to have there (its primary key plus the offset the
+    sequences were expected at), and the anchor after this exchange: the highest key each
     side has reached (a group that took its keys before another group concluded first
     leaves the anchor where that one put it). With no anchor yet the two sequences are
     taken to be in step."""
+    twin = {s: p for p, s in pairs}
     primaries = sorted(p for p, _ in pairs)
     shadows = sorted(s for _, s in pairs)
     missing, extra = sorted(missing), sorted(extra)
@@ -99,7 +105,7 @@ def follow(anchor: Anchor | None, pairs: Sequence[Anchor], missing: Sequence[int
             e += 1
         expected = p if anchor is None else p + anchor[1] - anchor[0]
         if s != expected:
-            unexpected.append((s, expected))
+            unexpected.append((s, twin[s] + expected - p))
         anchor = (p, s)
     for key in missing[m:]:
         anchor = _primary_only(anchor, key)

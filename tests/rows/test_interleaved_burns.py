@@ -33,8 +33,9 @@ BUILD = web.AppKey("build", str)
 
 
 def badges_app(build: str, connect, burn, insert) -> web.Application:
-    """`POST /badges {"name", "pause": {build: seconds}}`: after its pause on this build,
-    award the badge everyone holds again (a burnt value), then `name` when given."""
+    """`POST /badges {"name", "pause": {build: seconds}, "gap": {build: seconds}}`: after
+    its pause on this build, award the badge everyone holds again (a burnt value), then,
+    after its gap, `name` when given."""
     app = web.Application()
     app[BUILD] = build
 
@@ -42,6 +43,7 @@ def badges_app(build: str, connect, burn, insert) -> web.Application:
         body = await request.json()
         await asyncio.sleep(body.get("pause", {}).get(build, 0))
         await burn(app[DB])
+        await asyncio.sleep(body.get("gap", {}).get(build, 0))
         if body.get("name"):
             await insert(app[DB], body["name"])
         return web.json_response({"awarded": body.get("name")}, status=201)
@@ -114,8 +116,9 @@ async def badges_proxy(aiohttp_server, pg_dsn, tmp_path, extra_burn=""):
         yield running
 
 
-async def award(session, base, name, pause):
-    async with session.post(f"{base}/badges", json={"name": name, "pause": pause}) as reply:
+async def award(session, base, name, pause, gap=None):
+    async with session.post(f"{base}/badges",
+                            json={"name": name, "pause": pause, "gap": gap or {}}) as reply:
         assert reply.status == 201
 
 
@@ -167,6 +170,30 @@ async def test_burnt_values_taken_in_another_order_on_each_side_are_no_differenc
     assert status["keys_reordered"] >= 1 and reads >= 1, (status, reads)
     assert runtime.rows.keymap.shadow_key("badges", (3,)) == (4,)  # `a`
     assert runtime.rows.keymap.shadow_key("badges", (6,)) == (6,)  # `c`: in step again
+
+
+async def test_crossed_rows_between_burnt_values_taken_in_another_order_are_no_difference(
+        aiohttp_server, pg_dsn, tmp_path):
+    """`a` and `b` at once, each burning a value and inserting its badge. On the primary
+    `a` burns 2, `b` burns 3, `a` takes 4 and `b` 5; on the shadow `b` burns 2 and takes
+    3, `a` burns 4 and takes 5. Both sequences end at 5, but the rows crossed (a 4 is 5,
+    b 5 is 3), and in key order the shadow's 3 and 5 break the sequence: held, then
+    dropped once the sequences stand in step (as seen with the demo's badges beside a
+    busy loop)."""
+    async with badges_proxy(aiohttp_server, pg_dsn, tmp_path) as (base, comparisons, runtime):
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(
+                award(session, base, "a", {"candidate": 0.3}, {"legacy": 0.4}),
+                award(session, base, "b", {"legacy": 0.2}, {"legacy": 0.4}))
+        await settle(runtime, 2, timeout=20)
+        await interleaved_more(base, runtime, ["c"])
+        status = runtime.writes.attribution.status()
+    differences = [(c.exchange.target, d.kind, d.path, d.detail) for c in comparisons
+                   for d in c.differences]
+    assert differences == [], differences
+    keymap = runtime.rows.keymap
+    assert [keymap.shadow_key("badges", (k,)) for k in (4, 5, 7)] == [(5,), (3,), (7,)]
+    assert status["keys_reordered"] >= 1, status
 
 
 async def test_a_value_burnt_on_one_side_only_is_still_one_difference(

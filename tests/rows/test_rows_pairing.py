@@ -186,6 +186,17 @@ def test_follow_walks_keys_in_key_order():
     assert follow((5, 5), [(3, 4)], [], []) == ([(4, 3)], (5, 5))  # the highest keys stay
 
 
+def test_a_key_difference_in_a_group_whose_rows_crossed_expects_its_own_row_key():
+    """As seen beside a busy loop: three mood posts at once, the badges of two of them
+    numbered 21, 22 and 23, 24 on the primary, 23, 24 and 16, 17 on the shadow, the
+    shadow's `ON CONFLICT DO NOTHING` burning 18-22 in between. Walked in key order, the
+    shadow's 16 and 23 break the sequence; each is said to be expected at its own row's
+    primary key plus the offset the sequences were expected at (0, then -5), so that a
+    read of the two sequences back at offset 0 settles them."""
+    pairs = [(21, 23), (22, 24), (23, 16), (24, 17)]
+    assert follow((15, 15), pairs, [], []) == ([(16, 23), (23, 16)], (24, 24))
+
+
 def test_a_key_difference_says_which_key_was_expected():
     assert expected_key(key_detail(278)) == 278
     assert expected_key(key_detail(278) + "; group of 2: POST /api/moods #781") == 278
