@@ -27,6 +27,7 @@ from shadow.browser_html import (
 )
 from shadow.auth import identity_of
 from shadow.compare.jsonpath import Path, parse_path
+from shadow.rows.crossed import CROSSED
 from shadow.verdict import Kind, Verdict, signature
 
 if TYPE_CHECKING:
@@ -204,7 +205,9 @@ def _translated(notes) -> str:
     compared, and what said so."""
     if not notes:
         return ""
-    sources = {"group": "pairs of this exchange's group's rows", "key map": "the key map"}
+    sources = {"group": "pairs of this exchange's group's rows", "key map": "the key map",
+               CROSSED: "moved to the primary's place: rows overlapping writes numbered in "
+                        "another order on each side"}
     rows = [f'<tr><td><code>{e(t["path"])}</code></td><td>{e(t["table"])}</td>'
             f'<td><code>{e(compact(t["shadow"]))}</code></td>'
             f'<td><code>{e(compact(t["read_as"]))}</code></td>'

@@ -53,6 +53,12 @@ class Metrics:
             "Values the dialect bridge or a tolerance found equal although written "
             "differently (hidden, but counted; unit: values).",
             ["route", "method"], registry=r)
+        self.crossed = Counter(
+            "shadow_crossed_keys_total",
+            "Elements of shadow reply arrays put back in the primary's order before comparing: "
+            "they stand for new rows that overlapping writes numbered in another order on each "
+            "side (shadow.rows.crossed; unit: elements).",
+            ["route", "method", "table"], registry=r)
         self.upstream_duration = Histogram(
             "shadow_upstream_duration_seconds",
             "Time from sending a request to a backend to having its whole reply (unit: seconds).",

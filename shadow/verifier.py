@@ -33,6 +33,7 @@ from shadow.privacy import SampleBuilder
 from shadow.privacy.sample import light
 from shadow.replay_lag import ReplayLag
 from shadow.routes import RoutePolicy
+from shadow.rows.crossed import CROSSED
 from shadow.rows.ids import Translated, collection_of, group_pairs
 from shadow.rows.live import RowState
 from shadow.store import Store
@@ -217,8 +218,12 @@ class Verifier:
         if rows is not None and not rows.skipped:
             differences, normalised = rows.differences, rows.normalised
         shadow, translated = self._read_ids(ex, pair.shadow_backend, rows, shadow)
-        result = reply_diff if reply_diff is not None else compare_replies(
-            primary, shadow, self.rules_at_lag(pair.policy))
+        rules = self.rules_at_lag(pair.policy)
+        result = reply_diff if reply_diff is not None else compare_replies(primary, shadow, rules)
+        moved = self._uncross(ex, pair.primary_backend, primary, shadow, result.differences)
+        if moved is not None:
+            shadow, notes = moved
+            result, translated = compare_replies(primary, shadow, rules), translated + notes
         replied, noise = result.differences, 0
         if self.noise is not None:
             key = f"{ex.method} {ex.route}"
@@ -228,11 +233,12 @@ class Verifier:
             if noise:
                 self.metrics.noise.labels(ex.route, ex.method).inc(noise)
         differences = replied + differences
-        normalised += result.normalised + noise
+        normalised += result.normalised + noise + (len(moved[1]) if moved else 0)
         self.metrics.compare_duration.observe(time.perf_counter() - started)
         verdict = Verdict.MISMATCH if differences else Verdict.MATCH
+        reason = CROSSED if moved and not differences else ""
         return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
-                          reason=f"rows: {rows.skipped}" if rows and rows.skipped else "",
+                          reason=f"rows: {rows.skipped}" if rows and rows.skipped else reason,
                           signatures=self.signatures(ex, differences), translated=translated)
 
     def signatures(self, ex: Exchange, differences: tuple[Difference, ...]) -> tuple[str, ...]:
@@ -253,6 +259,25 @@ class Verifier:
             shadow.body, collection_of(ex.route), shadow_backend == "legacy", local)
         return (shadow if body is shadow.body else replace(shadow, body=body)), translated
 
+    def _uncross(self, ex: Exchange, primary_backend: str, primary: Reply, shadow: Reply,
+                 differences: tuple[Difference, ...], counted: bool = True
+                 ) -> tuple[Reply, tuple[Translated, ...]] | None:
+        """The shadow's reply with the array elements that stand for rows overlapping
+        writes numbered in another order on each side put back at the primary's places
+        (shadow.rows.crossed), and each element moved (counted in the metrics unless
+        `counted` is False); None when the replies did not differ or nothing moved."""
+        if self.rows is None or not differences or not len(self.rows.crossings) or (
+                shadow.header("content-encoding") or primary.header("content-encoding")):
+            return None
+        body, moves = self.rows.crossings.read(primary.body, shadow.body, primary_backend)
+        if not moves:
+            return None
+        for table, count in Counter(m.table for m in moves).items() if counted else ():
+            self.metrics.crossed.labels(ex.route, ex.method, table).inc(count)
+        return replace(shadow, body=body), tuple(
+            Translated(f"{m.path}[{m.primary}]", m.table, m.shadow, m.primary, CROSSED)
+            for m in moves)
+
     def fresh_differences(self, ex: Exchange, policy: RoutePolicy, shadow_backend: str,
                           primary: Reply, shadow: Reply, lag: float) -> tuple[Difference, ...]:
         """How two fresh replies to `ex` differ under its pair's rules (ids read as the
@@ -261,6 +286,11 @@ class Verifier:
         shadow, _ = self._read_ids(ex, shadow_backend, None, shadow)
         rules = self.rules_for(policy).at_lag(max(self.lag.allowance, lag))
         replied = compare_replies(primary, shadow, rules).differences
+        if replied and self.rows is not None:
+            moved = self._uncross(ex, next(b for b in self.rows.captures if b != shadow_backend),
+                                  primary, shadow, replied, counted=False)
+            if moved is not None:
+                replied = compare_replies(primary, moved[0], rules).differences
         if self.noise is not None:
             replied, _ = self.noise.split(f"{ex.method} {ex.route}", replied, primary.status)
         return replied

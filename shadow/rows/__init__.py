@@ -9,5 +9,7 @@
     sequences   follow: where each side's id sequence stands, which new keys break it
     netchange   net_changes: one net change per row of one exchange (or group)
     diff        diff_rows: pairing and column comparison of net changes -> RowDiff
+    crossed     Crossings: new rows overlapping writes numbered in another order on each
+                side, and the reply arrays put back in the primary's order for them
     databases   DatabasesCapture: one backend's several databases as one capture
 """

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shadow.rows.capture import Capture, CaptureError, CaptureStatus
+from shadow.rows.crossed import Crossings, NewRow
 from shadow.rows.databases import DatabasesCapture, compared_names, inner_rules
 from shadow.rows.diff import RowDiff, diff_rows
 from shadow.rows.ids import IdTranslator
@@ -117,6 +118,7 @@ class RowState:
         self.status: dict[str, CaptureStatus] = {}
         self._status_seen: dict[str, int] = {}
         self.ids = IdTranslator(keymap, {name for side in tables.values() for name in side})
+        self.crossings = Crossings()  # new rows overlapping writes numbered in another order
         self.stamps: dict[str, RowStamps] = {}  # per primary backend: rows' write moments
         self.recent: dict[str, RecentImages] = {}  # per backend: rows' recent images
         self.unreadable: set[tuple[str, str]] = set()  # (backend, table): sequence refused
@@ -207,6 +209,25 @@ class RowState:
         self.ids.learn(result.new_pairs)
         return result
 
+    def crossed(self, primary_backend: str, primary: tuple[RowChange, ...],
+                shadow: tuple[RowChange, ...], pairs: Iterable[Pair]) -> int:
+        """Note the new rows of a group of overlapping writes (`primary`, `shadow`: its
+        changes; `pairs`: the new rows paired) whose keys each side numbered in another
+        order (see `shadow.rows.crossed`); returns how many rows crossed."""
+        images: tuple[dict, dict] = ({}, {})
+        for side, changes in enumerate((primary, shadow)):
+            for change in changes:
+                if change.after is not None:
+                    images[side][(fold(change.table), change.key)] = change.after
+        tables: dict[str, list[NewRow]] = {}
+        for table, p, s in pairs:
+            if len(p) == 1 == len(s):
+                name = fold(table)
+                tables.setdefault(name, []).append(
+                    (p[0], s[0], images[0].get((name, p)), images[1].get((name, s))))
+        return sum(self.crossings.note(name, primary_backend, rows)
+                   for name, rows in tables.items())
+
     def matcher(self, primary_backend: str, shadow_backend: str) -> ChangeMatcher:
         """How changes of the two backends are compared one by one (shadow.rows.stream)."""
         stamps = self.stamps.setdefault(primary_backend, RowStamps(self.keymap.max_pairs))
@@ -288,6 +309,7 @@ class RowState:
         """The operator re-copied the data: forget divergence and key pairs."""
         self.diverged = None
         self.keymap.clear()
+        self.crossings.clear()
         self.ids.shifted.clear()
         self._tell()
 

@@ -316,6 +316,7 @@ class Attribution:
         result = self.rows.diff(primary, p_rows, shadow, s_rows)
         differences = result.differences
         if len(members) > 1:
+            self.rows.crossed(primary, p_rows, s_rows, result.new_pairs)
             note = f"group of {len(members)}: {', '.join(names)}"
             differences = tuple(replace(d, detail=f"{d.detail}; {note}" if d.detail else note)
                                 for d in differences)

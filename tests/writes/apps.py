@@ -6,6 +6,7 @@
     GET  /feed                                       counts rows; writes an audit row if
                                                      the build was made with `audit=True`
     GET  /audits                                     counts audit rows (a summary)
+    GET  /list                                       {"items": [{"name"}]}, newest id first
     GET  /big                                        a reply of `BIG` bytes (no rows)
     POST /upload                                     reads the whole body, inserts a row
 
@@ -13,6 +14,9 @@
 sets it; `lost` names whose insert this build never commits (a lost write); `inserted`
 (name -> asyncio.Event, e.g. a defaultdict) is told when the insert of a name is done;
 `delay` seconds are spent before each POST /items and GET /feed does its work (a slow port).
+`listing` is how GET /list is written: `ordered` (ORDER BY id DESC), `unordered` (the
+`ORDER BY` forgotten: rows in the table's own order), `ids` (ordered, each element with
+its `id`) or `wrong_ids` (as `ids`, but each element shows the id of the row after it).
 """
 
 from __future__ import annotations
@@ -64,6 +68,13 @@ class Sql:
                 row = await c.fetchone()
         return None if row is None else {"id": row[0], "name": row[1]}
 
+    async def names(self, ordered: bool) -> list[tuple[int, str]]:
+        order = " ORDER BY id DESC" if ordered else ""
+        if self.postgres:
+            return [tuple(r) for r in await self.db.fetch(f"SELECT id, name FROM items{order}")]
+        async with self.db.execute(f"SELECT id, name FROM items{order}") as c:
+            return [tuple(r) for r in await c.fetchall()]
+
     async def count(self, table: str = "items") -> int:
         if self.postgres:
             return await self.db.fetchval(f"SELECT count(*) FROM {table}")
@@ -74,7 +85,7 @@ class Sql:
 def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
               lost: frozenset[str] = frozenset(), audit: bool = False,
               inserted: dict[str, asyncio.Event] | None = None,
-              delay: float = 0.0) -> web.Application:
+              delay: float = 0.0, listing: str = "ordered") -> web.Application:
     gates = gates if gates is not None else {}
     postgres = not database.startswith("sqlite:///")
     app = web.Application(client_max_size=64 << 20)
@@ -115,6 +126,13 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
     async def audits(request):
         return web.json_response({"audits": await app[DB].count("audit")})
 
+    async def names(request):
+        rows = await app[DB].names(ordered=listing != "unordered")
+        if listing == "wrong_ids":
+            rows = [(i - 1, n) for i, n in rows]
+        return web.json_response({"items": [{"id": i, "name": n} if listing.endswith("ids")
+                                            else {"name": n} for i, n in rows]})
+
     async def big(request):
         return web.Response(body=b"x" * BIG, content_type="application/octet-stream")
 
@@ -128,6 +146,7 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
     app.router.add_get("/items/{id}", read)
     app.router.add_get("/feed", feed)
     app.router.add_get("/audits", audits)
+    app.router.add_get("/list", names)
     app.router.add_get("/big", big)
     app.router.add_post("/upload", upload)
     return app
@@ -165,7 +184,8 @@ def row_config(tmp_path, legacy_url: str, candidate_url: str, legacy_db: str,
         "backends": {"legacy": {"url": legacy_url, "database": legacy_db},
                      "candidate": {"url": candidate_url, "database": candidate_db}},
         "routes": [{"template": "/items"}, {"template": "/items/{id}"}, {"template": "/feed"},
-                   {"template": "/audits"}, {"template": "/big"}, {"template": "/upload"}],
+                   {"template": "/audits"}, {"template": "/big"}, {"template": "/upload"},
+                   {"template": "/list"}],
         "store": {"path": str(tmp_path / "state.db")},
     }
     data.update(extra)
