@@ -168,12 +168,13 @@ class Crossings:
             return shadow, ()
         return (shadow, ()) if found is None else (orjson.dumps(found[0]), found[1])
 
-    def _walk(self, primary: Any, shadow: Any, path: tuple, groups: list, moves: list[Moved]) -> Any:
+    def _walk(self, primary: Any, shadow: Any, path: tuple, groups: list,
+              moves: list[Moved]) -> Any:
         if len(path) > MAX_DEPTH:
             return shadow
         if isinstance(primary, dict) and isinstance(shadow, dict):
-            return {k: self._walk(primary[k], v, (*path, k), groups, moves) if k in primary else v
-                    for k, v in shadow.items()}
+            return {k: self._walk(primary[k], v, (*path, k), groups, moves)
+                    if k in primary else v for k, v in shadow.items()}
         if not (isinstance(primary, list) and isinstance(shadow, list)):
             return shadow
         if len(primary) == len(shadow) >= 2 and all(
