@@ -19,9 +19,11 @@ every time: what made it fail now and then is no race of replies: an audit row
 attributed to another exchange of a group (`audit_log[*]` row_missing, or row_changed
 where two groups' audit rows took each other's key), a `points[*].points` total in a
 group of overlapping writes, and audit summaries that differ from some moment on with no row
-difference reported. Sequence keys of overlapping inserts whose rows crossed
-(`achievements[*].id`) and listings ordered by id after such inserts (the inbox) no
-longer fail it. See the README's faithful-port section for the figures.
+difference reported, and once an `audit_log[*].id` key difference not traced yet.
+Sequence keys of overlapping inserts whose rows crossed between burnt values
+(`achievements[*].id`) and listings ordered by id after such inserts (the inbox) are
+settled now (shadow.rows.sequences, shadow.rows.crossed). See the README's faithful-port
+section for the figures.
 """
 
 from __future__ import annotations
