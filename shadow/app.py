@@ -36,7 +36,7 @@ from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
 from shadow.modes import MODES, ModeState
 from shadow.proxy import Proxy
-from shadow.recheck import Clocks
+from shadow.overlap import Clocks
 from shadow.resends import attach_resends
 from shadow.reply_head import strip_defaults
 from shadow.privacy import SampleBuilder

@@ -239,7 +239,7 @@ def _recheck(kept: dict | None) -> str:
                      [difference_row(d) for d in fresh], "") if fresh else ""))
 
 
-_RACED = {"resend_writes": "sending it again would write rows (an audit row) in production",
+_RACED = {"resend_writes": "sending it again may write rows (an audit row) in production",
           "policy": "its route may not be sent again",
           "unsettled": "its recheck found no moment to settle it"}
 

@@ -24,9 +24,13 @@ half of its route's pairs (shadow.compare.noise).
 A safe method is no promise that the app writes nothing: many audit a read, or every error
 reply. Sent again, such a read would write again on the primary alone (rows no exchange
 owns, that the shadow never gets, and that the next reply reading them shows as a
-difference) and would differ from its first reply by its own write. So an exchange that
-wrote rows on the primary, or whose route has been seen writing there (`writes_rows`),
-is never sent again.
+difference: an audit summary that differs for good) and would differ from its first reply
+by its own write. So an exchange that wrote rows on either side, or whose route has been
+seen writing there (`writes_rows`), is never sent again; nor is one that a write
+overlapped on either side (`Comparison.overlapped`): its own rows may have been charged to
+that write (a route not yet seen writing is no candidate for a change a write's window
+also holds), so that it only looks as if it wrote nothing. Alone, a read owns every row
+written meanwhile.
 """
 
 from __future__ import annotations
@@ -87,7 +91,9 @@ class Calibrator:
             return
         backend = c.primary.backend
         upstream = self.upstreams.get(backend)
-        if upstream is None or c.primary.rows or self.writes_rows(backend, ex.route):
+        if (upstream is None or c.overlapped or c.primary.rows
+                or (c.shadow is not None and c.shadow.rows)
+                or self.writes_rows(backend, ex.route)):
             return
         first = c.primary.reply
         headers = sent_again(ex, self.dropped, self.marker)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True, eq=False)
 class Flow:
-    """One exchange on the hot path. `writes`: the route policy says it may write."""
+    """One exchange on the hot path. `writes`: the route policy says it may write;
+    `counted`: it is counted among the writes that may overlap others (shadow.overlap)."""
 
     number: int
     roles: Roles
@@ -46,6 +47,7 @@ class Flow:
     ticket: Ticket | None = None
     window: Window | None = None
     shadow_window: Window | None = None
+    counted: bool = False
     on_finish: list[Callable[[], None]] = field(default_factory=list)
     finished: bool = False
 

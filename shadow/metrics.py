@@ -176,7 +176,8 @@ class Metrics:
             "shadow_reads_raced_total",
             "Safe reads recorded raced (unverified: their replies differed while writes "
             "overlapped them, and the proxy could not settle them), by why: resend_writes "
-            "(a second send would write rows, e.g. an audit row), policy (the route may not "
+            "(a second send may write rows, e.g. an audit row: the read or its route wrote, "
+            "or the route was never seen reading without writing), policy (the route may not "
             "be sent again) or unsettled (its recheck found no quiet moment; unit: exchanges).",
             ["route", "method", "why"], registry=r)
         self.recheck_unsettled = Counter(

@@ -18,7 +18,7 @@ from shadow.routes import RoutePolicy
 from shadow.verdict import Exchange, Reply
 
 if TYPE_CHECKING:
-    from shadow.recheck import Watch
+    from shadow.overlap import Watch
     from shadow.verifier import Verifier
     from shadow.writes.groups import GroupRows
 

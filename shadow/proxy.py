@@ -32,7 +32,7 @@ from shadow.flow import Flow, for_shadow, read_body
 from shadow.marker import Marker
 from shadow.mirror import MirrorLane
 from shadow.modes import ModeState
-from shadow.recheck import Clocks
+from shadow.overlap import Clocks
 from shadow.reply_head import (ExactResponse, ExactStreamResponse, abort, mark_absent,
                                 response_for)
 from shadow.routes import RouteTable
@@ -157,12 +157,14 @@ class Proxy:
             flow.on_finish.append(self.writes.barrier.finished)
         ordered = flow.writes if attribution is None else attribution.writes(
             flow.route, flow.writes)  # a read seen writing is ordered as a write
+        flow.counted = ordered or (attribution is not None
+                                   and flow.route in attribution.learnt.routes)
         if self.clocks is not None:
             if flow.pair is not None:
-                watch = flow.pair.watch = self.clocks.watch()
+                watch = flow.pair.watch = self.clocks.watch(flow.number, flow.counted)
                 flow.on_finish.append(watch.primary_replied)
-            if ordered:
-                self.clocks.primary.sent()
+            if flow.counted:
+                self.clocks.primary.sent(flow.number)
                 flow.on_finish.append(self.clocks.primary.finished)
         if flow.pair is not None:
             if causality is not None:
@@ -180,8 +182,7 @@ class Proxy:
         causality, attribution, ticket = self.writes.causality, self.writes.attribution, flow.ticket
         ex = pair.exchange
         headers = flow.headers + [self.marker.for_exchange(ex.id)]
-        counted = self.clocks is not None and (
-            ticket.writes if ticket is not None else flow.writes)
+        counted = self.clocks is not None and flow.counted
         running: list[Callable[[], None]] = []  # ends this write's count on the shadow
 
         def shadow_done() -> None:
@@ -200,7 +201,7 @@ class Proxy:
             if pair.watch is not None:
                 pair.watch.sending_shadow()
             if counted:
-                running.append(self.clocks.shadow.start())
+                running.append(self.clocks.shadow.start(flow.number))
             if attribution is not None:
                 flow.shadow_window = attribution.open(flow.number, backend, flow.route, flow.writes)
             try:

@@ -30,14 +30,18 @@ mismatch), with no status difference where a side answered 5xx (no race makes a 
 fail) and no value of another JSON type on each side, neither null (no race makes a count a
 string), none of whose signatures was already recorded as a mismatch (the same difference
 without a race to explain it), and that may not be sent again (it wrote rows, or its
-route has, or its policy forbids a second send) or whose recheck ended unsettled.
+route has, or it was never seen reading without writing, or its policy forbids a second
+send) or whose recheck ended unsettled.
 
 A comparison qualifies (`refusal` returns None) when it is a mismatch of a safe method
 whose differences are all in the replies (no row difference), that wrote no row on either
 side, whose route A/A probing may send again (never `skip`, `writes = true` or
-`calibrate = false`) and has not been seen writing rows, and that overlapped a write: one
-ran on the primary at some moment between the read's arrival and its reply, or on the
-shadow between the shadow request's send and its reply (`Watch`).
+`calibrate = false`), has not been seen writing rows and has been seen reading without
+writing (`Proof`: an audited read whose row an overlapping write was charged with looks
+like a read that writes nothing, and sending it again would write a second audit row on
+both builds), and that overlapped a write (`shadow.overlap.Watch`): one ran on the primary
+between the read's arrival and its reply, or on the shadow between its copy's send and its
+reply, or overtook its copy on the shadow.
 """
 
 from __future__ import annotations
@@ -58,119 +62,51 @@ SAFE = frozenset({"GET", "HEAD"})
 """The methods a recheck may send again."""
 UNSETTLED_WHY = (MOVED, FAILED, BUSY, FULL, STOPPED, MODE)
 RESEND_WRITES, POLICY = "resend_writes", "policy"
-"""Why a read may not be sent again: it (or its route) writes rows; its route's policy."""
+"""Why a read may not be sent again: it (or its route) writes rows, or its route was never
+seen reading without writing; its route's policy."""
 RACED_WHY = (RESEND_WRITES, POLICY, UNSETTLED)
 """Why a read was recorded `raced` (the `why` label of `shadow_reads_raced_total`)."""
-_NOT_RESENT = {"wrote_rows": RESEND_WRITES, "route_writes": RESEND_WRITES, "policy": POLICY}
-
-Mark = tuple[int, int]
-"""(writes ever started, writes running) on one side at one moment."""
+_NOT_RESENT = {"wrote_rows": RESEND_WRITES, "route_writes": RESEND_WRITES,
+               "unproven": RESEND_WRITES, "policy": POLICY}
 
 
-class WriteClock:
-    """The writes running on one side (`in_flight`) and how many ever `started` there:
-    enough to tell how many writes overlapped any span of time from its two ends.
-    `idle`, when set, is called each time the last running write ends (it must not wait)."""
+class Proof:
+    """Which routes are known to write nothing when read: a read that overlapped no write
+    on either side owns every row its sides wrote meanwhile, so when it wrote none, its
+    route was seen reading without writing. A read that overlapped writes may have had
+    its own rows charged to them (a route not yet seen writing is no candidate for a
+    change a write's window also holds), so its empty rows prove nothing: an audited read
+    beside a write looks like a read that writes nothing. A route is proven after
+    `needed` such reads, and no read of it is sent again on the proxy's own before.
+    At most `most` routes are remembered (the oldest forgotten first)."""
 
-    __slots__ = ("in_flight", "started", "idle")
+    def __init__(self, *, needed: int = 3, most: int = 10_000) -> None:
+        self.needed = needed
+        self.most = most
+        self._seen: dict[str, int] = {}
 
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.started = 0
-        self.idle: Callable[[], None] | None = None
+    def saw(self, c: Comparison) -> None:
+        """Count `c` when it was served with nothing beside it and wrote no row."""
+        ex, shadow = c.exchange, c.shadow
+        if (c.overlapped or c.primary.rows or shadow is None or shadow.rows
+                or not c.primary.reply.ok or not shadow.reply.ok):
+            return
+        key = f"{ex.method} {ex.route}"
+        seen = self._seen.pop(key, 0)
+        self._seen[key] = min(seen + 1, self.needed)
+        while len(self._seen) > self.most:
+            del self._seen[next(iter(self._seen))]
 
-    def sent(self) -> None:
-        self.in_flight += 1
-        self.started += 1
-
-    def finished(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0 and self.idle is not None:
-            self.idle()
-
-    def start(self) -> Callable[[], None]:
-        """Count one write running from now; returns what ends it (once, however often
-        it is called)."""
-        self.sent()
-        ended = False
-
-        def end() -> None:
-            nonlocal ended
-            if not ended:
-                ended = True
-                self.finished()
-
-        return end
-
-    def mark(self) -> Mark:
-        return self.started, self.in_flight
-
-    def overlapped(self, mark: Mark) -> int:
-        """How many writes ran at some moment since `mark`: those running then, and
-        those started since."""
-        started, running = mark
-        return running + self.started - started
-
-
-class Clocks:
-    """The writes of both roles: `primary` (as the primary receives them) and `shadow`
-    (from a shadow write's send to its reply)."""
-
-    __slots__ = ("primary", "shadow")
-
-    def __init__(self) -> None:
-        self.primary = WriteClock()
-        self.shadow = WriteClock()
-
-    def quiet(self) -> bool:
-        """No write is running on either side now."""
-        return self.primary.in_flight == 0 and self.shadow.in_flight == 0
-
-    def mark(self) -> tuple[Mark, Mark]:
-        return self.primary.mark(), self.shadow.mark()
-
-    def overlapped(self, mark: tuple[Mark, Mark]) -> int:
-        """Writes that ran on either side at some moment since `mark`."""
-        return self.primary.overlapped(mark[0]) + self.shadow.overlapped(mark[1])
-
-    def watch(self) -> Watch:
-        """The overlap of an exchange whose request is being sent to the primary now."""
-        return Watch(self, self.primary.mark())
-
-
-@dataclass(slots=True, eq=False)
-class Watch:
-    """How many writes overlapped one exchange: on the primary from its arrival to the
-    last byte of its reply, on the shadow from the shadow request's send to the last byte
-    of its reply. Each end is taken once, the first time it is reported."""
-
-    clocks: Clocks
-    arrived: Mark
-    primary: int | None = None
-    shadow: int | None = None
-    shadow_sent: Mark | None = None
-
-    def primary_replied(self) -> None:
-        if self.primary is None:
-            self.primary = self.clocks.primary.overlapped(self.arrived)
-
-    def sending_shadow(self) -> None:
-        self.shadow_sent = self.clocks.shadow.mark()
-
-    def shadow_replied(self) -> None:
-        if self.shadow is None and self.shadow_sent is not None:
-            self.shadow = self.clocks.shadow.overlapped(self.shadow_sent)
-
-    @property
-    def writes(self) -> int:
-        return (self.primary or 0) + (self.shadow or 0)
+    def proven(self, method: str, route: str) -> bool:
+        return self._seen.get(f"{method} {route}", 0) >= self.needed
 
 
 def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing: bool,
-            overlapped: int) -> str | None:
+            overlapped: int, proven: bool = True) -> str | None:
     """Why `c` is not rechecked, in one word, or None when it is. `may_resend`: its route
     may be sent again by the A/A policy; `writing`: its route was seen writing rows on
-    either backend; `overlapped`: how many writes ran beside it (`Watch.writes`)."""
+    either backend; `overlapped`: how many writes ran beside it (`Watch.writes`);
+    `proven`: its route was seen reading without writing (`Proof`)."""
     if c.verdict is not Verdict.MISMATCH:
         return "verdict"
     if c.exchange.method not in methods:
@@ -185,6 +121,8 @@ def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing
         return "route_writes"
     if overlapped <= 0:
         return "no_overlap"
+    if not proven:
+        return "unproven"
     return None
 
 
@@ -211,7 +149,7 @@ def raced_said(status: dict[str, Any]) -> str:
     why = status.get("raced_why", {})
     return (f"{status['raced']} read(s) unverified: their replies differed while "
             f"{status.get('raced_writes', 0)} write(s) overlapped them and the proxy could not "
-            f"settle them ({why.get(RESEND_WRITES, 0)} would write rows if sent again, "
+            f"settle them ({why.get(RESEND_WRITES, 0)} may write rows if sent again, "
             f"{why.get(POLICY, 0)} may not be sent again by policy, {why.get(UNSETTLED, 0)} "
             "unsettled rechecks); not evidence either way")
 

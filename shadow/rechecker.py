@@ -25,8 +25,14 @@ lane has drained, `flush` records what is still held.
 A mismatch that qualifies for `raced` but may not be sent again (it wrote rows: an audited
 read) is recorded `raced` at once by `offer`. Every raced sample says why (`raced`: why,
 writes overlapped) and carries the verdict `raced`. The signatures of the mismatches
-recorded (the verifier's listener `heard`) are remembered, at most MAX_MISMATCHED, so a
-difference already seen without a race to explain it is never recorded as raced.
+recorded that no write overlapped, or that a recheck confirmed (the verifier's listener
+`heard`), are remembered, at most MAX_MISMATCHED, so a difference already seen without a
+race to explain it is never recorded as raced.
+
+No read is sent again before its route has been seen reading without writing (`Proof`,
+from the comparisons `offer` sees): an audited read that overlapped a write may have had
+its audit row charged to that write, and sent again it would write a second audit row on
+both builds, one the client never asked for.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from shadow.flow import for_shadow
 from shadow.marker import Marker
 from shadow.metrics import Metrics
 from shadow.mirror import MirrorLane
+from shadow.overlap import Clocks
 from shadow.recheck import (BUSY, CONFIRMED, FAILED, FULL, MODE, MOVED, OUTCOMES, RACE,
-                            RACED_WHY, STOPPED, UNSETTLED, Budget, Clocks, Waiter, Waiting,
+                            RACED_WHY, STOPPED, UNSETTLED, Budget, Proof, Waiter, Waiting,
                             evidence, outcome, raced_why, refusal)
 from shadow.routes import RoutePolicy
 from shadow.settings_compare import RecheckSettings
@@ -121,6 +128,7 @@ class Rechecker:
         self.raced = dict.fromkeys(RACED_WHY, 0)
         self.raced_writes = 0
         self.mismatched: dict[str, None] = {}
+        self.proof = Proof()
         self._timer: asyncio.Handle | None = None
         self._soon = False
         clocks.primary.idle = clocks.shadow.idle = self._idle
@@ -137,10 +145,11 @@ class Rechecker:
         if pair is None or watch is None or c.shadow is None:
             return False
         ex = c.exchange
+        self.proof.saw(c)
         why = refusal(c, methods=self.methods, may_resend=self.allowed(ex, c.primary.backend),
                       writing=any(self.writes_rows(b, ex.route)
                                   for b in (c.primary.backend, c.shadow.backend)),
-                      overlapped=watch.writes)
+                      overlapped=watch.writes, proven=self.proof.proven(ex.method, ex.route))
         if why is not None:
             raced = raced_why(c, refused=why, unsettled=False, overlapped=watch.writes,
                               methods=self.methods, mismatched=self.mismatched)
@@ -165,9 +174,15 @@ class Rechecker:
                 "raced_writes": self.raced_writes}
 
     def heard(self, c: Comparison) -> None:
-        """Verifier listener: remember the signatures of a recorded mismatch."""
-        if c.verdict is not Verdict.MISMATCH:
-            return
+        """Verifier listener: remember the signatures of a recorded mismatch that no write
+        overlapped (one a recheck confirmed is remembered when it is recorded). One that
+        overlapped writes (a row difference, a type change kept it a mismatch) proves
+        nothing of its other differences: a race may explain them, and remembered they
+        would turn every later race at the same place into a mismatch."""
+        if c.verdict is Verdict.MISMATCH and not c.overlapped:
+            self._remember(c)
+
+    def _remember(self, c: Comparison) -> None:
         for sig in c.signatures:
             self.mismatched.pop(sig, None)
             self.mismatched[sig] = None
@@ -278,6 +293,8 @@ class Rechecker:
                         normalised=c.normalised + len(c.differences), held=waited)
         else:
             shown = [self.shown(d) for d in differences[:MAX_SHOWN]] if result == CONFIRMED else []
+            if result == CONFIRMED:  # the same difference in a quiet moment: no race
+                self._remember(c)
             sample = {**sample, "recheck": evidence(result, why, held.overlapped, shown)}
             c = replace(c, held=waited)
             if result == UNSETTLED:

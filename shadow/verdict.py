@@ -193,6 +193,8 @@ class Comparison:
     before the replies were compared (`shadow.rows.ids.Translated`). `held`: the seconds
     the verdict waited for the places it differed at to be learnt (shadow.holding), 0 when
     it was recorded at once; a held comparison keeps no body, row or raw value.
+    `overlapped`: how many writes ran beside the exchange on either side, or overtook its
+    copy on the shadow (shadow.overlap.Watch), 0 when none was watched.
     """
 
     exchange: Exchange
@@ -205,3 +207,4 @@ class Comparison:
     signatures: tuple[str, ...] = field(default=())
     translated: tuple[Any, ...] = field(default=())
     held: float = 0.0
+    overlapped: int = 0

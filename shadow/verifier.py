@@ -239,7 +239,8 @@ class Verifier:
         reason = CROSSED if moved and not differences else ""
         return Comparison(ex, p_obs, s_obs, differences, verdict, normalised=normalised,
                           reason=f"rows: {rows.skipped}" if rows and rows.skipped else reason,
-                          signatures=self.signatures(ex, differences), translated=translated)
+                          signatures=self.signatures(ex, differences), translated=translated,
+                          overlapped=pair.watch.writes if pair.watch is not None else 0)
 
     def signatures(self, ex: Exchange, differences: tuple[Difference, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(

@@ -3,13 +3,16 @@ bookkeeping, the bounded place held reads wait in, and the rate budget."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shadow.config import ConfigError, parse_config
 from shadow.cutover_cli import show_rechecks
+from shadow.overlap import Clocks, WriteClock
 from shadow.recheck import (BUSY, CONFIRMED, FAILED, MOVED, POLICY, RACE, RESEND_WRITES, SAFE,
-                            UNSETTLED, Budget, Clocks, Waiting, WriteClock, evidence, outcome,
-                            raced_why, refusal)
+                            UNSETTLED, Budget, Proof, Waiting, evidence, outcome, raced_why,
+                            refusal)
 from shadow.verdict import (Comparison, Difference, Exchange, Kind, Observation, Reply, Role,
                             RowChange, Verdict)
 
@@ -52,6 +55,36 @@ def test_what_keeps_a_comparison_from_its_recheck():
     assert _why(_comparison(BODY), may_resend=False) == "policy"
     assert _why(_comparison(BODY), writing=True) == "route_writes"
     assert _why(_comparison(BODY), overlapped=0) == "no_overlap"
+    assert refusal(_comparison(BODY), methods=SAFE, may_resend=True, writing=False,
+                   overlapped=1, proven=False) == "unproven"
+
+
+def test_a_route_is_proven_to_read_without_writing_only_by_reads_nothing_overlapped():
+    proof = Proof(needed=2)
+    audited_beside_a_write = replace(_comparison(BODY), overlapped=1)  # its row: the write's
+    for _ in range(5):
+        proof.saw(audited_beside_a_write)
+    assert not proof.proven("GET", "/count")
+    proof.saw(_comparison(BODY, rows=(CHANGE,)))                  # alone, and it wrote
+    proof.saw(_comparison(BODY, shadow_rows=(CHANGE,)))
+    failed = _comparison(verdict=Verdict.SHADOW_ERROR)
+    proof.saw(replace(failed, shadow=replace(failed.shadow, reply=Reply(
+        0, (), b"", 0.0, error="timeout"))))                       # no word on its writes
+    assert not proof.proven("GET", "/count")
+    proof.saw(_comparison())                                       # a match proves it too
+    assert not proof.proven("GET", "/count")
+    proof.saw(_comparison(BODY))
+    assert proof.proven("GET", "/count") and not proof.proven("HEAD", "/count")
+
+
+def test_the_routes_proven_are_bounded():
+    proof = Proof(needed=1, most=2)
+    for route in ("/a", "/b", "/c"):
+        ex = Exchange("x", "GET", route, route, (), b"", 0.0)
+        proof.saw(Comparison(ex, Observation("legacy", Role.PRIMARY, OK, ()),
+                             Observation("candidate", Role.SHADOW, OK, ()), (),
+                             Verdict.MATCH))
+    assert [proof.proven("GET", r) for r in ("/a", "/b", "/c")] == [False, True, True]
 
 
 def test_the_outcome_table():
@@ -178,6 +211,7 @@ def test_a_read_the_proxy_cannot_settle_is_raced_and_says_why():
     audited = _comparison(BODY, rows=(CHANGE,), shadow_rows=(CHANGE,))
     assert _raced(audited) == RESEND_WRITES
     assert _raced(_comparison(BODY), refused="route_writes") == RESEND_WRITES
+    assert _raced(_comparison(BODY), refused="unproven") == RESEND_WRITES
     assert _raced(_comparison(BODY), refused="policy") == POLICY
     assert _raced(_comparison(BODY), refused=None, unsettled=True) == UNSETTLED
     assert _raced(_comparison(Difference(Kind.STATUS, "status", 200, 404),
@@ -222,6 +256,6 @@ def test_shadow_status_says_how_many_reads_raced(capsys):
                    "raced_writes": 11})
     assert capsys.readouterr().out.splitlines()[1] == (
         "raced     5 read(s) unverified: their replies differed while 11 write(s) overlapped "
-        "them and the proxy could not settle them (3 would write rows if sent again, 0 may "
+        "them and the proxy could not settle them (3 may write rows if sent again, 0 may "
         "not be sent again by policy, 2 unsettled rechecks); not evidence either way; see "
         "the gate's raced column")

@@ -2,7 +2,8 @@
 (aiosqlite) and PostgreSQL (asyncpg). Each request may be held open by the test.
 
     POST /items      {"name", "hold"?: event name}  inserts one row, answers {"id", "name"}
-    GET  /items/{id}                                 reads one row
+    GET  /items/{id}                                 reads one row; writes an audit row if
+                                                     the build was made with `audit_items`
     GET  /feed                                       counts rows; writes an audit row if
                                                      the build was made with `audit=True`
     GET  /audits                                     counts audit rows (a summary)
@@ -85,7 +86,8 @@ class Sql:
 def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
               lost: frozenset[str] = frozenset(), audit: bool = False,
               inserted: dict[str, asyncio.Event] | None = None,
-              delay: float = 0.0, listing: str = "ordered") -> web.Application:
+              delay: float = 0.0, listing: str = "ordered",
+              audit_items: bool = False) -> web.Application:
     gates = gates if gates is not None else {}
     postgres = not database.startswith("sqlite:///")
     app = web.Application(client_max_size=64 << 20)
@@ -113,6 +115,8 @@ def items_app(database: str, *, gates: dict[str, asyncio.Event] | None = None,
         return web.json_response({"id": new, "name": name}, status=201)
 
     async def read(request):
+        if audit_items:
+            await app[DB].insert("audit", "what", "item read")
         row = await app[DB].one(int(request.match_info["id"]))
         return web.json_response(row) if row else web.json_response({"error": "no"}, status=404)
 
