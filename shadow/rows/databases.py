@@ -24,7 +24,7 @@ import asyncio
 import dataclasses
 import heapq
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -125,15 +125,25 @@ class DatabasesCapture(Capture):
         return next((clock for part in self.parts.values()
                      if (clock := getattr(part, "change_clock", None)) is not None), None)
 
-    def positions(self) -> dict[str, tuple[int, int]]:
+    @property
+    def positions(self) -> Callable[[], dict[str, tuple[int, int]]] | None:
         """Where the logs of the databases that can say stand now, by log name (see
-        `shadow.rows.sqlite_position`)."""
-        found: dict[str, tuple[int, int]] = {}
-        for part in self.parts.values():
-            positions = getattr(part, "positions", None)
-            if positions is not None:
-                found.update(positions())
-        return found
+        `shadow.rows.sqlite_position`); None when no database can, so that no request
+        reads positions for nothing."""
+        readers = [reader for part in self.parts.values()
+                   if (reader := getattr(part, "positions", None)) is not None]
+        if not readers:
+            return None
+        if len(readers) == 1:
+            return readers[0]
+
+        def positions() -> dict[str, tuple[int, int]]:
+            found: dict[str, tuple[int, int]] = {}
+            for reader in readers:
+                found.update(reader())
+            return found
+
+        return positions
 
     async def now(self) -> float | None:
         """The database server's clock (the first database that has one), else None."""

@@ -77,7 +77,7 @@ class LogPositions:
 
     def _position(self, header: bytes) -> int:
         (frame,) = struct.unpack_from("=I", header, _MXFRAME)
-        return self.at(bytes(header[_SALTS:_SALTS + 8]), frame)
+        return self.at(header[_SALTS:_SALTS + 8], frame)
 
     def _open(self) -> mmap.mmap | None:
         try:

@@ -64,6 +64,8 @@ class Clock:
 
 
 SQLITE_CLOCK = Clock()
+
+
 def _coarse_tick() -> float:
     """The resolution of the clock the kernel may stamp a file's modification with
     (Linux's CLOCK_REALTIME_COARSE, id 5: a tick, 4 ms at 250 Hz); 10 ms where unknown."""

@@ -146,6 +146,10 @@ async def test_a_faithful_pair_over_three_databases_makes_no_mismatch(
         capture = runtime.rows.captures["legacy"]
         assert isinstance(capture, DatabasesCapture)
         assert capture.where() == {"toys": "main", "users": "main", "pets": "pet"}
+        if method == "wal":  # the proxy reads each database's log position per window
+            assert set(capture.positions()) == {p.path for p in capture.parts.values()}
+        else:                # triggers give none: no request reads positions for nothing
+            assert capture.positions is None
         async with aiohttp.ClientSession() as session:
             async with session.get(admin_url(runtime, "/api/status"), headers=VIEWER) as resp:
                 status = await resp.json()
