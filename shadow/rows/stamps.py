@@ -27,34 +27,49 @@ IMAGES = 10_000
 """Rows whose last images a backend's RecentImages remembers (in memory, never stored)."""
 
 
-class RowStamps:
-    """A bounded memory of (table, primary key) -> its latest writes' moments."""
+class _RowHistory:
+    """A bounded memory of (table, primary key) -> its last `PER_ROW` entries, newest
+    first; the least recently written rows are forgotten past `max_rows`."""
 
-    def __init__(self, max_rows: int = 100_000) -> None:
+    def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
-        self._rows: OrderedDict[tuple[str, Key], tuple[Moments, ...]] = OrderedDict()
+        self._rows: OrderedDict[tuple[str, Key], tuple[Any, ...]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def earlier(self, table: str, key: Key) -> tuple[Moments, ...]:
-        """The moments of the row's remembered writes, newest first."""
+    def _entries(self, table: str, key: Key) -> tuple[Any, ...]:
         return self._rows.get((fold(table), freeze(key)), ())
 
-    def wrote(self, table: str, key: Key, primary_at: float | None,
-              shadow_at: float | None) -> None:
-        """One write of a paired row, compared now; the least recently written rows are
-        forgotten past `max_rows`."""
-        if primary_at is None or shadow_at is None:
-            return
+    def _push(self, table: str, key: Key, entry: Any) -> None:
         row = (fold(table), freeze(key))
         kept = self._rows.pop(row, ())
-        self._rows[row] = ((primary_at, shadow_at), *kept)[:PER_ROW]
+        self._rows[row] = (entry, *kept)[:PER_ROW]
         while len(self._rows) > self.max_rows:
             self._rows.popitem(last=False)
 
+    def _forget(self, table: str, key: Key) -> None:
+        self._rows.pop((fold(table), freeze(key)), None)
 
-class RecentImages:
+
+class RowStamps(_RowHistory):
+    """A bounded memory of (table, primary key) -> its latest writes' moments."""
+
+    def __init__(self, max_rows: int = 100_000) -> None:
+        super().__init__(max_rows)
+
+    def earlier(self, table: str, key: Key) -> tuple[Moments, ...]:
+        """The moments of the row's remembered writes, newest first."""
+        return self._entries(table, key)
+
+    def wrote(self, table: str, key: Key, primary_at: float | None,
+              shadow_at: float | None) -> None:
+        """One write of a paired row, compared now."""
+        if primary_at is not None and shadow_at is not None:
+            self._push(table, key, (primary_at, shadow_at))
+
+
+class RecentImages(_RowHistory):
     """What one backend's last few writes of each row left, newest first, as its drains
     delivered them (in commit order): bounded, in memory only.
 
@@ -64,20 +79,15 @@ class RecentImages:
     side only is no difference when it leaves the row as this side held it then."""
 
     def __init__(self, max_rows: int = IMAGES) -> None:
-        self.max_rows = max_rows
-        self._rows: OrderedDict[tuple[str, Key], tuple[tuple[dict[str, Any], float | None],
-                                                       ...]] = OrderedDict()
+        super().__init__(max_rows)
 
     def add(self, changes: Iterable[RowChange]) -> None:
         for change in changes:
-            row = (fold(change.table), freeze(change.key))
-            kept = self._rows.pop(row, ())
             if change.after is None:
-                continue
-            self._rows[row] = ((change.after, change.at), *kept)[:PER_ROW]
-            while len(self._rows) > self.max_rows:
-                self._rows.popitem(last=False)
+                self._forget(change.table, change.key)
+            else:
+                self._push(change.table, change.key, (change.after, change.at))
 
     def images(self, table: str, key: Key) -> tuple[tuple[dict[str, Any], float | None], ...]:
         """(image, when its database made it) of the row's remembered writes."""
-        return self._rows.get((fold(table), freeze(key)), ())
+        return self._entries(table, key)
