@@ -116,7 +116,6 @@ class Crossings:
             raise ValueError(f"max_groups must be positive: {max_groups}")
         self._secret = secret if secret is not None else os.urandom(16)
         self._groups: deque[Group] = deque(maxlen=max_groups)
-        self.noted = 0  # rows noted since start
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -139,7 +138,6 @@ class Crossings:
         self._groups.append(Group(fold(table), backend, tuple(
             Crossed(row[0], row[1], pm, sm)
             for row, pm, sm in zip(chosen, primary, shadow, strict=True))))
-        self.noted += len(chosen)
         return len(chosen)
 
     def _marks(self, image: dict[str, Any] | None) -> set[bytes]:
