@@ -103,7 +103,7 @@ def crossing(pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
     out: set[tuple[int, int]] = set()
     for i, (p1, s1) in enumerate(ordered):
         for p2, s2 in ordered[i + 1:]:
-            if p1 != p2 and (s1 > s2):
+            if s1 > s2:
                 out.update({(p1, s1), (p2, s2)})
     return out
 
