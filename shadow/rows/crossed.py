@@ -192,15 +192,16 @@ class Crossings:
             s_at = _stands(s_marks, [row.shadow_marks for row in rows])
             if p_at is None or s_at is None or len(p_at) < 2:
                 continue
-            if set(p_at) != set(s_at) or sorted(p_at.values()) != sorted(s_at.values()):
+            p_row = {at: r for r, at in p_at.items()}
+            s_row = {at: r for r, at in s_at.items()}
+            if p_at.keys() != s_at.keys() or p_row.keys() != s_row.keys():
                 continue
-            places = sorted(p_at.values())
-            p_order = [next(r for r, at in p_at.items() if at == place) for place in places]
-            s_order = [next(r for r, at in s_at.items() if at == place) for place in places]
-            p_keys = [rows[r].primary for r in p_order]
-            s_keys = [rows[r].shadow for r in s_order]
-            if p_order == s_order or _direction(p_keys) is None or (
-                    _direction(p_keys) != _direction(s_keys)):
+            places = sorted(p_row)
+            p_order = [p_row[place] for place in places]
+            s_order = [s_row[place] for place in places]
+            direction = _direction([rows[r].primary for r in p_order])
+            if p_order == s_order or direction is None or (
+                    direction != _direction([rows[r].shadow for r in s_order])):
                 continue
             now, now_marks = list(out), list(s_marks)
             for r in p_order:
