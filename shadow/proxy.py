@@ -157,8 +157,8 @@ class Proxy:
             flow.on_finish.append(self.writes.barrier.finished)
         ordered = flow.writes if attribution is None else attribution.writes(
             flow.route, flow.writes)  # a read seen writing is ordered as a write
-        flow.counted = ordered or (attribution is not None
-                                   and flow.route in attribution.learnt.routes)
+        flow.counted = flow.writes if attribution is None else attribution.may_write(
+            flow.route, flow.writes)
         if self.clocks is not None:
             if flow.pair is not None:
                 watch = flow.pair.watch = self.clocks.watch(flow.number, flow.counted)

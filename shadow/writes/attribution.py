@@ -140,8 +140,11 @@ class Attribution:
             self.writes_waiting.add(member.flow)
 
     def _may_write(self, member: Member) -> bool:
-        """A write, or a read of a route seen writing rows."""
-        return member.writes or member.route in self.learnt.routes
+        return self.may_write(member.route, member.writes)
+
+    def may_write(self, route: str, writes: bool) -> bool:
+        """A write (`writes`: its policy says it may), or a read of a route seen writing rows."""
+        return writes or route in self.learnt.routes
 
     def open(self, flow: int, backend: str, route: str, writes: bool) -> Window:
         return self.sides[backend].open(flow, route, writes, time.time())
