@@ -13,6 +13,10 @@ meets, up to a cap. Leaves compare strictly by default:
                    time_tolerance and are written the same way, or when the shadow's is
                    later by no more than the replay lag (see shadow.compare.moments)
 
+An array of objects that each build sorted by its own clock (a tie within one second on
+one side, a second boundary between the same two stamps on the other) is equal when its
+elements are (see shadow.compare.clock_order); it counts as normalised.
+
 Arrays that became a `Bag` compare as multisets: each element is paired with the first
 equal element left on the other side (unordered arrays nested inside unordered arrays are
 paired by position after sorting). What this module reports is the authoritative answer;
@@ -28,6 +32,7 @@ from typing import Any
 import orjson
 
 from shadow.compare.bridge import ValueKind, is_numeric_text, values_equal
+from shadow.compare.clock_order import clock_order, stamped_members
 from shadow.compare.jsonpath import Path, render_path
 from shadow.compare.moments import stamped_later
 from shadow.compare.prepare import Bag, sort_key
@@ -155,6 +160,7 @@ class Walker:
         nested: bool,
         root: Any = None,
         resized: list[Path] | None = None,
+        orders: bool = True,
     ) -> tuple[int, int]:
         found = normalised = 0
         stack: list[tuple[Any, Any, Any]] = [(root, a, b)]
@@ -176,6 +182,11 @@ class Walker:
                     found += more
                     normalised += norm
                     continue
+                if orders and self._times and tx is list and ty is list and len(x) == len(y) > 1:
+                    settled = self._clock_ordered(x, y, nested)
+                    if settled is not None:
+                        normalised += settled
+                        continue
                 if resized is not None and len(x) != len(y):
                     resized.append(_path(link))
                     found += self._report(sink, link, x, y, f"array of {len(x)} vs {len(y)} elements")
@@ -196,6 +207,28 @@ class Walker:
                 else:
                     found += self._report(sink, link, x, y, None)
         return found, normalised
+
+    def _clock_ordered(self, xs: list[Any], ys: list[Any], nested: bool) -> int | None:
+        """The normalised count when two arrays of timestamped objects are equal, element
+        by element or in an order only the two builds' clocks explain (see
+        `shadow.compare.clock_order`); None when they differ or hold no timestamps.
+        Arrays inside their elements are compared by position here (one level of
+        recursion at most); the caller's own walk gives them this chance in turn."""
+        if not stamped_members(xs, ys):
+            return None
+        normalised = 0
+        for x, y in zip(xs, ys):
+            count, norm = self._run(x, y, None, 1, nested=nested, orders=False)
+            if count:
+                break
+            normalised += norm
+        else:
+            return normalised
+
+        def same(a: Any, b: Any) -> bool:
+            return not self._run(a, b, None, 1, nested=nested, orders=False)[0]
+
+        return 1 if clock_order(xs, ys, same) else None
 
     def _bag(self, path: Path, xs: Sequence[Any], ys: Sequence[Any], sink: list | None, limit: int) -> tuple[int, int]:
         if len(xs) == len(ys):
