@@ -14,18 +14,15 @@ The second test runs the traffic as `shadow demo --bugs none` sends it by defaul
 users, groups at once, pause and duration): reads then overlap writes, and a read that saw
 another subset of them than its copy did on the shadow, which the proxy cannot settle
 (an audited read, a recheck with no quiet moment), is `raced`, unverified: never a
-mismatch, never a match. No mismatch and no row difference is allowed. It does not pass
-every time: what made it fail now and then is no race of replies: an audit row
-attributed to another exchange of a group (`audit_log[*]` row_missing, or row_changed
-where two groups' audit rows took each other's key), a `points[*].points` total in a
-group of overlapping writes, and once an `audit_log[*].id` key difference not traced yet.
-(Audit summaries that differed from some moment on were an audited read sent again by the
-proxy on its own, and one mismatch beside writes turning later races into mismatches;
-neither happens any more.)
-Sequence keys of overlapping inserts whose rows crossed between burnt values
-(`achievements[*].id`) and listings ordered by id after such inserts (the inbox) are
-settled now (shadow.rows.sequences, shadow.rows.crossed). See the README's faithful-port
-section for the figures.
+mismatch, never a match. No mismatch and no row difference is allowed. What made it fail
+now and then before is settled: audit summaries that drifted (an audited read sent again
+by the proxy on its own), sequence keys of overlapping inserts whose rows crossed between
+burnt values (`achievements[*].id`, shadow.rows.sequences), listings ordered by id after
+such inserts (the inbox, shadow.rows.crossed), and the badges listing each build sorted by
+its own clock to the second (shadow.compare.clock_order). Two others seen only before
+those parts were combined (audit rows of two overlapping groups that took each other's
+key; a `points[*].points` total in a group of overlapping writes) were not traced, and
+have not shown since. See the README's faithful-port section for the figures.
 """
 
 from __future__ import annotations
@@ -38,7 +35,6 @@ import sys
 from collections.abc import Iterator
 
 import aiohttp
-import pytest
 
 from shadow.demo.commands import demo
 from shadow.demo.runner import (DURATION, THINK, USERS, DemoResult, collect, demo_stack,
@@ -110,10 +106,6 @@ async def test_a_faithful_port_beside_a_busy_loop_gives_zero_mismatches(pg_dsn, 
     assert lags and max(lags) > 0, lags
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "not yet clean every time: audit rows charged to the wrong exchange of an "
-    "overlapping group, a points total that differs in a group of overlapping writes; "
-    "see the README"))
 async def test_the_default_demo_beside_a_busy_loop_gives_no_mismatch_and_no_row_difference(
         pg_dsn, tmp_path):
     defaults = {p.name: p.default for p in demo.params}
