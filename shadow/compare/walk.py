@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from shadow.compare.bridge import ValueKind, is_numeric_text, values_equal
-from shadow.compare.clock_order import clock_order, stamped_members
+from shadow.compare.clock_order import clock_order, stamped
 from shadow.compare.jsonpath import Path, render_path
 from shadow.compare.moments import stamped_later
 from shadow.compare.prepare import Bag, sort_key
@@ -182,7 +182,8 @@ class Walker:
                     found += more
                     normalised += norm
                     continue
-                if orders and self._times and tx is list and ty is list and len(x) == len(y) > 1:
+                if (orders and self._times and tx is list and ty is list
+                        and len(x) == len(y) > 1 and stamped(x[0])):
                     settled = self._clock_ordered(x, y, nested)
                     if settled is not None:
                         normalised += settled
@@ -211,24 +212,20 @@ class Walker:
     def _clock_ordered(self, xs: list[Any], ys: list[Any], nested: bool) -> int | None:
         """The normalised count when two arrays of timestamped objects are equal, element
         by element or in an order only the two builds' clocks explain (see
-        `shadow.compare.clock_order`); None when they differ or hold no timestamps.
-        Arrays inside their elements are compared by position here (one level of
-        recursion at most); the caller's own walk gives them this chance in turn."""
-        if not stamped_members(xs, ys):
-            return None
-        normalised = 0
-        for x, y in zip(xs, ys):
-            count, norm = self._run(x, y, None, 1, nested=nested, orders=False)
-            if count:
-                break
-            normalised += norm
-        else:
-            return normalised
+        `shadow.compare.clock_order`); None when they differ. Elements are compared with
+        the arrays inside them by position (one level of recursion at most); the caller's
+        own walk gives those arrays this chance in turn."""
 
         def same(a: Any, b: Any) -> bool:
             return not self._run(a, b, None, 1, nested=nested, orders=False)[0]
 
-        return 1 if clock_order(xs, ys, same) else None
+        normalised = 0
+        for start, (x, y) in enumerate(zip(xs, ys)):
+            count, norm = self._run(x, y, None, 1, nested=nested, orders=False)
+            if count:
+                return 1 if clock_order(xs, ys, same, start=start) else None
+            normalised += norm
+        return normalised
 
     def _bag(self, path: Path, xs: Sequence[Any], ys: Sequence[Any], sink: list | None, limit: int) -> tuple[int, int]:
         if len(xs) == len(ys):
