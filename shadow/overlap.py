@@ -14,7 +14,11 @@ exchange's `Watch` counts three kinds of writes beside it:
   keeps a write that arrived after a read *completed* behind that read on the shadow, so
   this counts the writes that arrived while it ran (already seen on the primary) and the
   writes causality does not order: reads that write but usually do not, which run beside
-  other reads on the shadow.
+  other reads on the shadow. The proxy's own order keeps this at zero today: copies are
+  handed to the shadow lane in exchange-number order, the lane starts them first in,
+  first out, and each marks its send before it first waits; a later write that runs
+  beside a read there is counted in `shadow` instead. It is counted all the same, so that
+  a change of that order could never turn such a race into a mismatch.
 
 A write that arrived on the primary after the exchange's reply and ran on the shadow after
 the exchange's copy is no overlap: the next write of a client that waits for each reply is

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shadow.compare.walk import TYPE_CHANGED
+from shadow.route_learning import OTHER
 from shadow.verdict import ROW_KINDS, Comparison, Difference, Kind, Reply, Verdict
 
 RACE, CONFIRMED, UNSETTLED = "race", "confirmed", "unsettled"
@@ -78,6 +79,8 @@ class Proof:
     change a write's window also holds), so its empty rows prove nothing: an audited read
     beside a write looks like a read that writes nothing. A route is proven after
     `needed` such reads, and no read of it is sent again on the proxy's own before.
+    Paths no template names yet (or past the templates' cap) share the route `{other}`:
+    quiet reads of some of them say nothing of the others, so `{other}` is never proven.
     At most `most` routes are remembered (the oldest forgotten first)."""
 
     def __init__(self, *, needed: int = 3, most: int = 10_000) -> None:
@@ -89,7 +92,7 @@ class Proof:
         """Count `c` when it was served with nothing beside it and wrote no row."""
         ex, shadow = c.exchange, c.shadow
         if (c.overlapped or c.primary.rows or shadow is None or shadow.rows
-                or not c.primary.reply.ok or not shadow.reply.ok):
+                or not c.primary.reply.ok or not shadow.reply.ok or ex.route == OTHER):
             return
         key = f"{ex.method} {ex.route}"
         seen = self._seen.pop(key, 0)
@@ -98,7 +101,7 @@ class Proof:
             del self._seen[next(iter(self._seen))]
 
     def proven(self, method: str, route: str) -> bool:
-        return self._seen.get(f"{method} {route}", 0) >= self.needed
+        return route != OTHER and self._seen.get(f"{method} {route}", 0) >= self.needed
 
 
 def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing: bool,

@@ -10,6 +10,7 @@ import pytest
 from shadow.config import ConfigError, parse_config
 from shadow.cutover_cli import show_rechecks
 from shadow.overlap import Clocks, WriteClock
+from shadow.route_learning import OTHER
 from shadow.recheck import (BUSY, CONFIRMED, FAILED, MOVED, POLICY, RACE, RESEND_WRITES, SAFE,
                             UNSETTLED, Budget, Proof, Waiting, evidence, outcome, raced_why,
                             refusal)
@@ -75,6 +76,18 @@ def test_a_route_is_proven_to_read_without_writing_only_by_reads_nothing_overlap
     assert not proof.proven("GET", "/count")
     proof.saw(_comparison(BODY))
     assert proof.proven("GET", "/count") and not proof.proven("HEAD", "/count")
+
+
+def test_paths_no_template_names_yet_prove_nothing_of_each_other():
+    # `/a` and `/b` both fall under `{other}` until a template names them: three quiet
+    # reads of `/a` must not let a read of `/b` (an audited one, say) be sent again
+    proof = Proof(needed=3)
+    for _ in range(5):
+        ex = Exchange("x", "GET", OTHER, "/a", (), b"", 0.0)
+        proof.saw(Comparison(ex, Observation("legacy", Role.PRIMARY, OK, ()),
+                             Observation("candidate", Role.SHADOW, OK, ()), (),
+                             Verdict.MATCH))
+    assert not proof.proven("GET", OTHER)
 
 
 def test_the_routes_proven_are_bounded():
