@@ -101,7 +101,7 @@ class Proof:
             del self._seen[next(iter(self._seen))]
 
     def proven(self, method: str, route: str) -> bool:
-        return route != OTHER and self._seen.get(f"{method} {route}", 0) >= self.needed
+        return self._seen.get(f"{method} {route}", 0) >= self.needed
 
 
 def refusal(c: Comparison, *, methods: frozenset[str], may_resend: bool, writing: bool,

@@ -45,7 +45,7 @@ def clock_order(primary: Sequence[Any], shadow: Sequence[Any],
     partner = _pairing(primary, shadow, same, start)
     if partner is None:
         return False
-    return any(_explains(mine, theirs, partner) for _, mine, theirs in _stamps(primary, shadow))
+    return any(_explains(mine, theirs, partner) for mine, theirs in _stamps(primary, shadow))
 
 
 def stamped(element: Any) -> bool:
@@ -54,17 +54,10 @@ def stamped(element: Any) -> bool:
     return type(element) is dict and any(instant(v) is not None for v in element.values())
 
 
-def stamped_members(primary: Sequence[Any], shadow: Sequence[Any]) -> list[str]:
-    """The members that hold an instant in every element of both arrays (objects)."""
-    return [member for member, _, _ in _stamps(primary, shadow)]
-
-
 def _stamps(primary: Sequence[Any],
-            shadow: Sequence[Any]) -> Iterator[tuple[str, list[float], list[float]]]:
-    """(member, the primary's instants, the shadow's) for each member that holds an
+            shadow: Sequence[Any]) -> Iterator[tuple[list[float], list[float]]]:
+    """(the primary's instants, the shadow's) for each member that holds an
     instant in every element of both arrays, each list in its own array's order."""
-    if not primary or len(primary) > MAX_ELEMENTS or len(shadow) > MAX_ELEMENTS:
-        return
     if not all(type(e) is dict for e in primary) or not all(type(e) is dict for e in shadow):
         return
     for member, value in primary[0].items():
@@ -73,7 +66,7 @@ def _stamps(primary: Sequence[Any],
         mine = [instant(e.get(member)) for e in primary]
         theirs = [instant(e.get(member)) for e in shadow]
         if None not in mine and None not in theirs:
-            yield member, mine, theirs  # type: ignore[misc]
+            yield mine, theirs  # type: ignore[misc]
 
 
 def _pairing(primary: Sequence[Any], shadow: Sequence[Any],

@@ -182,11 +182,12 @@ class Walker:
                     found += more
                     normalised += norm
                     continue
+                equal = 0  # leading elements already found equal in place
                 if (orders and self._times and tx is list and ty is list
                         and len(x) == len(y) > 1 and stamped(x[0])):
-                    settled = self._clock_ordered(x, y, nested)
-                    if settled is not None:
-                        normalised += settled
+                    settled, equal, norm = self._clock_ordered(x, y, nested)
+                    normalised += norm
+                    if settled:
                         continue
                 if resized is not None and len(x) != len(y):
                     resized.append(_path(link))
@@ -197,7 +198,7 @@ class Walker:
                     found += self._report(sink, (link, index), None, y[index], MISSING_IN_PRIMARY)
                 for index in range(len(x) - 1, shared - 1, -1):
                     found += self._report(sink, (link, index), x[index], None, MISSING_IN_SHADOW)
-                for index in range(shared - 1, -1, -1):
+                for index in range(shared - 1, equal - 1, -1):
                     stack.append(((link, index), x[index], y[index]))
             elif tx in _CONTAINERS or ty in _CONTAINERS:
                 found += self._report(sink, link, x, y, None)
@@ -209,12 +210,14 @@ class Walker:
                     found += self._report(sink, link, x, y, None)
         return found, normalised
 
-    def _clock_ordered(self, xs: list[Any], ys: list[Any], nested: bool) -> int | None:
-        """The normalised count when two arrays of timestamped objects are equal, element
-        by element or in an order only the two builds' clocks explain (see
-        `shadow.compare.clock_order`); None when they differ. Elements are compared with
-        the arrays inside them by position (one level of recursion at most); the caller's
-        own walk gives those arrays this chance in turn."""
+    def _clock_ordered(self, xs: list[Any], ys: list[Any], nested: bool) -> tuple[bool, int, int]:
+        """(settled, equal, normalised) for two arrays of timestamped objects of one
+        length: settled when they are equal, element by element or in an order only the
+        two builds' clocks explain (see `shadow.compare.clock_order`); else the first
+        `equal` elements were found equal in place, with `normalised` leaves, and need no
+        second walk. Elements are compared with the arrays inside them by position (one
+        level of recursion at most); the caller's own walk gives those arrays this chance
+        in turn."""
 
         def same(a: Any, b: Any) -> bool:
             return not self._run(a, b, None, 1, nested=nested, orders=False)[0]
@@ -223,9 +226,11 @@ class Walker:
         for start, (x, y) in enumerate(zip(xs, ys)):
             count, norm = self._run(x, y, None, 1, nested=nested, orders=False)
             if count:
-                return 1 if clock_order(xs, ys, same, start=start) else None
+                if clock_order(xs, ys, same, start=start):
+                    return True, 0, 1
+                return False, start, normalised
             normalised += norm
-        return normalised
+        return True, 0, normalised
 
     def _bag(self, path: Path, xs: Sequence[Any], ys: Sequence[Any], sink: list | None, limit: int) -> tuple[int, int]:
         if len(xs) == len(ys):

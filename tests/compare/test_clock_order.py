@@ -4,7 +4,7 @@ key, an element changed)."""
 
 import pytest
 
-from shadow.compare.clock_order import MAX_ELEMENTS, clock_order, stamped_members
+from shadow.compare.clock_order import MAX_ELEMENTS, clock_order
 from shadow.compare.rules import build_rules
 from shadow.compare.walk import Walker
 
@@ -56,12 +56,21 @@ def test_an_order_by_another_member_is_still_a_mismatch():
 
 def test_a_changed_element_is_reported_where_it_changed():
     primary = [badge("first_entry", 1), badge("week_streak", 1)]
-    shadow = [badge("week_streak", 2), badge("first_entry", 1), ]
+    shadow = [badge("week_streak", 2), badge("first_entry", 1)]
     shadow[1] = {**shadow[1], "badge": "lost"}
     assert not walk(primary, shadow).equal
     # a stamp a day off is no tie and no lag
     far = [{"badge": "week_streak", "earned_at": "2026-12-06 21:00:02"}, badge("first_entry", 1)]
     assert not walk(primary, far).equal
+
+
+def test_a_change_after_equal_elements_is_reported_at_its_place_with_their_normalised():
+    # the elements before the change are walked once, and what they normalised still counts
+    primary = [badge("c", 3), badge("b", 2), badge("a", 1)]
+    shadow = [badge("c", 4), badge("b", 2), {**badge("a", 1), "badge": "lost"}]
+    result = walk(primary, shadow)
+    assert [d.path for d in result.differences] == ["$.achievements[2].badge"]
+    assert result.normalised == 1  # "c" stamped a second later, within the lag
 
 
 def test_both_sides_must_differ_in_the_same_direction_where_both_differ():
@@ -87,17 +96,24 @@ def test_nested_arrays_get_the_same_chance():
 
 
 def test_pure_rule_needs_a_stamp_in_every_element_and_a_pairing():
-    same = lambda a, b: a == b  # noqa: E731
-    assert stamped_members([badge("a", 1)], [badge("a", 1)]) == ["earned_at"]
-    assert stamped_members([{"a": 1}], [{"a": 1}]) == []
-    assert stamped_members([badge("a", 1), {"badge": "b", "earned_at": None}],
-                           [badge("a", 1), badge("b", 1)]) == []
+    same = lambda a, b: a["badge"] == b["badge"]  # noqa: E731  (stamps by meaning: paired)
+    assert clock_order([badge("a", 1), badge("b", 1)], [badge("b", 2), badge("a", 1)], same)
+    unstamped = [{"badge": "a", "n": 1}, {"badge": "b", "n": 1}]
+    assert not clock_order(unstamped, unstamped[::-1], same)
+    assert not clock_order([badge("a", 1), {"badge": "b", "earned_at": None}],
+                           [{"badge": "b", "earned_at": None}, badge("a", 1)], same)
     assert not clock_order([badge("a", 1)], [badge("a", 1)], same)  # one element: no order
     assert not clock_order([badge("a", 1), badge("b", 1)], [badge("a", 1)], same)
     assert not clock_order([badge("a", 1), badge("b", 1)],
                            [badge("b", 1), badge("c", 1)], same)
-    many = [badge(str(i), 1) for i in range(MAX_ELEMENTS + 1)]
-    assert stamped_members(many, many) == []
+
+
+@pytest.mark.parametrize(("n", "paired"), [(MAX_ELEMENTS, True), (MAX_ELEMENTS + 1, False)])
+def test_only_lists_up_to_the_bound_are_paired(n, paired):
+    names = [f"b{i:03d}" for i in range(n)]
+    primary = [badge(name, 1) for name in names]
+    shadow = [badge(names[-1], 2)] + primary[:-1]
+    assert clock_order(primary, shadow, lambda a, b: a["badge"] == b["badge"]) is paired
 
 
 @pytest.mark.parametrize("n", [3, 6])
